@@ -1,0 +1,49 @@
+# The operator surface of DESIGN §7. `make demo` and `make test` work from a fresh clone:
+# they install the virtualenv and the local stack (MariaDB, Redis, Kafka, DynamoDB Local).
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STACK   := $(PY) scripts/stack.py
+# Endpoints of the local stack, for commands that talk to it.
+WITH_ENV = set -a && . .stack/env && set +a &&
+
+.PHONY: setup stack-up stack-down stack-status test test-unit test-integration demo bench lint clean
+
+setup: $(BIN)/.installed
+
+$(BIN)/.installed: pyproject.toml constraints.txt
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
+	touch $@
+
+stack-up:
+	$(STACK) up
+
+stack-down:
+	$(STACK) down
+
+stack-status:
+	$(STACK) status
+
+test: setup stack-up
+	$(WITH_ENV) $(BIN)/pytest
+
+test-unit: setup
+	$(BIN)/pytest -m "not integration"
+
+test-integration: setup stack-up
+	$(WITH_ENV) $(BIN)/pytest -m integration
+
+demo: setup stack-up
+	$(WITH_ENV) $(BIN)/replicator demo
+
+bench: setup stack-up
+	$(WITH_ENV) $(BIN)/python -m bench
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+clean: stack-down
+	rm -rf .stack $(VENV)

@@ -1,0 +1,261 @@
+"""The change event (DESIGN §3.1): the contract between the reader, the writer and validators.
+
+Pure data and (de)serialisation; no I/O.
+
+Values are carried losslessly. In Python a column value is one of::
+
+    None | int | float | str | Decimal | bytes | Temporal | frozenset[str] (SET) | JsonDoc
+
+and on the wire (JSON, orjson) the types JSON lacks are tagged one-key objects::
+
+    {"$decimal": "12.50"}  {"$bytes": "<base64>"}  {"$set": ["a", "b"]}  {"$json": <document>}
+    {"$date": "2024-01-31"}  {"$datetime": "2024-01-31T10:00:00.123456"}
+    {"$timestamp": "2024-01-31T10:00:00.123456Z"}  {"$time": "-838:59:59.000000"}
+
+Temporal values keep MySQL's own text (zero dates included) with exactly the column's
+fractional digits, so nothing is lost to Python's datetime range.
+
+Versions: ``version = (binlog file sequence << 32) + event start offset + row index``.
+Every row in a rows event takes at least one byte of the event, so ``offset + row`` stays
+below the next event's offset: versions are unique and strictly increase along the binlog
+of one server, and fit in 63 bits (file offsets are 32-bit in the v4 event header).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Literal
+
+import orjson
+
+from replicator.errors import BadEventError
+
+ENVELOPE_VERSION = 1
+
+Op = Literal["c", "u", "d", "r"]
+OPS: frozenset[str] = frozenset(("c", "u", "d", "r"))
+TemporalKind = Literal["date", "datetime", "timestamp", "time"]
+TEMPORAL_KINDS: frozenset[str] = frozenset(("date", "datetime", "timestamp", "time"))
+
+
+@dataclass(frozen=True, slots=True)
+class Temporal:
+    """A DATE/DATETIME/TIMESTAMP/TIME value as MySQL's canonical text (zero dates allowed)."""
+
+    kind: TemporalKind
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class JsonDoc:
+    """A JSON column's document (any JSON value), kept apart from plain strings."""
+
+    value: Any
+
+
+Value = None | int | float | str | Decimal | bytes | Temporal | frozenset[str] | JsonDoc
+Row = dict[str, Value]
+
+
+# --------------------------------------------------------------------------- versions
+
+_FILE_SEQ_BITS = 31
+_OFFSET_BITS = 32
+
+
+def binlog_sequence(file: str) -> int:
+    """The numeric suffix of a binlog file name: ``mysql-bin.000123`` -> 123."""
+    _, _, suffix = file.rpartition(".")
+    if not suffix.isdigit():
+        raise ValueError(f"binlog file name without a numeric suffix: {file!r}")
+    return int(suffix)
+
+
+def binlog_version(file: str, offset: int, row: int = 0) -> int:
+    """The version of row ``row`` of the rows event starting at ``offset`` of ``file``."""
+    seq = binlog_sequence(file)
+    if not (0 <= seq < 1 << _FILE_SEQ_BITS and 0 <= offset < 1 << _OFFSET_BITS and row >= 0):
+        raise ValueError(f"binlog position out of range: {file}:{offset} row {row}")
+    return (seq << _OFFSET_BITS) + offset + row
+
+
+def snapshot_version(file: str, head_offset: int) -> int:
+    """The version for snapshot rows selected after reading the binlog head ``file:head_offset``.
+
+    One below the first version a later event can have, and not below any earlier event's,
+    so stream changes the chunk did not see always win, and the ones it saw tie harmlessly.
+    """
+    return binlog_version(file, head_offset) - 1
+
+
+# --------------------------------------------------------------------------- event
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    file: str
+    offset: int  # start offset of the rows event in the file
+    row: int = 0  # index of the row within the event
+    gtid: str | None = None
+
+    @property
+    def version(self) -> int:
+        return binlog_version(self.file, self.offset, self.row)
+
+
+@dataclass(frozen=True, slots=True)
+class TxInfo:
+    id: str  # GTID when the server has one, else "file:offset" of the transaction start
+    index: int  # row index within the transaction
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeEvent:
+    op: Op
+    db: str
+    table: str
+    pk: Row
+    before: Row | None
+    after: Row | None
+    pos: Position
+    version: int
+    ts_ms: int
+    tx: TxInfo
+    schema: str  # fingerprint of the table schema the row was decoded with
+    columns: tuple[tuple[str, str], ...] = field(default=())  # (name, MySQL COLUMN_TYPE) in order
+
+    @property
+    def source(self) -> str:
+        return f"{self.db}.{self.table}"
+
+    @property
+    def row(self) -> Row:
+        """The row image that defines the target state (``before`` for deletes)."""
+        image = self.after if self.op != "d" else self.before
+        if image is None:
+            raise BadEventError(f"{self.source}: op {self.op!r} without its row image", table=self.source)
+        return image
+
+    def key_bytes(self) -> bytes:
+        return encode_key(self.pk)
+
+    def to_json(self) -> bytes:
+        doc: dict[str, Any] = {
+            "v": ENVELOPE_VERSION,
+            "op": self.op,
+            "db": self.db,
+            "table": self.table,
+            "pk": encode_row(self.pk),
+            "pos": {"file": self.pos.file, "offset": self.pos.offset, "row": self.pos.row,
+                    "gtid": self.pos.gtid},
+            "version": self.version,
+            "ts_ms": self.ts_ms,
+            "tx": {"id": self.tx.id, "index": self.tx.index},
+            "schema": self.schema,
+            "columns": [list(c) for c in self.columns],
+        }
+        if self.before is not None:
+            doc["before"] = encode_row(self.before)
+        if self.after is not None:
+            doc["after"] = encode_row(self.after)
+        return orjson.dumps(doc)
+
+    @classmethod
+    def from_json(cls, data: bytes) -> ChangeEvent:
+        try:
+            doc = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise BadEventError(f"not JSON: {exc}", reason="not-json") from exc
+        if not isinstance(doc, dict):
+            raise BadEventError("envelope is not a JSON object", reason="bad-envelope")
+        if doc.get("v") != ENVELOPE_VERSION:
+            raise BadEventError(f"unknown envelope version {doc.get('v')!r} (this build reads "
+                                f"{ENVELOPE_VERSION})", reason="unknown-version")
+        try:
+            op = doc["op"]
+            if op not in OPS:
+                raise BadEventError(f"unknown op {op!r}", reason="bad-op")
+            pos = doc["pos"]
+            before = decode_row(doc["before"]) if "before" in doc else None
+            after = decode_row(doc["after"]) if "after" in doc else None
+            if (op == "d") != (after is None) or (op in ("u", "d")) != (before is not None):
+                raise BadEventError(f"op {op!r} with the wrong row images", reason="bad-images")
+            return cls(
+                op=op, db=str(doc["db"]), table=str(doc["table"]), pk=decode_row(doc["pk"]),
+                before=before, after=after,
+                pos=Position(str(pos["file"]), int(pos["offset"]), int(pos["row"]), pos.get("gtid")),
+                version=int(doc["version"]), ts_ms=int(doc["ts_ms"]),
+                tx=TxInfo(str(doc["tx"]["id"]), int(doc["tx"]["index"])),
+                schema=str(doc["schema"]),
+                columns=tuple((str(n), str(t)) for n, t in doc.get("columns", ())),
+            )
+        except BadEventError:
+            raise
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BadEventError(f"malformed event: {type(exc).__name__}: {exc}", reason="malformed") from exc
+
+
+# --------------------------------------------------------------------------- values
+
+
+def encode_value(v: Value) -> Any:
+    if v is None or isinstance(v, bool | int | float | str):
+        return v
+    if isinstance(v, Decimal):
+        return {"$decimal": str(v)}
+    if isinstance(v, bytes | bytearray | memoryview):
+        return {"$bytes": base64.b64encode(bytes(v)).decode("ascii")}
+    if isinstance(v, Temporal):
+        return {"$" + v.kind: v.text}
+    if isinstance(v, frozenset | set):
+        return {"$set": sorted(v)}
+    if isinstance(v, JsonDoc):
+        return {"$json": v.value}
+    raise TypeError(f"cannot encode a {type(v).__name__} as a column value")
+
+
+def decode_value(j: Any) -> Value:
+    if j is None or isinstance(j, int | float | str):
+        return j  # type: ignore[no-any-return]
+    if isinstance(j, dict) and len(j) == 1:
+        ((tag, payload),) = j.items()
+        if tag == "$decimal":
+            return Decimal(payload)
+        if tag == "$bytes":
+            return base64.b64decode(payload, validate=True)
+        if tag == "$set":
+            return frozenset(payload)
+        if tag == "$json":
+            return JsonDoc(payload)
+        if tag.startswith("$") and tag[1:] in TEMPORAL_KINDS:
+            return Temporal(tag[1:], payload)  # type: ignore[arg-type]
+    raise ValueError(f"not a column value: {j!r}")
+
+
+def encode_row(row: Row) -> dict[str, Any]:
+    return {k: encode_value(v) for k, v in row.items()}
+
+
+def decode_row(j: Any) -> Row:
+    if not isinstance(j, dict):
+        raise TypeError(f"row image is a {type(j).__name__}, not an object")
+    return {str(k): decode_value(v) for k, v in j.items()}
+
+
+def encode_key(pk: Row) -> bytes:
+    """Deterministic Kafka key for a primary key: sorted columns, tagged values."""
+    return orjson.dumps(encode_row(pk), option=orjson.OPT_SORT_KEYS)
+
+
+def schema_fingerprint(columns: tuple[tuple[str, str], ...] | list[tuple[str, str]]) -> str:
+    """A short stable digest of (name, type) pairs in column order."""
+    h = hashlib.sha256()
+    for name, typ in columns:
+        h.update(name.encode())
+        h.update(b"\0")
+        h.update(typ.encode())
+        h.update(b"\1")
+    return h.hexdigest()[:16]

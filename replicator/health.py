@@ -1,0 +1,97 @@
+"""Probes of the four services the product talks to, for ``replicator check``."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from replicator.settings import Settings
+
+
+@dataclass(frozen=True)
+class Probe:
+    service: str
+    endpoint: str
+    ok: bool
+    detail: str
+    seconds: float
+
+
+REQUIRED_BINLOG = {
+    "log_bin": "ON",
+    "binlog_format": "ROW",
+    "binlog_row_image": "FULL",
+}
+
+
+def probe_mysql(s: Settings) -> str:
+    import pymysql
+
+    conn = pymysql.connect(
+        host=s.mysql.host, port=s.mysql.port, user=s.mysql.user,
+        password=s.mysql.password.get_secret_value(), connect_timeout=s.mysql.connect_timeout_s,
+    )
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT VERSION()")
+            version = str(cur.fetchone()[0])  # type: ignore[index]
+            cur.execute(
+                "SHOW GLOBAL VARIABLES WHERE Variable_name IN "
+                "('log_bin','binlog_format','binlog_row_image','binlog_row_metadata')"
+            )
+            found = {str(k): str(v) for k, v in cur.fetchall()}
+    finally:
+        conn.close()
+    wrong = [f"{k}={found.get(k)!r} (need {v})" for k, v in REQUIRED_BINLOG.items() if found.get(k) != v]
+    if found.get("binlog_row_metadata", "FULL") != "FULL":
+        wrong.append(f"binlog_row_metadata={found['binlog_row_metadata']!r} (need FULL)")
+    if wrong:
+        raise RuntimeError("binlog not usable: " + ", ".join(wrong))
+    return f"{version}, binlog ROW/FULL"
+
+
+def probe_kafka(s: Settings) -> str:
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": s.kafka.bootstrap_servers, **s.kafka.extra})
+    md = admin.list_topics(timeout=5)
+    return f"{len(md.brokers)} broker(s), {len(md.topics)} topic(s)"
+
+
+def probe_dynamodb(s: Settings) -> str:
+    import boto3
+
+    client = boto3.client("dynamodb", endpoint_url=s.dynamodb.endpoint_url, region_name=s.dynamodb.region)
+    tables = client.list_tables(Limit=100)["TableNames"]
+    return f"{len(tables)} table(s) visible"
+
+
+def probe_redis(s: Settings) -> str:
+    import redis
+
+    r = redis.Redis.from_url(s.control.redis_url, socket_timeout=5, socket_connect_timeout=5)
+    try:
+        r.ping()
+        return f"redis {r.info('server')['redis_version']}"
+    finally:
+        r.close()
+
+
+def run_probes(s: Settings) -> list[Probe]:
+    probes: list[tuple[str, str, Callable[[Settings], str]]] = [
+        ("mysql", f"{s.mysql.host}:{s.mysql.port}", probe_mysql),
+        ("kafka", s.kafka.bootstrap_servers, probe_kafka),
+        ("dynamodb", s.dynamodb.endpoint_url or f"aws:{s.dynamodb.region}", probe_dynamodb),
+    ]
+    if s.control.backend == "redis":
+        probes.append(("redis", s.control.redis_url, probe_redis))
+    results = []
+    for name, endpoint, fn in probes:
+        t0 = time.monotonic()
+        try:
+            detail, ok = fn(s), True
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a line of the report
+            detail, ok = f"{type(exc).__name__}: {exc}", False
+        results.append(Probe(name, endpoint, ok, detail, time.monotonic() - t0))
+    return results

@@ -1,0 +1,193 @@
+"""Configuration: one frozen settings object per process, from a YAML file plus environment.
+
+Precedence, highest first: ``REPLICATOR_*`` environment variables (nested with ``__``,
+e.g. ``REPLICATOR_MYSQL__HOST``), then the YAML file given with ``--config``, then the
+defaults below, which work against the local stack's conventional ports.
+
+Built once at the entry point (:func:`load_settings`) and passed down; nothing below the
+CLI reads the environment. A bad value raises :class:`ConfigError` naming the option.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from replicator.errors import ConfigError
+
+ENV_PREFIX = "REPLICATOR_"
+_IDENT = re.compile(r"^[A-Za-z0-9_$]+$")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class MySQLSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(3306, ge=1, le=65535)
+    user: str = "repl"
+    password: SecretStr = SecretStr("")
+    server_id: int = Field(4242, ge=1, le=2**32 - 1, description="replica server_id the reader presents")
+    connect_timeout_s: float = Field(10.0, gt=0)
+
+
+class KafkaSettings(_Section):
+    bootstrap_servers: str = "127.0.0.1:9092"
+    topic_prefix: str = Field("cdc", min_length=1, pattern=r"^[A-Za-z0-9._-]+$")
+    partitions: int = Field(3, ge=1, description="partitions of each table topic created by the product")
+    replication_factor: int = Field(1, ge=1)
+    transactional_id: str | None = Field(None, description="default: <topic_prefix>.reader")
+    extra: dict[str, str] = Field(default_factory=dict, description="raw librdkafka settings (e.g. SASL)")
+
+
+class DynamoDBSettings(_Section):
+    endpoint_url: str | None = None
+    region: str = "us-east-1"
+    table_prefix: str = Field("", pattern=r"^[A-Za-z0-9._-]*$")
+    tombstone_ttl_s: int = Field(7 * 24 * 3600, ge=60, description="how long delete tombstones are kept")
+    max_concurrency: int = Field(8, ge=1, le=64)
+
+
+class ControlSettings(_Section):
+    backend: Literal["redis", "dynamodb"] = "redis"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    namespace: str | None = Field(None, description="Redis key/channel prefix; default: kafka.topic_prefix")
+    table: str = Field("migration-control", description="DynamoDB control table (table_prefix prepended)")
+
+
+class KeySpec(_Section):
+    pk: str | None = Field(None, description='partition-key template, e.g. "USER#{id}"')
+    sk: str | None = Field(None, description='sort-key template, e.g. "PROFILE"')
+
+
+ColumnType = Literal["default", "epoch_ms", "bool", "string", "number"]
+
+
+class TableMapping(_Section):
+    source: str = Field(description="database.table")
+    target: str | None = Field(None, description="DynamoDB table; default: the source table name")
+    key: KeySpec = KeySpec()
+    exclude: tuple[str, ...] = ()
+    rename: dict[str, str] = Field(default_factory=dict, description="column -> attribute name")
+    types: dict[str, ColumnType] = Field(default_factory=dict, description="column -> type override")
+    null_mode: Literal["explicit", "omit"] = "explicit"
+
+    @field_validator("source")
+    @classmethod
+    def _db_dot_table(cls, v: str) -> str:
+        parts = v.split(".")
+        if len(parts) != 2 or not all(_IDENT.match(p) for p in parts):
+            raise ValueError(f"must be 'database.table', got {v!r}")
+        return v
+
+    @property
+    def database(self) -> str:
+        return self.source.split(".")[0]
+
+    @property
+    def table(self) -> str:
+        return self.source.split(".")[1]
+
+    @property
+    def target_name(self) -> str:
+        return self.target or self.table
+
+
+class LogSettings(_Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["console", "json"] = "console"
+
+
+class MetricsSettings(_Section):
+    port: int = Field(0, ge=0, le=65535, description="Prometheus /metrics port; 0 = off")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", frozen=True, extra="forbid",
+        case_sensitive=False,
+    )
+
+    mysql: MySQLSettings = MySQLSettings()
+    kafka: KafkaSettings = KafkaSettings()
+    dynamodb: DynamoDBSettings = DynamoDBSettings()
+    control: ControlSettings = ControlSettings()
+    tables: tuple[TableMapping, ...] = ()
+    log: LogSettings = LogSettings()
+    metrics: MetricsSettings = MetricsSettings()
+
+    @model_validator(mode="after")
+    def _unique_tables(self) -> Settings:
+        seen: set[str] = set()
+        for i, t in enumerate(self.tables):
+            if t.source in seen:
+                raise ValueError(f"tables[{i}].source {t.source!r} is mapped twice")
+            seen.add(t.source)
+        return self
+
+    @property
+    def namespace(self) -> str:
+        return self.control.namespace or self.kafka.topic_prefix
+
+    @property
+    def transactional_id(self) -> str:
+        return self.kafka.transactional_id or f"{self.kafka.topic_prefix}.reader"
+
+    def table(self, source: str) -> TableMapping | None:
+        return next((t for t in self.tables if t.source == source), None)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment over the file: init_settings carries the parsed YAML (see load_settings).
+        return (env_settings, init_settings)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"--config {path}: cannot read the file ({exc.strerror})") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--config {path}: not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"--config {path}: the top level must be a mapping of sections, got {type(data).__name__}")
+    return data
+
+
+def describe_validation_error(exc: ValidationError, source: str) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(root)"
+        env = ENV_PREFIX + "__".join(str(p) for p in err["loc"] if not isinstance(p, int)).upper()
+        value = err.get("input")
+        shown = "" if isinstance(value, dict | list) or err["type"] == "missing" else f" (got {value!r})"
+        hint = f"; set it in {source} or {env}" if err["loc"] else ""
+        lines.append(f"option {loc}: {err['msg']}{shown}{hint}")
+    return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
+    """Build the settings once: YAML file (optional) under ``REPLICATOR_*`` environment."""
+    data = _read_yaml(config) if config is not None else {}
+    data.update(overrides)
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc, str(config or "the config file"))) from exc
