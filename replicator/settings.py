@@ -99,6 +99,21 @@ class TableMapping(_Section):
         return self.target or self.table
 
 
+class GateSettings(_Section):
+    """Forward-transition gates (DESIGN §1); windows default to the guide's 24 h / 24 h / 48 h / 72 h."""
+
+    window_1_2_s: float = Field(0, ge=0, description="1->2 needs no soak: tables exist, writer connected")
+    window_2_3_s: float = Field(24 * 3600, ge=0)
+    window_3_4_s: float = Field(24 * 3600, ge=0)
+    window_4_5_s: float = Field(48 * 3600, ge=0)
+    window_5_final_s: float = Field(72 * 3600, ge=0, description="phase 5 soak before MySQL retirement")
+    min_dual_write_success: float = Field(0.99, ge=0, le=1)
+    max_validation_error_rate: float = Field(0.001, ge=0, le=1)
+    min_validations: int = Field(1000, ge=0)
+    max_dynamodb_read_error_rate: float = Field(0.001, ge=0, le=1)
+    heartbeat_max_age_s: float = Field(60, gt=0, description="a writer/reader heartbeat older than this is down")
+
+
 class LogSettings(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["console", "json"] = "console"
@@ -119,6 +134,7 @@ class Settings(BaseSettings):
     dynamodb: DynamoDBSettings = DynamoDBSettings()
     control: ControlSettings = ControlSettings()
     tables: tuple[TableMapping, ...] = ()
+    gates: GateSettings = GateSettings()
     log: LogSettings = LogSettings()
     metrics: MetricsSettings = MetricsSettings()
 
@@ -138,6 +154,15 @@ class Settings(BaseSettings):
     @property
     def transactional_id(self) -> str:
         return self.kafka.transactional_id or f"{self.kafka.topic_prefix}.reader"
+
+    @property
+    def writer_group(self) -> str:
+        """Consumer group of the DynamoDB writer."""
+        return f"{self.kafka.topic_prefix}.writer"
+
+    @property
+    def validator_group(self) -> str:
+        return f"{self.kafka.topic_prefix}.validator"
 
     def table(self, source: str) -> TableMapping | None:
         return next((t for t in self.tables if t.source == source), None)
