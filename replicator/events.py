@@ -219,7 +219,7 @@ def encode_value(v: Value) -> Any:
 
 def decode_value(j: Any) -> Value:
     if j is None or isinstance(j, int | float | str):
-        return j  # type: ignore[no-any-return]
+        return j
     if isinstance(j, dict) and len(j) == 1:
         ((tag, payload),) = j.items()
         if tag == "$decimal":
@@ -231,7 +231,7 @@ def decode_value(j: Any) -> Value:
         if tag == "$json":
             return JsonDoc(payload)
         if tag.startswith("$") and tag[1:] in TEMPORAL_KINDS:
-            return Temporal(tag[1:], payload)  # type: ignore[arg-type]
+            return Temporal(tag[1:], payload)
     raise ValueError(f"not a column value: {j!r}")
 
 

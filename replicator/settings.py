@@ -15,7 +15,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from replicator.errors import ConfigError
@@ -111,7 +119,9 @@ class GateSettings(_Section):
     max_validation_error_rate: float = Field(0.001, ge=0, le=1)
     min_validations: int = Field(1000, ge=0)
     max_dynamodb_read_error_rate: float = Field(0.001, ge=0, le=1)
-    heartbeat_max_age_s: float = Field(60, gt=0, description="a writer/reader heartbeat older than this is down")
+    heartbeat_max_age_s: float = Field(
+        60, gt=0, description="a writer/reader heartbeat older than this is down"
+    )
 
 
 class LogSettings(_Section):
@@ -192,7 +202,9 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"--config {path}: the top level must be a mapping of sections, got {type(data).__name__}")
+        raise ConfigError(
+            f"--config {path}: the top level must be a mapping of sections, got {type(data).__name__}"
+        )
     return data
 
 

@@ -595,7 +595,8 @@ def main(argv: list[str]) -> int:
         print(f"[stack] error: {exc}", file=sys.stderr)
         return 1
     except subprocess.CalledProcessError as exc:
-        print(f"[stack] error: {' '.join(map(str, exc.cmd))} failed with exit {exc.returncode}", file=sys.stderr)
+        cmd = " ".join(map(str, exc.cmd))
+        print(f"[stack] error: {cmd} failed with exit {exc.returncode}", file=sys.stderr)
         return 1
     return 0
 

@@ -2,4 +2,6 @@
 
 from replicator.commands.common import stub
 
-register = stub("demo", "built with the pipeline (issues 3-6)", "Run an end-to-end demonstration on the local stack.")
+register = stub(
+    "demo", "built with the pipeline (issues 3-6)", "Run an end-to-end demonstration on the local stack."
+)
