@@ -244,6 +244,7 @@ def ensure_maven_libs(name: str) -> Path:
     libs.mkdir(parents=True)
     subprocess.run(
         ["mvn", "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",
+         *([f"-Dmaven.repo.local={os.environ['STACK_MAVEN_REPO']}"] if os.environ.get("STACK_MAVEN_REPO") else []),
          f"-DoutputDirectory={libs}", "-DincludeScope=runtime"],
         check=True, stdout=subprocess.DEVNULL,
     )
