@@ -1,0 +1,155 @@
+"""The phase document of DESIGN §3.4 and its audit-history entries: pure values, no I/O."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+MIN_PHASE = 1
+MAX_PHASE = 5
+
+PHASE_NAMES = {
+    1: "MySQL Only",
+    2: "Safety",
+    3: "Validation",
+    4: "Transition",
+    5: "DynamoDB Only",
+}
+
+FLAG_NAMES = (
+    "migration_phase",
+    "dual_write_enabled",
+    "dual_read_enabled",
+    "read_from_dynamodb",
+    "validation_enabled",
+)
+
+# The guide's table (DESIGN §1): the public contract of the controller.
+_FLAGS: dict[int, tuple[bool, bool, bool, bool]] = {
+    #    dual_write, dual_read, read_from_dynamodb, validation
+    1: (False, False, False, False),
+    2: (True, False, False, False),
+    3: (True, True, False, True),
+    4: (True, False, True, False),
+    5: (False, False, True, False),
+}
+
+
+def flags_for_phase(n: int) -> dict[str, bool | int]:
+    """The five flags of phase ``n`` exactly as the user's guide fixes them."""
+    if n not in _FLAGS:
+        raise ValueError(f"phase must be {MIN_PHASE}-{MAX_PHASE}, got {n!r}")
+    dual_write, dual_read, read_ddb, validation = _FLAGS[n]
+    return {
+        "migration_phase": n,
+        "dual_write_enabled": dual_write,
+        "dual_read_enabled": dual_read,
+        "read_from_dynamodb": read_ddb,
+        "validation_enabled": validation,
+    }
+
+
+@dataclass(frozen=True)
+class PhaseState:
+    """The stored phase document. ``epoch`` increases by one on every change (0 = never set)."""
+
+    phase: int = MIN_PHASE
+    epoch: int = 0
+    updated_at: float = 0.0
+    updated_by: str = ""
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        if self.phase not in _FLAGS:
+            raise ValueError(f"phase must be {MIN_PHASE}-{MAX_PHASE}, got {self.phase!r}")
+        if self.epoch < 0:
+            raise ValueError(f"epoch must be >= 0, got {self.epoch!r}")
+
+    @property
+    def migration_phase(self) -> int:
+        return self.phase
+
+    @property
+    def dual_write_enabled(self) -> bool:
+        return _FLAGS[self.phase][0]
+
+    @property
+    def dual_read_enabled(self) -> bool:
+        return _FLAGS[self.phase][1]
+
+    @property
+    def read_from_dynamodb(self) -> bool:
+        return _FLAGS[self.phase][2]
+
+    @property
+    def validation_enabled(self) -> bool:
+        return _FLAGS[self.phase][3]
+
+    @property
+    def name(self) -> str:
+        return PHASE_NAMES[self.phase]
+
+    def flags(self) -> dict[str, bool | int]:
+        return flags_for_phase(self.phase)
+
+    def to_doc(self) -> dict[str, Any]:
+        """The stored form: the flags are written too, so that readers in any language see them."""
+        return {**asdict(self), **self.flags()}
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> PhaseState:
+        return cls(
+            phase=int(doc["phase"]), epoch=int(doc["epoch"]), updated_at=float(doc["updated_at"]),
+            updated_by=str(doc.get("updated_by", "")), reason=str(doc.get("reason", "")),
+        )
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One audited phase change (append-only)."""
+
+    epoch: int
+    at: float
+    actor: str
+    from_phase: int
+    to_phase: int
+    reason: str
+    forced_gates: tuple[str, ...] = ()
+    acknowledgements: tuple[str, ...] = field(default=())
+
+    def to_doc(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["forced_gates"] = list(self.forced_gates)
+        d["acknowledgements"] = list(self.acknowledgements)
+        return d
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> HistoryEntry:
+        return cls(
+            epoch=int(doc["epoch"]), at=float(doc["at"]), actor=str(doc["actor"]),
+            from_phase=int(doc["from_phase"]), to_phase=int(doc["to_phase"]), reason=str(doc["reason"]),
+            forced_gates=tuple(doc.get("forced_gates", ())),
+            acknowledgements=tuple(doc.get("acknowledgements", ())),
+        )
+
+
+# --------------------------------------------------------------------------- counter buckets
+
+BUCKET_S = 60
+
+
+def bucket_of(ts: float) -> int:
+    """The per-minute bucket holding instant ``ts`` (epoch seconds): bucket b covers [60b, 60b+60)."""
+    return math.floor(ts / BUCKET_S)
+
+
+def buckets_between(since: float, until: float) -> range:
+    """The buckets a window [since, until] touches, both ends' minutes included.
+
+    Counts are kept per minute, so a window is resolved to whole minutes: an event in the same
+    minute as ``since`` or ``until`` counts. An empty range when ``until < since``.
+    """
+    if until < since:
+        return range(0)
+    return range(bucket_of(since), bucket_of(until) + 1)
