@@ -48,6 +48,7 @@ KAFKA_PORT = int(os.environ.get("STACK_KAFKA_PORT", "19092"))
 KAFKA_CONTROLLER_PORT = int(os.environ.get("STACK_KAFKA_CONTROLLER_PORT", "19093"))
 DYNAMODB_PORT = int(os.environ.get("STACK_DYNAMODB_PORT", "18000"))
 JVM_HEAP = os.environ.get("STACK_JVM_HEAP", "512m")
+MAVEN_REPO = os.environ.get("STACK_MAVEN_REPO", "")
 
 REPL_USER, REPL_PASSWORD = "repl", "repl-pass"
 ADMIN_USER, ADMIN_PASSWORD = "admin", "admin-pass"
@@ -244,7 +245,7 @@ def ensure_maven_libs(name: str) -> Path:
     libs.mkdir(parents=True)
     subprocess.run(
         ["mvn", "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",
-         *([f"-Dmaven.repo.local={os.environ['STACK_MAVEN_REPO']}"] if os.environ.get("STACK_MAVEN_REPO") else []),
+         *([f"-Dmaven.repo.local={MAVEN_REPO}"] if MAVEN_REPO else []),
          f"-DoutputDirectory={libs}", "-DincludeScope=runtime"],
         check=True, stdout=subprocess.DEVNULL,
     )
