@@ -1,0 +1,215 @@
+"""Gate probes: read the control store, DynamoDB and Kafka, then judge with :mod:`gates`.
+
+The external systems sit behind two small Protocols (``TableProbe``, ``OffsetProbe``) so the
+checker can be driven by fakes in unit tests; the real adapters are :class:`BotoTableProbe` and
+:class:`KafkaOffsetProbe`. No I/O happens in constructors.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+import boto3
+import structlog
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from replicator.control import ControlStore, PhaseState, names
+from replicator.phase import gates
+from replicator.phase.clock import Clock
+from replicator.settings import DynamoDBSettings, KafkaSettings, Settings
+from replicator.topics import table_topic
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+log = structlog.get_logger(__name__)
+
+
+class ProbeError(Exception):
+    """A probe could not measure (server unreachable); the gate fails with this message."""
+
+
+class TableProbe(Protocol):
+    def missing_tables(self, tables: Sequence[str]) -> list[str]:
+        """The tables of ``tables`` that do not exist (or are not ACTIVE)."""
+        ...
+
+
+class OffsetProbe(Protocol):
+    def topic_lags(self, group: str, topics: Sequence[str]) -> dict[str, int]:
+        """Per topic: data messages the consumer group has not committed yet."""
+        ...
+
+
+# --------------------------------------------------------------------------- real adapters
+
+class BotoTableProbe:
+    def __init__(self, cfg: DynamoDBSettings) -> None:
+        self._cfg = cfg
+        self._client: DynamoDBClient | None = None
+
+    def missing_tables(self, tables: Sequence[str]) -> list[str]:
+        if self._client is None:
+            self._client = boto3.client(
+                "dynamodb", endpoint_url=self._cfg.endpoint_url, region_name=self._cfg.region,
+                config=Config(connect_timeout=5, read_timeout=10, retries={"max_attempts": 2}),
+            )
+        missing = []
+        for name in tables:
+            try:
+                status = self._client.describe_table(TableName=name)["Table"].get("TableStatus")
+            except self._client.exceptions.ResourceNotFoundException:
+                missing.append(name)
+                continue
+            except (BotoCoreError, ClientError) as exc:
+                raise ProbeError(f"DynamoDB unreachable: {exc}") from exc
+            if status not in ("ACTIVE", "UPDATING"):
+                missing.append(f"{name} ({status})")
+        return missing
+
+
+class KafkaOffsetProbe:
+    """Committed offsets of a group against the high watermarks.
+
+    A transactional producer (the binlog reader) leaves a commit marker after its last message,
+    so a consumer that has processed everything commits one below the high watermark. Where
+    committed < high, the probe reads the rest with ``read_committed`` and counts only data
+    messages: markers and aborted records are not lag.
+    """
+
+    def __init__(self, cfg: KafkaSettings, timeout_s: float = 10.0) -> None:
+        self._cfg = cfg
+        self._timeout_s = timeout_s
+
+    def _conf(self, group: str) -> dict[str, Any]:
+        return {
+            **self._cfg.extra, "bootstrap.servers": self._cfg.bootstrap_servers, "group.id": group,
+            "enable.auto.commit": False, "isolation.level": "read_committed",
+            "enable.partition.eof": True, "auto.offset.reset": "earliest",
+        }
+
+    def topic_lags(self, group: str, topics: Sequence[str]) -> dict[str, int]:
+        from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+        consumer = Consumer(self._conf(group))
+        try:
+            md = consumer.list_topics(timeout=self._timeout_s)
+            tps = []
+            for topic in topics:
+                meta = md.topics.get(topic)
+                if meta is None or meta.error is not None:
+                    raise ProbeError(f"Kafka topic {topic} does not exist")
+                tps += [TopicPartition(topic, p) for p in sorted(meta.partitions)]
+            committed = consumer.committed(tps, timeout=self._timeout_s) if tps else []
+            behind: list[tuple[Any, int, int]] = []  # (partition, from, high)
+            for tp in committed:
+                low, high = consumer.get_watermark_offsets(TopicPartition(tp.topic, tp.partition),
+                                                           timeout=self._timeout_s)
+                start = tp.offset if tp.offset >= 0 else low
+                if high > start:
+                    behind.append((tp, start, high))
+        except KafkaException as exc:
+            raise ProbeError(f"Kafka unreachable: {exc}") from exc
+        finally:
+            consumer.close()
+        lags = dict.fromkeys(topics, 0)
+        for tp, start, high in behind:
+            lags[tp.topic] += self._data_messages(group, tp.topic, tp.partition, start, high)
+        return lags
+
+    def _data_messages(self, group: str, topic: str, partition: int, start: int, high: int) -> int:
+        """Data messages in [start, high) as a read_committed reader sees them (no commits made)."""
+        from confluent_kafka import Consumer, KafkaError, TopicPartition
+
+        reader = Consumer(self._conf(f"{group}.phase-probe"))
+        try:
+            reader.assign([TopicPartition(topic, partition, start)])
+            deadline = time.monotonic() + self._timeout_s
+            while time.monotonic() < deadline:
+                msg = reader.poll(0.5)
+                if msg is None:
+                    continue
+                err = msg.error()
+                if err is not None:
+                    if err.code() == KafkaError._PARTITION_EOF:
+                        return 0
+                    raise ProbeError(f"Kafka read of {topic}[{partition}] failed: {err}")
+                offset = msg.offset()
+                return high - offset if offset is not None and offset < high else 0
+            return high - start  # could not tell in time: count it all, the gate stays closed
+        finally:
+            reader.close()
+
+
+# --------------------------------------------------------------------------- the checker
+
+WINDOW_INTO = {2: "window_1_2_s", 3: "window_2_3_s", 4: "window_3_4_s", 5: "window_4_5_s"}
+
+
+class GateChecker:
+    """Measures the gates of the step into ``target`` (2-5) and judges each."""
+
+    def __init__(
+        self, settings: Settings, store: ControlStore, clock: Clock,
+        tables: TableProbe | None = None, offsets: OffsetProbe | None = None,
+    ) -> None:
+        self._s = settings
+        self._store = store
+        self._clock = clock
+        self._tables = tables or BotoTableProbe(settings.dynamodb)
+        self._offsets = offsets or KafkaOffsetProbe(settings.kafka)
+
+    def window_s(self, target: int) -> float:
+        return float(getattr(self._s.gates, WINDOW_INTO[target]))
+
+    def check(self, target: int, state: PhaseState | None = None) -> list[gates.GateResult]:
+        if target not in gates.GATES_FOR:
+            return []
+        state = state or self._store.get_phase()
+        now = self._clock.now()
+        return [self._one(name, target, state, now) for name in gates.GATES_FOR[target]]
+
+    def _sum(self, counter: str, now: float, window: float) -> int:
+        return self._store.window_sum(counter, now - window, now)
+
+    def _one(self, name: str, target: int, state: PhaseState, now: float) -> gates.GateResult:
+        g, window = self._s.gates, self.window_s(target)
+        mapped = [t.source for t in self._s.tables]
+        if name == gates.TABLES_EXIST:
+            expected = [self._s.dynamodb.table_prefix + t.target_name for t in self._s.tables]
+            try:
+                return gates.tables_exist(expected, self._tables.missing_tables(expected) if expected else [])
+            except ProbeError as exc:
+                return gates.GateResult(name, False, "unknown", "every mapped table exists", None, str(exc))
+        if name == gates.WRITER_CONNECTED:
+            return gates.writer_connected(self._store.get_marker(names.WRITER_HEARTBEAT), now,
+                                          g.heartbeat_max_age_s)
+        if name == gates.SOAK_TIME:
+            return gates.soak_time(now, state.updated_at, window, state.phase)
+        if name == gates.DUAL_WRITE_SUCCESS:
+            return gates.dual_write_success(self._sum(names.DUAL_WRITE_APPLIED, now, window),
+                                            self._sum(names.DUAL_WRITE_FAILED, now, window),
+                                            g.min_dual_write_success, window)
+        if name == gates.BACKFILL_COMPLETE:
+            return gates.backfill_complete(self._store.get_marker(names.BACKFILL_COMPLETE), mapped)
+        if name == gates.VALIDATION_ERROR_RATE:
+            return gates.validation_error_rate(self._sum(names.VALIDATION_PASSED, now, window),
+                                               self._sum(names.VALIDATION_FAILED, now, window),
+                                               g.max_validation_error_rate, window, g.min_validations)
+        if name == gates.DYNAMODB_READ_ERRORS:
+            return gates.dynamodb_read_errors(self._sum(names.DYNAMODB_READ_OK, now, window),
+                                              self._sum(names.DYNAMODB_READ_FAILED, now, window),
+                                              g.max_dynamodb_read_error_rate, window)
+        if name == gates.REPLICATION_LAG:
+            topics = [table_topic(self._s.kafka.topic_prefix, s) for s in mapped]
+            try:
+                lags: dict[str, int] | None = self._offsets.topic_lags(self._s.writer_group, topics)
+                error = ""
+            except ProbeError as exc:
+                lags, error = None, str(exc)
+            return gates.replication_lag_zero(self._store.get_marker(names.READER_HEARTBEAT), now,
+                                              g.heartbeat_max_age_s, lags, error)
+        raise ValueError(f"unknown gate {name!r}")
