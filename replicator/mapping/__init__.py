@@ -1,0 +1,45 @@
+"""The table mapping (DESIGN §3.2, §3.3): MySQL rows <-> DynamoDB items, shared by every component.
+
+Pure: no clients, no I/O.
+
+- :mod:`~replicator.mapping.coltypes`: parse ``COLUMN_TYPE`` strings.
+- :mod:`~replicator.mapping.values`: one value <-> one attribute value (the type table).
+- :mod:`~replicator.mapping.mapper`: :class:`TableMapper` (keys, rename, exclude, overrides).
+- :mod:`~replicator.mapping.conditional`: the version-conditional put / tombstone requests.
+- :mod:`~replicator.mapping.names`: the fixed metadata attribute names.
+"""
+
+from __future__ import annotations
+
+from replicator.mapping.coltypes import ColumnType, parse_column_type
+from replicator.mapping.conditional import (
+    CONDITION,
+    ConditionalWrite,
+    is_tombstone,
+    tombstone,
+    upsert,
+    writes_for_event,
+)
+from replicator.mapping.mapper import Item, KeyAttribute, TableMapper
+from replicator.mapping.names import (
+    DELETED_ATTR,
+    METADATA_ATTRS,
+    ORIGIN_APP,
+    ORIGIN_ATTR,
+    ORIGIN_CDC,
+    ORIGIN_SNAPSHOT,
+    PK_ATTR,
+    SK_ATTR,
+    TTL_ATTR,
+    VERSION_ATTR,
+)
+from replicator.mapping.size import MAX_ITEM_BYTES, item_size
+from replicator.mapping.values import AttributeValue, UnmappableValueError
+
+__all__ = [
+    "CONDITION", "DELETED_ATTR", "MAX_ITEM_BYTES", "METADATA_ATTRS", "ORIGIN_APP", "ORIGIN_ATTR",
+    "ORIGIN_CDC", "ORIGIN_SNAPSHOT", "PK_ATTR", "SK_ATTR", "TTL_ATTR", "VERSION_ATTR",
+    "AttributeValue", "ColumnType", "ConditionalWrite", "Item", "KeyAttribute", "TableMapper",
+    "UnmappableValueError", "is_tombstone", "item_size", "parse_column_type", "tombstone", "upsert",
+    "writes_for_event",
+]
