@@ -1,0 +1,264 @@
+"""The backfill loop: consistent chunks -> ``op: "r"`` events -> Kafka, resumable and paced.
+
+Per table: read the next chunk in primary-key order from one consistent snapshot together
+with the binlog position that splits it from the stream (:mod:`replicator.backfill.source`);
+give each row that position's snapshot version; publish the rows to the table's topic and
+wait for Kafka's acknowledgement; only then persist the cursor (the chunk's last key) in
+the control store. A kill -9 at any instant therefore re-publishes at most one chunk, whose
+rows carry the same or an older version than what is already applied: harmless.
+
+When every table is copied and the writer has applied the last snapshot event, the
+``backfill.complete`` marker is set; the phase 2 -> 3 gate reads it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from prometheus_client import Counter, Gauge
+
+from replicator.backfill.publish import SnapshotPublisher, ensure_topics, wait_until_applied
+from replicator.backfill.source import SnapshotSource, TableShape, TableVanishedError
+from replicator.backfill.throttle import Throttle
+from replicator.control import ControlStore, names, open_control_store
+from replicator.errors import ConfigError, TransientError
+from replicator.events import ChangeEvent, Position, Row, TxInfo, decode_value, encode_value, snapshot_version
+from replicator.settings import Settings
+from replicator.topics import dead_letter_topic, table_topic
+
+log = structlog.get_logger("backfill")
+
+ROWS = Counter("replicator_backfill_rows_total", "Snapshot rows published to Kafka", ["table"])
+CHUNKS = Counter("replicator_backfill_chunks_total", "Snapshot chunks published", ["table"])
+DEAD = Counter("replicator_backfill_dead_letter_total", "Snapshot rows sent to the dead-letter topic",
+               ["table"])
+ESTIMATE = Gauge("replicator_backfill_rows_estimate", "Rows to copy, from table statistics", ["table"])
+RATE = Gauge("replicator_backfill_rows_per_second", "Recent backfill rate", ["table"])
+PAUSE = Gauge("replicator_backfill_throttle_pause_seconds", "Current adaptive pause between chunks")
+
+
+@dataclass(frozen=True)
+class BackfillOptions:
+    tables: tuple[str, ...] = ()  # "db.table"; empty = every mapped table
+    restart: bool = False
+    chunk_rows: int = 1000
+    max_rows_per_s: float = 5000.0  # 0 = no cap
+    max_query_s: float = 0.5
+    max_lag_s: float = 10.0
+    wait_for_writer: bool = True
+    wait_timeout_s: float = 0.0  # 0 = as long as it takes
+
+
+@dataclass
+class TableProgress:
+    source: str
+    total_estimate: int
+    done: int = 0
+    chunks: int = 0
+    dead_lettered: int = 0
+    complete: bool = False
+    error: str | None = None
+    started_at: float = field(default_factory=time.time)
+    rate: float = 0.0
+    # highest acknowledged snapshot-event offset per (topic, partition), across runs
+    offsets: dict[tuple[str, int], int] = field(default_factory=dict)
+
+
+ProgressHook = Callable[[TableProgress], None]
+
+
+def _marker(p: TableProgress, cursor: list[Any] | None, finished: bool) -> dict[str, Any]:
+    return {"cursor": cursor, "done": p.done, "total_estimate": p.total_estimate, "complete": p.complete,
+            "dead_lettered": p.dead_lettered, "error": p.error, "started_at": p.started_at,
+            "finished_at": time.time() if finished else None,
+            "offsets": {f"{t}:{part}": off for (t, part), off in p.offsets.items()}}
+
+
+def _offsets(marker: dict[str, Any] | None) -> dict[tuple[str, int], int]:
+    raw = (marker or {}).get("offsets") or {}
+    return {(k.rsplit(":", 1)[0], int(k.rsplit(":", 1)[1])): int(v) for k, v in raw.items()}
+
+
+class Backfill:
+    """One run of the backfill over the selected tables. No I/O until :meth:`run`."""
+
+    def __init__(self, settings: Settings, opts: BackfillOptions, *, stop: threading.Event | None = None,
+                 on_progress: ProgressHook | None = None,
+                 sleep: Callable[[float], object] | None = None) -> None:
+        self.settings = settings
+        self.opts = opts
+        self.stop = stop or threading.Event()
+        self.on_progress = on_progress or (lambda _p: None)
+        self._sleep: Callable[[float], object] = sleep or self.stop.wait
+        self.tables = self._select_tables()
+
+    def _select_tables(self) -> list[str]:
+        mapped = [t.source for t in self.settings.tables]
+        if not mapped:
+            raise ConfigError("no tables are mapped: add tables[] to the configuration")
+        chosen = list(self.opts.tables) or mapped
+        unknown = [t for t in chosen if t not in mapped]
+        if unknown:
+            raise ConfigError(f"--table {unknown[0]} is not a mapped table; mapped: {', '.join(mapped)}")
+        return chosen
+
+    # ----------------------------------------------------------------- run
+
+    def run(self) -> list[TableProgress]:
+        results: list[TableProgress] = []
+        with open_control_store(self.settings) as store, SnapshotSource(self.settings.mysql) as src:
+            # Check every table before copying any, so a bad one stops the run up front.
+            shapes = [src.table_shape(*t.split(".")) for t in self.tables]
+            ensure_topics(self.settings, [table_topic(self.settings.kafka.topic_prefix, s.source)
+                                          for s in shapes])
+            publisher = SnapshotPublisher(self.settings)
+            publisher.start()
+            try:
+                for shape in shapes:
+                    if self.stop.is_set():
+                        break
+                    results.append(self._copy_table(store, src, publisher, shape))
+            finally:
+                publisher.close()
+            if not self.stop.is_set():
+                self._finish(store, results)
+        return results
+
+    def _copy_table(self, store: ControlStore, src: SnapshotSource, pub: SnapshotPublisher,
+                    shape: TableShape) -> TableProgress:
+        marker_name = names.backfill_marker(shape.source)
+        marker = None if self.opts.restart else store.get_marker(marker_name)
+        p = TableProgress(shape.source, src.estimate_rows(shape.db, shape.table))
+        cursor_json: list[Any] | None = None
+        if marker is not None:
+            p.done, p.dead_lettered = int(marker.get("done", 0)), int(marker.get("dead_lettered", 0))
+            p.started_at = float(marker.get("started_at") or p.started_at)
+            cursor_json = marker.get("cursor")
+            p.offsets = _offsets(marker)
+            if marker.get("complete"):
+                p.complete = True
+                log.info("backfill table already complete", table=shape.source, rows=p.done)
+                self.on_progress(p)
+                return p
+            log.info("backfill resuming", table=shape.source, done=p.done, cursor=cursor_json)
+        else:
+            store.put_marker(marker_name, _marker(p, None, False))
+        ESTIMATE.labels(shape.source).set(p.total_estimate)
+        throttle = Throttle(self.opts.max_rows_per_s, self.opts.max_query_s, self.opts.max_lag_s,
+                            sleep=self._sleep)
+        topic = table_topic(self.settings.kafka.topic_prefix, shape.source)
+        dlq = dead_letter_topic(self.settings.kafka.topic_prefix)
+        window: list[tuple[float, int]] = []
+        while not self.stop.is_set():
+            cursor = [decode_value(v) for v in cursor_json] if cursor_json is not None else None
+            try:
+                chunk = src.read_chunk(shape, cursor, self.opts.chunk_rows)
+                if not chunk.rows:
+                    break
+                version = snapshot_version(chunk.binlog_file, chunk.binlog_offset)
+                sent, dead = self._publish_chunk(pub, shape, chunk.rows, chunk.binlog_file,
+                                                 chunk.binlog_offset, version, topic, dlq)
+                pub.flush()
+            except TableVanishedError as exc:
+                p.error = str(exc)
+                log.error("backfill table vanished", table=shape.source, error=str(exc))
+                store.put_marker(marker_name, _marker(p, cursor_json, True))
+                return p
+            except TransientError as exc:
+                log.warning("backfill transient error, retrying", table=shape.source, error=str(exc))
+                self._sleep(2.0)
+                continue
+            for tp, off in pub.acked.items():
+                if tp[0] == topic:
+                    p.offsets[tp] = max(off, p.offsets.get(tp, -1))
+            last = chunk.rows[-1]
+            cursor_json = [encode_value(last[k]) for k in shape.pk]
+            p.done += sent
+            p.dead_lettered += dead
+            p.chunks += 1
+            ROWS.labels(shape.source).inc(sent)
+            CHUNKS.labels(shape.source).inc()
+            store.put_marker(marker_name, _marker(p, cursor_json, False))
+            now = time.monotonic()
+            window = [(t, n) for t, n in window if now - t < 10] + [(now, sent + dead)]
+            p.rate = sum(n for _, n in window) / max(now - window[0][0], 1e-3) if len(window) > 1 else 0.0
+            RATE.labels(shape.source).set(p.rate)
+            self.on_progress(p)
+            reason = throttle.observe(chunk.query_s, src.replication_lag_s())
+            if reason:
+                log.info("backfill backing off", table=shape.source, reason=reason, pause_s=throttle.pause_s)
+            PAUSE.set(throttle.pause_s)
+            throttle.wait(sent + dead)
+        if self.stop.is_set():
+            return p
+        p.complete = True
+        store.put_marker(marker_name, _marker(p, cursor_json, True))
+        log.info("backfill table copied", table=shape.source, rows=p.done, dead_lettered=p.dead_lettered,
+                 chunks=p.chunks)
+        self.on_progress(p)
+        return p
+
+    def _publish_chunk(self, pub: SnapshotPublisher, shape: TableShape, rows: list[Row], file: str,
+                       offset: int, version: int, topic: str, dlq: str) -> tuple[int, int]:
+        sent = dead = 0
+        now_ms = int(time.time() * 1000)
+        fingerprint = _fingerprint(shape)
+        for i, row in enumerate(rows):
+            pk = {k: row[k] for k in shape.pk}
+            try:
+                event = ChangeEvent(
+                    op="r", db=shape.db, table=shape.table, pk=pk, before=None, after=row,
+                    pos=Position(file, offset, 0, None), version=version, ts_ms=now_ms,
+                    tx=TxInfo(f"snapshot:{file}:{offset}", i), schema=fingerprint, columns=shape.columns,
+                )
+                pub.publish(topic, event.key_bytes(), event.to_json())
+                sent += 1
+            except (TypeError, ValueError) as exc:
+                dead += 1
+                DEAD.labels(shape.source).inc()
+                log.warning("backfill row dead-lettered", table=shape.source, pk=repr(pk), error=str(exc))
+                pub.dead_letter(dlq, shape.source, repr(pk), str(exc), {"version": version})
+        return sent, dead
+
+    def _finish(self, store: ControlStore, results: list[TableProgress]) -> None:
+        all_mapped = {t.source for t in self.settings.tables}
+        copied: set[str] = set()
+        targets: dict[tuple[str, int], int] = {}
+        # Tables copied by earlier runs count too: completeness is about every mapped table,
+        # and the writer must have applied the snapshot events of every run.
+        for source in all_mapped:
+            m = store.get_marker(names.backfill_marker(source))
+            if m and m.get("complete"):
+                copied.add(source)
+            for tp, off in _offsets(m).items():
+                targets[tp] = max(off, targets.get(tp, -1))
+        if copied != all_mapped:
+            missing = sorted(all_mapped - copied)
+            store.put_marker(names.BACKFILL_COMPLETE,
+                             {"complete": False, "missing": missing, "at": time.time()})
+            log.warning("backfill incomplete", missing=missing)
+            return
+        applied = False
+        if self.opts.wait_for_writer:
+            log.info("backfill waiting for the writer to apply the snapshot events", partitions=len(targets))
+            applied = wait_until_applied(
+                self.settings, targets, timeout_s=self.opts.wait_timeout_s, stop=self.stop,
+                on_wait=lambda behind: log.debug("backfill waiting", partitions_behind=behind))
+        # "complete" means applied in DynamoDB, not merely published: the 2 -> 3 gate relies on it.
+        store.put_marker(names.BACKFILL_COMPLETE, {
+            "complete": applied, "tables": sorted(all_mapped), "at": time.time(), "published": True,
+        })
+        log.info("backfill complete" if applied else
+                 "backfill published; the writer has not applied it yet (rerun to wait for it)",
+                 tables=sorted(all_mapped))
+
+
+def _fingerprint(shape: TableShape) -> str:
+    from replicator.events import schema_fingerprint
+
+    return schema_fingerprint(shape.columns)

@@ -1,0 +1,221 @@
+"""MySQL adapter of the backfill: table shapes, and chunks read with their binlog position.
+
+The position a chunk's rows are versioned with must split the binlog exactly where the
+chunk's snapshot does: every change visible in the chunk before it, every other change
+after it. Reading ``SHOW MASTER STATUS`` before the SELECT is not enough: with two-phase
+commit a transaction is written to the binlog before InnoDB makes it visible, so a change
+can sit before the head that was read and still be missing from the snapshot; its stream
+event would then lose to the older snapshot row. MariaDB reports the exact split of a
+consistent snapshot (``binlog_snapshot_file`` / ``binlog_snapshot_position`` inside
+``START TRANSACTION WITH CONSISTENT SNAPSHOT``), and that is what is used there. On MySQL,
+which has no such status, the head is read before the snapshot starts and the residual
+window is documented (README, backfill section).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import pymysql
+
+from replicator.backfill.cells import converter, select_expr
+from replicator.backfill.chunks import after_key_params, chunk_query
+from replicator.errors import ReplicatorError, SourceConfigError, SourceUnavailable
+from replicator.events import Row, Temporal, Value
+from replicator.mapping.coltypes import ColumnType, parse_column_type
+from replicator.settings import MySQLSettings
+
+_JSON_CHECK = re.compile(r"json_valid\(`((?:[^`]|``)+)`\)", re.IGNORECASE)
+_TRANSIENT_MYSQL_ERRORS = {2003, 2006, 2013, 1053, 1205, 1213}
+
+
+class TableVanishedError(ReplicatorError):
+    """A mapped table disappeared (dropped or renamed) while it was being copied."""
+
+    exit_code = 3
+
+
+@dataclass(frozen=True)
+class TableShape:
+    db: str
+    table: str
+    columns: tuple[tuple[str, str], ...]  # (name, COLUMN_TYPE) as the change events carry them
+    types: tuple[ColumnType, ...]
+    pk: tuple[str, ...]
+
+    @property
+    def source(self) -> str:
+        return f"{self.db}.{self.table}"
+
+    @property
+    def pk_indexes(self) -> tuple[int, ...]:
+        names = [c[0] for c in self.columns]
+        return tuple(names.index(k) for k in self.pk)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    binlog_file: str
+    binlog_offset: int
+    rows: list[Row]
+    query_s: float
+
+
+def sql_param(value: Value) -> Any:
+    """A primary-key value from the cursor, as a query parameter."""
+    if isinstance(value, Temporal):
+        return value.text.rstrip("Z").replace("T", " ")
+    return value
+
+
+@contextmanager
+def _mysql_errors(what: str) -> Iterator[None]:
+    try:
+        yield
+    except pymysql.err.OperationalError as exc:
+        code = exc.args[0] if exc.args else 0
+        if code in _TRANSIENT_MYSQL_ERRORS:
+            raise SourceUnavailable(f"MySQL unavailable while {what}: {exc}") from exc
+        raise
+
+
+class SnapshotSource:
+    """Reads table shapes and consistent chunks. No I/O until :meth:`start`."""
+
+    def __init__(self, cfg: MySQLSettings) -> None:
+        self._cfg = cfg
+        self._conn: pymysql.Connection[Any] | None = None
+        self.is_mariadb = False
+
+    def start(self) -> None:
+        with _mysql_errors("connecting"):
+            self._conn = pymysql.connect(
+                host=self._cfg.host, port=self._cfg.port, user=self._cfg.user,
+                password=self._cfg.password.get_secret_value(), charset="utf8mb4",
+                connect_timeout=self._cfg.connect_timeout_s, autocommit=True,
+                init_command="SET SESSION time_zone = '+00:00'",
+            )
+        self.is_mariadb = "mariadb" in str(self._query("SELECT VERSION()")[0][0]).lower()
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def __enter__(self) -> SnapshotSource:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        if self._conn is None:
+            raise RuntimeError("SnapshotSource used before start()")
+        with _mysql_errors("reading"), self._conn.cursor() as cur:
+            cur.execute(sql, params)
+            return list(cur.fetchall())
+
+    # ----------------------------------------------------------------- shapes
+
+    def table_shape(self, db: str, table: str) -> TableShape:
+        cols = self._query(
+            "SELECT COLUMN_NAME, COLUMN_TYPE FROM information_schema.COLUMNS "
+            "WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s ORDER BY ORDINAL_POSITION", (db, table))
+        if not cols:
+            raise TableVanishedError(f"{db}.{table}: the table does not exist (dropped or renamed?); "
+                                     "fix tables[] in the configuration or recreate it")
+        pk = tuple(str(r[0]) for r in self._query(
+            "SELECT COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE WHERE TABLE_SCHEMA = %s "
+            "AND TABLE_NAME = %s AND CONSTRAINT_NAME = 'PRIMARY' ORDER BY ORDINAL_POSITION", (db, table)))
+        if not pk:
+            raise SourceConfigError(
+                f"{db}.{table} has no primary key: rows cannot be keyed, versioned or chunked. "
+                "Add a primary key (or remove the table from tables[]) and run the backfill again")
+        json_cols = self._json_columns(db, table)
+        columns = tuple(
+            (str(name), "json" if name in json_cols else str(ctype)) for name, ctype in cols)
+        return TableShape(db, table, columns, tuple(parse_column_type(t) for _, t in columns), pk)
+
+    def _json_columns(self, db: str, table: str) -> set[str]:
+        if not self.is_mariadb:
+            return set()  # MySQL reports JSON columns as "json" in COLUMN_TYPE already
+        rows = self._query(
+            "SELECT CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS "
+            "WHERE CONSTRAINT_SCHEMA = %s AND TABLE_NAME = %s", (db, table))
+        found: set[str] = set()
+        for (clause,) in rows:
+            m = _JSON_CHECK.fullmatch(str(clause).strip())
+            if m:
+                found.add(m.group(1).replace("``", "`"))
+        return found
+
+    def estimate_rows(self, db: str, table: str) -> int:
+        rows = self._query("SELECT TABLE_ROWS FROM information_schema.TABLES "
+                           "WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s", (db, table))
+        return int(rows[0][0] or 0) if rows else 0
+
+    def replication_lag_s(self) -> float | None:
+        """Seconds_Behind_Master when this server is itself a replica, else None."""
+        if self._conn is None:
+            raise RuntimeError("SnapshotSource used before start()")
+        try:
+            with self._conn.cursor(pymysql.cursors.DictCursor) as cur:
+                cur.execute("SHOW SLAVE STATUS")
+                row = cur.fetchone()
+        except pymysql.err.MySQLError:
+            return None
+        lag = row.get("Seconds_Behind_Master") if row else None
+        return None if lag is None else float(lag)
+
+    # ----------------------------------------------------------------- chunks
+
+    def _head(self) -> tuple[str, int]:
+        try:
+            row = self._query("SHOW MASTER STATUS")
+        except pymysql.err.ProgrammingError:  # MySQL 8.4 renamed it
+            row = self._query("SHOW BINARY LOG STATUS")
+        if not row:
+            raise SourceConfigError("the server has no binary log (log_bin is OFF): enable it; "
+                                    "the backfill versions rows by binlog position")
+        return str(row[0][0]), int(row[0][1])
+
+    def read_chunk(self, shape: TableShape, cursor: Sequence[Value] | None, limit: int) -> Chunk:
+        """The next ``limit`` rows after ``cursor`` from one consistent snapshot, with its position."""
+        if self._conn is None:
+            raise RuntimeError("SnapshotSource used before start()")
+        sql = chunk_query(shape.db, shape.table, [select_expr(n, t) for (n, _), t in
+                                                   zip(shape.columns, shape.types, strict=True)],
+                          shape.pk, after=cursor is not None, limit=limit)
+        params = after_key_params([sql_param(v) for v in cursor]) if cursor is not None else []
+        head = None if self.is_mariadb else self._head()
+        t0 = time.monotonic()
+        with _mysql_errors(f"reading a chunk of {shape.source}"), self._conn.cursor() as cur:
+            cur.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+            try:
+                if head is None:
+                    cur.execute("SHOW STATUS LIKE 'binlog_snapshot_%'")
+                    status = {str(k).lower(): str(v) for k, v in cur.fetchall()}
+                    head = (status["binlog_snapshot_file"], int(status["binlog_snapshot_position"]))
+                try:
+                    cur.execute(sql, params)
+                except pymysql.err.ProgrammingError as exc:
+                    if exc.args and exc.args[0] == 1146:
+                        raise TableVanishedError(
+                            f"{shape.source} disappeared during the backfill (dropped or renamed): "
+                            "its copy is incomplete; recreate it or remove it from tables[] and rerun"
+                        ) from exc
+                    raise
+                cells = cur.fetchall()
+            finally:
+                cur.execute("COMMIT")
+        query_s = time.monotonic() - t0
+        convert = [converter(t) for t in shape.types]
+        names = [n for n, _ in shape.columns]
+        rows = [{n: f(c) for n, f, c in zip(names, convert, r, strict=True)} for r in cells]
+        return Chunk(head[0], head[1], rows, query_s)
