@@ -1,5 +1,60 @@
-"""``replicator run``: the binlog reader (binlog -> Kafka)."""
+"""``replicator run``: the binlog reader (binlog -> Kafka), until SIGTERM/SIGINT."""
 
-from replicator.commands.common import stub
+from __future__ import annotations
 
-register = stub("run", "issue 3", "Stream the MySQL binlog to Kafka, one change event per row.")
+import signal
+import threading
+from typing import Annotated
+
+import structlog
+import typer
+
+from replicator.commands.common import ConfigOption, bootstrap, exit_on_error
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("run")
+    def run(
+        config: ConfigOption = None,
+        from_: Annotated[str | None, typer.Option(
+            "--from",
+            help="Where to start when no checkpoint exists: FILE:POS (mysql-bin.000003:1234), a MariaDB GTID "
+                 "position (0-1-42) or a MySQL GTID set (uuid:1-23). Default: the current binlog head. "
+                 "Ignored (with a warning) once a checkpoint exists.")] = None,
+        metrics_port: Annotated[int | None, typer.Option(
+            "--metrics-port",
+            help="Serve Prometheus /metrics on this port (overrides metrics.port; 0 = off).",
+            min=0, max=65535)] = None,
+        max_batch_rows: Annotated[int, typer.Option(
+            help="Commit a Kafka transaction once it holds this many row changes.", min=1)] = 5000,
+        max_batch_ms: Annotated[int, typer.Option(
+            help="... or once it has been open this many milliseconds.", min=1)] = 100,
+    ) -> None:
+        """Stream the MySQL binlog to Kafka, one change event per row, with exactly-once checkpoints.
+
+        Exit codes: 0 stopped by a signal, 2 bad configuration, 3 fatal data condition (purged binlog,
+        binlog not ROW/FULL, missing grants, a mapped table without a primary key or with a cascading
+        foreign key, TRUNCATE of a mapped table). Transient failures are retried.
+        """
+        settings = bootstrap(config)
+        with exit_on_error():
+            from replicator.reader import ReaderOptions
+            from replicator.reader_metrics import serve
+            from replicator.source.runtime import create_reader
+            from replicator.source.gtid import parse_from
+
+            start = parse_from(from_) if from_ else None
+            port = settings.metrics.port if metrics_port is None else metrics_port
+            metrics = serve(port)
+            stop = threading.Event()
+
+            def on_signal(signum: int, _frame: object) -> None:
+                structlog.get_logger("replicator.reader").info("reader_stopping", signal=signum)
+                stop.set()
+
+            signal.signal(signal.SIGTERM, on_signal)
+            signal.signal(signal.SIGINT, on_signal)
+            reader = create_reader(settings, start_from=start, metrics=metrics, stop_event=stop,
+                                   options=ReaderOptions(max_batch_rows=max_batch_rows,
+                                                         max_batch_s=max_batch_ms / 1000))
+            reader.run()

@@ -1,0 +1,58 @@
+"""Prometheus metrics of the binlog reader (rates are ``rate()`` of the counters).
+
+Each :class:`ReaderMetrics` registers into the registry it is given: the CLI passes
+prometheus_client's default registry (served on ``--metrics-port``); tests running readers
+in-process give each its own.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, start_http_server
+
+from replicator.events import binlog_sequence
+
+
+class ReaderMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        reg = registry if registry is not None else CollectorRegistry()
+        self.registry = reg
+        self.events = Counter("replicator_reader_events_total", "Change events published (Kafka-committed)",
+                              ["table", "op"], registry=reg)
+        self.rows = Counter("replicator_reader_rows_total", "Binlog row changes of mapped tables committed",
+                            registry=reg)
+        self.transactions = Counter("replicator_reader_mysql_transactions_total",
+                                    "MySQL transactions whose events were committed to Kafka", registry=reg)
+        self.kafka_transactions = Counter("replicator_reader_kafka_transactions_total",
+                                          "Kafka transactions committed (each carries a checkpoint)",
+                                          registry=reg)
+        self.bytes = Counter("replicator_reader_bytes_total", "Bytes of keys and values produced to Kafka",
+                             registry=reg)
+        self.delivery_errors = Counter("replicator_reader_kafka_delivery_errors_total",
+                                       "Kafka messages whose delivery failed (their transaction is aborted)",
+                                       registry=reg)
+        self.retries = Counter("replicator_reader_retries_total", "Transient failures retried with backoff",
+                               ["reason"], registry=reg)
+        self.lag = Gauge("replicator_reader_lag_seconds",
+                         "Seconds between the server's clock and the commit time of the last committed "
+                         "transaction (0 when the server reports nothing newer: heartbeats)", registry=reg)
+        self.checkpoint_file = Gauge("replicator_reader_checkpoint_file_sequence",
+                                     "Binlog file number of the last committed checkpoint", registry=reg)
+        self.checkpoint_offset = Gauge("replicator_reader_checkpoint_offset_bytes",
+                                       "Binlog offset of the last committed checkpoint", registry=reg)
+        self.checkpoint_time = Gauge("replicator_reader_checkpoint_timestamp_seconds",
+                                     "Unix time at which the last checkpoint was committed", registry=reg)
+        self.up = Gauge("replicator_reader_streaming", "1 while the reader streams, 0 while it retries",
+                        registry=reg)
+
+    def checkpoint(self, file: str, offset: int, at: float) -> None:
+        self.checkpoint_file.set(binlog_sequence(file))
+        self.checkpoint_offset.set(offset)
+        self.checkpoint_time.set(at)
+
+
+def serve(port: int) -> ReaderMetrics:
+    """Metrics in the default registry, served on ``port`` (0: not served)."""
+    metrics = ReaderMetrics(REGISTRY)
+    if port > 0:
+        start_http_server(port, registry=REGISTRY)
+    return metrics

@@ -1,0 +1,251 @@
+"""The python-mysql-replication adapter: the binlog as a stream of :mod:`replicator.source.items`.
+
+The library parses the wire protocol and the table-map events; row images are decoded by
+:mod:`replicator.source.decode` from the event's bytes, with the layout the table-map event
+gave (binlog_row_metadata=FULL), never today's information_schema. Rows of unmapped tables
+are filtered by the library before their bytes are touched (``only_schemas``/``only_tables``
+plus an exact ``db.table`` check here).
+
+Transactions: MariaDB opens one with a GTID event (a DDL's GTID event is flagged
+standalone), MySQL with ``BEGIN`` after its GTID event; a transaction ends with an XID event
+or a ``COMMIT`` query. A DDL statement outside ``BEGIN`` is its own transaction.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pymysql
+import structlog
+from pymysqlreplication import BinLogStreamReader
+from pymysqlreplication.event import (
+    GtidEvent,
+    HeartbeatLogEvent,
+    MariadbGtidEvent,
+    QueryEvent,
+    RotateEvent,
+    XidEvent,
+)
+from pymysqlreplication.row_event import DeleteRowsEvent, TableMapEvent, UpdateRowsEvent, WriteRowsEvent
+
+from replicator.errors import (
+    BinlogPurgedError,
+    ReplicatorError,
+    SourceConfigError,
+    SourceUnavailable,
+    UnmappableSchemaError,
+)
+from replicator.settings import MySQLSettings
+from replicator.source.decode import decode_rows
+from replicator.source.gtid import StartAt
+from replicator.source.items import Heartbeat, Item, RowsChange, RowsKind, Statement, TxBegin, TxEnd
+from replicator.source.schema import ColumnSpec, T, TableSchema, build_schema
+from replicator.source.server import Catalog
+
+log = structlog.get_logger("replicator.source")
+
+_MARIADB_FL_STANDALONE = 0x01
+_CHAR_TYPES = frozenset((T.STRING, T.VAR_STRING, T.VARCHAR, T.BLOB))
+_FALLBACK_MAXLEN = {"utf8mb4": 4, "utf8mb3": 3, "utf8": 3, "ucs2": 2, "utf16": 4, "utf32": 4}
+_UNAVAILABLE = frozenset((2003, 2006, 2013, 2055, 1040, 1053, 1927, 2026))
+_FATAL_ACCESS = frozenset((1045, 1227, 1044, 1142))
+_ROWS_KIND: dict[type, RowsKind] = {WriteRowsEvent: "insert", UpdateRowsEvent: "update",
+                                    DeleteRowsEvent: "delete"}
+
+
+def table_schema(ev: Any, catalog: Catalog) -> TableSchema:
+    """A :class:`TableSchema` from a parsed TableMapEvent and the catalog."""
+    om = ev.optional_metadata
+    names = list(om.column_name_list or [])
+    source = f"{ev.schema}.{ev.table}"
+    if len(names) != len(ev.columns):
+        raise UnmappableSchemaError(
+            f"{source}: the binlog carries no column names (binlog_row_metadata is not FULL on the server "
+            "that wrote this event); set binlog_row_metadata=FULL and re-snapshot the table"
+        )
+    charset_ids = list(om.charset_collation_list or [])
+    geometry = list(om.geometry_type_list or [])
+    json_cols = catalog.json_columns.get(source, frozenset())
+    mariadb = getattr(ev, "dbms", "mariadb") == "mariadb"
+    specs: list[ColumnSpec] = []
+    ci = gi = 0
+    for col, name in zip(ev.columns, names, strict=True):
+        t = col.type
+        charset, maxlen = None, 1
+        if t in _CHAR_TYPES or (t == T.GEOMETRY and mariadb):
+            cid = int(charset_ids[ci]) if ci < len(charset_ids) else 63
+            ci += 1
+            fallback = str(col.character_set_name or "utf8mb4")
+            charset, maxlen = catalog.collations.get(cid) or (fallback, _FALLBACK_MAXLEN.get(fallback, 1))
+        geo = 0
+        if t == T.GEOMETRY:
+            geo = int(geometry[gi]) if gi < len(geometry) else 0
+            gi += 1
+        values: tuple[str, ...] = ()
+        if t == T.ENUM:
+            values = tuple((col.enum_values or [""])[1:])
+        elif t == T.SET:
+            values = tuple(col.set_values or ())
+        specs.append(ColumnSpec(
+            name=name, type=t, unsigned=bool(col.unsigned), charset=charset, mbmaxlen=maxlen,
+            max_length=int(getattr(col, "max_length", 0) or 0),
+            length_size=int(getattr(col, "length_size", 0) or 0),
+            precision=int(getattr(col, "precision", 0) or 0), decimals=int(getattr(col, "decimals", 0) or 0),
+            fsp=int(getattr(col, "fsp", 0) or 0), bits=int(getattr(col, "bits", 0) or 0),
+            size=int(getattr(col, "size", 0) or 0) if t in (T.ENUM, T.SET) else 0,
+            values=values, geometry_type=geo, is_json=t == T.BLOB and name in json_cols,
+        ))
+    pk_idx = list(om.simple_primary_key_list or []) + sorted((om.primary_keys_with_prefix or {}).keys())
+    pk = tuple(names[i] for i in pk_idx)
+    return build_schema(ev.schema, ev.table, tuple(specs), pk, display_widths=catalog.display_widths)
+
+
+@contextmanager
+def translate_stream_errors() -> Iterator[None]:
+    try:
+        yield
+    except ReplicatorError:
+        raise
+    except pymysql.err.MySQLError as exc:
+        code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else 0
+        msg = str(exc.args[-1]) if exc.args else str(exc)
+        if code == 1236:
+            raise BinlogPurgedError(
+                f"the server cannot send the binlog from the requested position: {msg}. If the file was "
+                "purged, the changes since are lost to the binlog: re-snapshot with `replicator backfill` "
+                "and restart with --from the position it reports, after deleting the checkpoint topic."
+            ) from exc
+        if code in _FATAL_ACCESS:
+            raise SourceConfigError(f"MySQL refused the reader ({code}: {msg}); check the user and its "
+                                    "grants (REPLICATION SLAVE, REPLICATION CLIENT, SELECT)") from exc
+        raise SourceUnavailable(f"MySQL binlog stream failed ({code}: {msg})") from exc
+    except (OSError, EOFError) as exc:
+        raise SourceUnavailable(f"MySQL binlog stream failed: {exc}") from exc
+    except (UnicodeDecodeError, IndexError, ValueError) as exc:
+        raise UnmappableSchemaError(f"a row could not be decoded: {type(exc).__name__}: {exc}; report it "
+                                    "with the table definition") from exc
+
+
+class BinlogSource:
+    """A binlog stream opened at ``start``; yields transactions of the ``mapped`` tables."""
+
+    def __init__(self, cfg: MySQLSettings, start: StartAt, mapped: set[str],
+                 load_catalog: Callable[[], Catalog], *, server_id: int | None = None,
+                 heartbeat_s: float = 1.0) -> None:
+        self._cfg = cfg
+        self._start = start
+        self._mapped = mapped
+        self._dbs = {m.split(".")[0] for m in mapped}
+        self._load_catalog = load_catalog
+        self._server_id = server_id or cfg.server_id
+        self._heartbeat_s = heartbeat_s
+        self._stream: BinLogStreamReader | None = None
+        self._catalog = Catalog()
+
+    def close(self) -> None:
+        if self._stream is not None:
+            try:
+                self._stream.close()
+            except (OSError, pymysql.err.MySQLError) as exc:
+                log.debug("binlog_close_failed", error=str(exc))
+            self._stream = None
+
+    def _open(self) -> BinLogStreamReader:
+        cfg = self._cfg
+        kw: dict[str, Any] = {}
+        if self._start.gtid:
+            kw = {"auto_position": self._start.gtid, "is_mariadb": self._start.flavour == "mariadb"}
+        else:
+            kw = {"log_file": self._start.file, "log_pos": self._start.offset, "resume_stream": True}
+        return BinLogStreamReader(
+            connection_settings={"host": cfg.host, "port": cfg.port, "user": cfg.user,
+                                 "passwd": cfg.password.get_secret_value(),
+                                 "connect_timeout": cfg.connect_timeout_s,
+                                 "read_timeout": max(10.0, self._heartbeat_s * 4)},
+            server_id=self._server_id, blocking=True, slave_heartbeat=self._heartbeat_s,
+            only_events=[QueryEvent, XidEvent, GtidEvent, MariadbGtidEvent, RotateEvent, HeartbeatLogEvent,
+                         TableMapEvent, WriteRowsEvent, UpdateRowsEvent, DeleteRowsEvent],
+            only_schemas=sorted(self._dbs), only_tables=sorted({m.split(".")[1] for m in self._mapped}),
+            enable_logging=False, **kw,
+        )
+
+    def items(self) -> Iterator[Item]:
+        with translate_stream_errors():
+            self._catalog = self._load_catalog()
+            self._stream = self._open()
+            yield from self._translate(self._stream)
+
+    def _translate(self, stream: BinLogStreamReader) -> Iterator[Item]:
+        file = self._start.file or ""
+        schemas: dict[int, TableSchema] = {}
+        in_tx = False
+        pending_gtid: str | None = None
+        for ev in stream:
+            pkt = ev.packet
+            end = int(pkt.log_pos)
+            start = end - int(pkt.event_size)
+            ts = int(ev.timestamp)
+            if isinstance(ev, RotateEvent):
+                if in_tx and end == 0:
+                    raise SourceUnavailable("the binlog connection was re-established inside a transaction")
+                file = ev.next_binlog
+            elif isinstance(ev, MariadbGtidEvent):
+                if ev.flags & _MARIADB_FL_STANDALONE:
+                    pending_gtid = ev.gtid
+                else:
+                    yield TxBegin(ev.gtid, file, start, ts)
+                    in_tx, pending_gtid = True, None
+            elif isinstance(ev, GtidEvent):
+                pending_gtid = ev.gtid
+            elif isinstance(ev, XidEvent):
+                yield TxEnd(file, end, ts)
+                in_tx = False
+            elif isinstance(ev, QueryEvent):
+                query = ev.query.strip()
+                word = query[:12].upper()
+                if word.startswith(("BEGIN", "XA START")):
+                    if not in_tx:
+                        yield TxBegin(pending_gtid, file, start, ts)
+                        in_tx, pending_gtid = True, None
+                elif word.startswith(("COMMIT", "ROLLBACK", "XA COMMIT", "XA END", "XA PREPARE")):
+                    if word.startswith(("COMMIT", "ROLLBACK", "XA COMMIT")):
+                        yield TxEnd(file, end, ts)
+                        in_tx = False
+                else:
+                    db = ev.schema.decode() if isinstance(ev.schema, bytes) else str(ev.schema)
+                    standalone = not in_tx
+                    if standalone:
+                        yield TxBegin(pending_gtid, file, start, ts)
+                        pending_gtid = None
+                    if self._touches_mapped(db, query):
+                        self._catalog = self._load_catalog()
+                    yield Statement(query, db, file, start, ts)
+                    if standalone:
+                        yield TxEnd(file, end, ts)
+            elif isinstance(ev, TableMapEvent):
+                if f"{ev.schema}.{ev.table}" in self._mapped:
+                    schemas[ev.table_id] = table_schema(ev, self._catalog)
+                else:
+                    schemas.pop(ev.table_id, None)
+            elif isinstance(ev, WriteRowsEvent | UpdateRowsEvent | DeleteRowsEvent):
+                schema = schemas.get(ev.table_id)
+                if schema is None:
+                    continue
+                if not in_tx:
+                    yield TxBegin(pending_gtid, file, start, ts)
+                    in_tx, pending_gtid = True, None
+                kind = _ROWS_KIND[type(ev)]
+                bitmaps = ((ev.columns_present_bitmap, ev.columns_present_bitmap2) if kind == "update"
+                           else (ev.columns_present_bitmap,))
+                body = pkt.read(ev.event_size - pkt.read_bytes)
+                yield RowsChange(schema, kind, decode_rows(schema, body, bitmaps), file, start, ts)
+            elif isinstance(ev, HeartbeatLogEvent) and not in_tx:
+                yield Heartbeat(file)
+
+    def _touches_mapped(self, db: str, query: str) -> bool:
+        if db in self._dbs:
+            return True
+        return any(re.search(rf"\b`?{re.escape(d)}`?\s*\.", query) for d in self._dbs)

@@ -1,0 +1,72 @@
+"""What a change source yields: the binlog reduced to transactions, row changes and statements.
+
+Pure data, so the reader loop can be driven by the real binlog adapter or by an in-memory
+fake in unit tests (:class:`ChangeSource`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from replicator.events import Row
+from replicator.source.schema import TableSchema
+
+RowsKind = Literal["insert", "update", "delete"]
+
+
+@dataclass(frozen=True, slots=True)
+class TxBegin:
+    gtid: str | None
+    file: str
+    offset: int  # start offset of the event that opened the transaction
+    ts: int  # event timestamp, seconds
+
+
+@dataclass(frozen=True, slots=True)
+class RowsChange:
+    """One rows event of a mapped table: images per row (one, or before/after for updates)."""
+
+    schema: TableSchema
+    kind: RowsKind
+    rows: list[tuple[Row, ...]]
+    file: str
+    offset: int  # the rows event's START offset (log_pos - event_size)
+    ts: int
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    """A statement in the binlog (DDL and the like), inside its own transaction."""
+
+    query: str
+    db: str
+    file: str
+    offset: int
+    ts: int
+
+
+@dataclass(frozen=True, slots=True)
+class TxEnd:
+    file: str
+    next_offset: int  # where the event after the commit starts: the resume position
+    ts: int
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    """The server has nothing newer to send (the reader is caught up)."""
+
+    file: str
+
+
+Item = TxBegin | RowsChange | Statement | TxEnd | Heartbeat
+
+
+class ChangeSource(Protocol):
+    """A binlog opened at a position; ``items()`` blocks until something arrives."""
+
+    def items(self) -> Iterator[Item]: ...
+
+    def close(self) -> None: ...

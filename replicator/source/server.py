@@ -1,0 +1,135 @@
+"""The source server's metadata over an ordinary SQL connection (PyMySQL): the I/O half of the
+start-up checks and the catalog the binlog decoder needs (collations, MariaDB JSON columns).
+
+Vendor errors are translated here: a server that does not answer is :class:`SourceUnavailable`
+(retried by the caller), anything else is left to the caller's checks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import pymysql
+
+from replicator.errors import SourceConfigError, SourceUnavailable
+from replicator.settings import MySQLSettings
+from replicator.source import checks
+
+
+@dataclass(frozen=True, slots=True)
+class Catalog:
+    """What decoding needs beyond the table-map event."""
+
+    collations: dict[int, tuple[str, int]] = field(default_factory=dict)  # id -> (charset, mbmaxlen)
+    json_columns: dict[str, frozenset[str]] = field(default_factory=dict)  # "db.table" -> columns
+    display_widths: bool = True
+    mariadb: bool = True
+
+
+@contextmanager
+def translate_errors(what: str) -> Iterator[None]:
+    try:
+        yield
+    except pymysql.err.OperationalError as exc:
+        code = exc.args[0] if exc.args else 0
+        if code in (2003, 2006, 2013, 2055, 1040, 1053, 1927):
+            raise SourceUnavailable(f"MySQL unavailable while {what}: {exc.args[-1]}") from exc
+        raise
+
+
+def connect(cfg: MySQLSettings) -> pymysql.Connection[Any]:
+    with translate_errors("connecting"):
+        return pymysql.connect(
+            host=cfg.host, port=cfg.port, user=cfg.user, password=cfg.password.get_secret_value(),
+            connect_timeout=cfg.connect_timeout_s, read_timeout=30, autocommit=True, charset="utf8mb4",
+        )
+
+
+class ServerInfo:
+    """Reads what the checks and the catalog need; one short-lived connection per use."""
+
+    def __init__(self, cfg: MySQLSettings) -> None:
+        self._cfg = cfg
+
+    @contextmanager
+    def _cursor(self, what: str) -> Iterator[Any]:
+        conn = connect(self._cfg)
+        try:
+            with translate_errors(what), conn.cursor() as cur:
+                yield cur
+        finally:
+            conn.close()
+
+    def version(self) -> str:
+        with self._cursor("reading the version") as cur:
+            cur.execute("SELECT VERSION()")
+            return str(cur.fetchone()[0])
+
+    def binlog_variables(self) -> dict[str, str]:
+        with self._cursor("reading binlog settings") as cur:
+            cur.execute("SHOW GLOBAL VARIABLES WHERE Variable_name IN "
+                        "('log_bin','binlog_format','binlog_row_image','binlog_row_metadata')")
+            return {str(k): str(v) for k, v in cur.fetchall()}
+
+    def grants(self) -> list[str]:
+        with self._cursor("reading grants") as cur:
+            cur.execute("SHOW GRANTS")
+            return [str(r[0]) for r in cur.fetchall()]
+
+    def binlog_files(self) -> list[str]:
+        with self._cursor("listing binlogs") as cur:
+            cur.execute("SHOW BINARY LOGS")
+            return [str(r[0]) for r in cur.fetchall()]
+
+    def head(self) -> tuple[str, int]:
+        with self._cursor("reading the binlog head") as cur:
+            cur.execute("SHOW MASTER STATUS")
+            row = cur.fetchone()
+            if not row:
+                raise SourceConfigError("SHOW MASTER STATUS is empty: the server writes no binlog (log_bin)")
+            return str(row[0]), int(row[1])
+
+    def tables(self, mapped: set[str]) -> tuple[set[str], set[str]]:
+        """(existing mapped tables, those with a primary key)."""
+        dbs = sorted({m.split(".")[0] for m in mapped}) or [""]
+        marks = ",".join(["%s"] * len(dbs))
+        with self._cursor("reading tables") as cur:
+            cur.execute(f"SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES "  # noqa: S608 - placeholders only
+                        f"WHERE TABLE_SCHEMA IN ({marks})", dbs)
+            existing = {f"{d}.{t}" for d, t in cur.fetchall()} & mapped
+            # STATISTICS, not TABLE_CONSTRAINTS: MariaDB hides the latter from a SELECT-only user.
+            cur.execute(f"SELECT DISTINCT TABLE_SCHEMA, TABLE_NAME FROM information_schema.STATISTICS "  # noqa: S608
+                        f"WHERE INDEX_NAME='PRIMARY' AND TABLE_SCHEMA IN ({marks})", dbs)
+            with_pk = {f"{d}.{t}" for d, t in cur.fetchall()} & mapped
+        return existing, with_pk
+
+    def foreign_keys(self, mapped: set[str]) -> list[tuple[str, str, str, str, str, str]]:
+        dbs = sorted({m.split(".")[0] for m in mapped}) or [""]
+        marks = ",".join(["%s"] * len(dbs))
+        with self._cursor("reading foreign keys") as cur:
+            cur.execute(
+                "SELECT CONSTRAINT_SCHEMA, TABLE_NAME, CONSTRAINT_NAME, UNIQUE_CONSTRAINT_SCHEMA, "  # noqa: S608
+                "REFERENCED_TABLE_NAME, CONCAT('ON DELETE ', DELETE_RULE, ', ON UPDATE ', UPDATE_RULE) "
+                f"FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA IN ({marks})", dbs)
+            return [tuple(str(x) for x in r) for r in cur.fetchall()]  # type: ignore[misc]
+
+    def catalog(self, mapped: set[str]) -> Catalog:
+        version = self.version()
+        dbs = sorted({m.split(".")[0] for m in mapped}) or [""]
+        marks = ",".join(["%s"] * len(dbs))
+        with self._cursor("reading the catalog") as cur:
+            cur.execute("SELECT c.ID, c.CHARACTER_SET_NAME, s.MAXLEN FROM information_schema.COLLATIONS c "
+                        "JOIN information_schema.CHARACTER_SETS s "
+                        "ON s.CHARACTER_SET_NAME = c.CHARACTER_SET_NAME "
+                        "WHERE c.ID IS NOT NULL")
+            collations = {int(i): (str(cs), int(n)) for i, cs, n in cur.fetchall()}
+            json_cols: dict[str, frozenset[str]] = {}
+            if "mariadb" in version.lower():
+                cur.execute("SELECT CONSTRAINT_SCHEMA, TABLE_NAME, CHECK_CLAUSE "  # noqa: S608
+                            "FROM information_schema.CHECK_CONSTRAINTS "
+                            f"WHERE CONSTRAINT_SCHEMA IN ({marks})", dbs)
+                json_cols = checks.json_columns((str(a), str(b), str(c)) for a, b, c in cur.fetchall())
+        return Catalog(collations, json_cols, checks.display_widths(version), "mariadb" in version.lower())
