@@ -1,0 +1,188 @@
+"""The writer loop: consume a batch, map and coalesce it, apply it, then commit its offsets.
+
+Order of acknowledgements for one batch (DESIGN §4 invariant 4):
+  1. every coalesced write acknowledged by DynamoDB (applied, or already there: a replay),
+  2. every dead letter acknowledged by the broker,
+  3. then, and only then, the consumer offsets of the batch are committed.
+A crash anywhere before 3 re-delivers the batch, which the version conditions make harmless.
+
+Phases: the writer applies only while ``get_phase().dual_write_enabled`` (phases 2-4). In
+any other phase it pauses its partitions and keeps polling (group membership kept, nothing
+consumed) until the phase changes. It reports ``dual_write.applied`` / ``dual_write.failed``
+per batch and a ``writer.heartbeat`` marker to the control store for the phase gates.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import structlog
+
+from consumers.dynamo import ConditionalApplier, WriteResult
+from consumers.writer.batch import BatchPlan, DeadLetter, MapperCache, RawMessage, plan_batch
+from consumers.writer.kafka import DeadLetterSink, EventConsumer
+from consumers.writer.metrics import WriterMetrics
+from replicator.control import ControlStore, PhaseState, names
+from replicator.control.base import ControlStoreUnavailable
+from replicator.settings import Settings
+
+log = structlog.get_logger("consumers.writer")
+
+
+@dataclass(frozen=True)
+class WriterOptions:
+    max_batch: int = 2000
+    poll_timeout_s: float = 0.2
+    phase_refresh_s: float = 1.0
+    heartbeat_s: float = 5.0
+
+
+@dataclass
+class BatchStats:
+    events: int = 0
+    applied: int = 0
+    replayed: int = 0
+    coalesced: int = 0
+    failed: int = 0
+
+
+class Writer:
+    """Kafka -> DynamoDB; adapters injected (see :func:`consumers.writer.service.run_writer`)."""
+
+    def __init__(self, settings: Settings, consumer: EventConsumer, applier: ConditionalApplier,
+                 dead_letters: DeadLetterSink, control: ControlStore, metrics: WriterMetrics,
+                 options: WriterOptions | None = None, clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.consumer = consumer
+        self.applier = applier
+        self.dead_letters = dead_letters
+        self.control = control
+        self.metrics = metrics
+        self.options = options or WriterOptions()
+        self.clock = clock
+        self.mappers = MapperCache(settings)
+        self.stop_event = threading.Event()
+        self.totals = BatchStats()
+        self._phase: PhaseState | None = None
+        self._phase_read_at = 0.0
+        self._heartbeat_at = 0.0
+        self._paused = False
+
+    # ----------------------------------------------------------------- loop
+
+    def run(self) -> None:
+        log.info("writer started", group=self.settings.writer_group, tables=len(self.settings.tables),
+                 mode=self.applier.mode, concurrency=self.applier.concurrency)
+        while not self.stop_event.is_set():
+            self.step()
+        log.info("writer stopped", events=self.totals.events, applied=self.totals.applied,
+                 replayed=self.totals.replayed, failed=self.totals.failed)
+
+    def step(self) -> BatchStats:
+        """One iteration: heartbeat, phase check, then one batch (or an idle poll while paused)."""
+        now = self.clock()
+        self._heartbeat(now)
+        if not self._applying(now):
+            self.consumer.poll_batch(self.options.max_batch, self.options.poll_timeout_s)
+            return BatchStats()
+        messages = self.consumer.poll_batch(self.options.max_batch, self.options.poll_timeout_s)
+        if not messages:
+            return BatchStats()
+        return self.apply_batch(messages)
+
+    def _applying(self, now: float) -> bool:
+        if self._phase is None or now - self._phase_read_at >= self.options.phase_refresh_s:
+            try:
+                self._phase = self.control.get_phase()
+                self._phase_read_at = now
+            except ControlStoreUnavailable as exc:
+                log.warning("phase state unavailable; keeping the last known phase", error=str(exc),
+                            phase=self._phase.phase if self._phase else None)
+        enabled = self._phase is not None and self._phase.dual_write_enabled
+        if enabled and self._paused:
+            self.consumer.resume_all()
+            self._paused = False
+            self.metrics.paused.set(0)
+            log.info("writer resumed", phase=self._phase.phase if self._phase else None)
+        elif not enabled and not self._paused:
+            self.consumer.pause_all()
+            self._paused = True
+            self.metrics.paused.set(1)
+            log.info("writer paused: DynamoDB is not a pipeline write target in this phase",
+                     phase=self._phase.phase if self._phase else None)
+        return enabled
+
+    def _heartbeat(self, now: float) -> None:
+        if now - self._heartbeat_at < self.options.heartbeat_s:
+            return
+        self._heartbeat_at = now
+        try:
+            self.control.put_marker(names.WRITER_HEARTBEAT, {"ts": now, "group": self.settings.writer_group})
+        except ControlStoreUnavailable as exc:
+            log.warning("heartbeat not written", error=str(exc))
+
+    # ----------------------------------------------------------------- one batch
+
+    def apply_batch(self, messages: list[RawMessage]) -> BatchStats:
+        started = time.monotonic()
+        now = self.clock()
+        plan = plan_batch(messages, self.mappers, now, self.settings.dynamodb.tombstone_ttl_s)
+        self.metrics.events.inc(plan.events)
+        self.metrics.coalesced.inc(plan.coalesced)
+        self.metrics.backlog.set(len(plan.writes))
+        results = self.applier.apply(plan.writes)
+        self.metrics.backlog.set(0)
+        letters = list(plan.dead_letters)
+        stats = BatchStats(events=plan.events, coalesced=plan.coalesced)
+        per_table: Counter[str] = Counter()
+        for r in results:
+            table = r.write.table
+            if r.outcome == "applied":
+                stats.applied += 1
+                per_table[table] += 1
+                self.metrics.applied.labels(table).inc()
+            elif r.outcome == "replayed":
+                stats.replayed += 1
+                self.metrics.replayed.labels(table).inc()
+            else:
+                letters.append(self._rejected(plan, r))
+        for letter in letters:
+            stats.failed += 1
+            self.metrics.failed.labels(letter.table or "?").inc()
+            self.metrics.dead_lettered.labels(letter.reason).inc()
+            log.warning("DualWrite", outcome="failed", table=letter.table, key=letter.key,
+                        version=letter.version, error=letter.error_type, reason=letter.reason,
+                        message=letter.error)
+        if letters:
+            self.dead_letters.send(letters)
+        self.consumer.commit(plan.offsets)
+        self._report(now, stats)
+        seconds = time.monotonic() - started
+        self.metrics.batch_latency.observe(seconds)
+        log.debug("DualWrite", outcome="applied", events=stats.events, applied=stats.applied,
+                  replayed=stats.replayed, coalesced=stats.coalesced, failed=stats.failed,
+                  tables=dict(per_table), seconds=round(seconds, 4))
+        for field in ("events", "applied", "replayed", "coalesced", "failed"):
+            setattr(self.totals, field, getattr(self.totals, field) + getattr(stats, field))
+        return stats
+
+    @staticmethod
+    def _rejected(plan: BatchPlan, r: WriteResult) -> DeadLetter:
+        w = r.write
+        key = ",".join(f"{k}={next(iter(v.values()))!r}" for k, v in sorted(w.key.items()))
+        return DeadLetter(plan.message_of(w), "TargetRejected", r.error, w.table, key,
+                          "dynamodb-rejected", w.version)
+
+    def _report(self, now: float, stats: BatchStats) -> None:
+        ok = stats.applied + stats.replayed + stats.coalesced
+        if not ok and not stats.failed:
+            return
+        try:
+            self.control.incr_many({names.DUAL_WRITE_APPLIED: ok, names.DUAL_WRITE_FAILED: stats.failed},
+                                   at=now)
+        except ControlStoreUnavailable as exc:
+            log.warning("gate counters not written", error=str(exc), applied=ok, failed=stats.failed)

@@ -1,0 +1,101 @@
+"""Wiring of ``replicator write``: check the config, build the adapters, run the loop."""
+
+from __future__ import annotations
+
+import signal
+from types import FrameType
+from typing import Any
+
+import structlog
+
+from consumers.dynamo import ApplyMode, ConditionalApplier, TableSpec, ensure_tables, make_client
+from consumers.writer.kafka import KafkaDeadLetterProducer, KafkaEventConsumer
+from consumers.writer.metrics import WriterMetrics
+from consumers.writer.runner import Writer, WriterOptions
+from consumers.writer.schema import TableSchema, load_schemas
+from replicator.control import ControlStore, open_control_store
+from replicator.errors import ConfigError
+from replicator.mapping import TableMapper
+from replicator.settings import Settings
+from replicator.topics import dead_letter_topic, table_topic
+
+log = structlog.get_logger("consumers.writer")
+
+
+def check_mappings(settings: Settings, schemas: dict[str, TableSchema]) -> list[TableSpec]:
+    """Validate every table's mapping against its columns; the DynamoDB tables it needs."""
+    if not settings.tables:
+        raise ConfigError("no tables to replicate: add a tables: section to the config file")
+    specs: dict[str, TableSpec] = {}
+    for t in settings.tables:
+        columns, primary = schemas[t.source]
+        mapper = TableMapper(t, columns, primary)
+        mapper.validate()
+        name = settings.dynamodb.table_prefix + t.target_name
+        spec = TableSpec(name, t.source, mapper.key_attributes)
+        other = specs.get(name)
+        if other is not None and [(k.name, k.type) for k in other.key] != [
+                (k.name, k.type) for k in spec.key]:
+            raise ConfigError(f"tables {other.source} and {t.source} share DynamoDB table {name!r} "
+                              f"with different keys; give them the same key templates")
+        specs.setdefault(name, spec)
+    return list(specs.values())
+
+
+def build_writer(settings: Settings, control: ControlStore, *, mode: ApplyMode = "transact",
+                 instance_id: str | None = None, client: Any = None, metrics: WriterMetrics | None = None,
+                 options: WriterOptions | None = None) -> Writer:
+    """A writer over the real adapters (not started: see :func:`start_writer`)."""
+    topics = [table_topic(settings.kafka.topic_prefix, t.source) for t in settings.tables]
+    metrics = metrics or WriterMetrics()
+    applier = ConditionalApplier(
+        client if client is not None else make_client(settings), mode=mode,
+        concurrency=settings.dynamodb.max_concurrency,
+        on_retry=lambda reason: metrics.retries.labels(reason).inc(),
+        on_chunk=metrics.apply_latency.observe,
+    )
+    consumer = KafkaEventConsumer(settings, topics, instance_id=instance_id)
+    dlq = KafkaDeadLetterProducer(settings, dead_letter_topic(settings.kafka.topic_prefix))
+    return Writer(settings, consumer, applier, dlq, control, metrics, options)
+
+
+def start_writer(writer: Writer) -> None:
+    writer.applier.start()
+    writer.dead_letters.start()
+    writer.consumer.start()
+
+
+def close_writer(writer: Writer) -> None:
+    writer.consumer.close()
+    writer.dead_letters.close()
+    writer.applier.close()
+
+
+def run_writer(settings: Settings, *, create_tables: bool = False, mode: ApplyMode = "transact",
+               instance_id: str | None = None) -> None:
+    """``replicator write``: runs until SIGTERM/SIGINT."""
+    specs = check_mappings(settings, load_schemas(settings))
+    client = make_client(settings)
+    created = ensure_tables(client, specs, create=create_tables)
+    if created:
+        log.info("DynamoDB tables created", tables=created)
+    metrics = WriterMetrics()
+    if settings.metrics.port:
+        from prometheus_client import start_http_server
+
+        start_http_server(settings.metrics.port, registry=metrics.registry)
+    with open_control_store(settings) as control:
+        writer = build_writer(settings, control, mode=mode, instance_id=instance_id, client=client,
+                              metrics=metrics)
+
+        def stop(signum: int, _frame: FrameType | None) -> None:
+            log.info("stopping", signal=signal.Signals(signum).name)
+            writer.stop_event.set()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        start_writer(writer)
+        try:
+            writer.run()
+        finally:
+            close_writer(writer)
