@@ -61,7 +61,8 @@ def test_every_row_is_published_once_as_a_snapshot_event(
         redis_client: Any) -> None:
     make_table(mysql_admin, 2000)
     settings = settings_for(mysql_db, "items")
-    results = Backfill(settings, BackfillOptions(chunk_rows=300, max_rows_per_s=0, wait_for_writer=False)).run()
+    opts = BackfillOptions(chunk_rows=300, max_rows_per_s=0, wait_for_writer=False)
+    results = Backfill(settings, opts).run()
     assert [(p.done, p.complete) for p in results] == [(2000, True)]
 
     events = consume_all(settings, table_topic(settings.kafka.topic_prefix, f"{mysql_db}.items"), 2000)
@@ -91,7 +92,8 @@ def test_a_stopped_backfill_resumes_from_its_cursor(
     first = Backfill(settings, BackfillOptions(chunk_rows=100, max_rows_per_s=0, wait_for_writer=False),
                      stop=stop, on_progress=stop_after_three_chunks).run()
     assert first[0].done == 300 and not first[0].complete
-    second = Backfill(settings, BackfillOptions(chunk_rows=100, max_rows_per_s=0, wait_for_writer=False)).run()
+    opts = BackfillOptions(chunk_rows=100, max_rows_per_s=0, wait_for_writer=False)
+    second = Backfill(settings, opts).run()
     assert second[0].done == 1000 and second[0].complete
 
     events = consume_all(settings, table_topic(settings.kafka.topic_prefix, f"{mysql_db}.items"), 1000)
