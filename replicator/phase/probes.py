@@ -40,7 +40,8 @@ class TableProbe(Protocol):
 
 class OffsetProbe(Protocol):
     def topic_lags(self, group: str, topics: Sequence[str]) -> dict[str, int]:
-        """Per topic: data messages the consumer group has not committed yet."""
+        """Per topic: 0 when the group has committed every data message, else the offsets it is
+        behind (from its first unconsumed data message to the high watermark)."""
         ...
 
 
