@@ -162,7 +162,7 @@ class BinlogSource:
             kw = {"log_file": self._start.file, "log_pos": self._start.offset, "resume_stream": True}
         return BinLogStreamReader(
             connection_settings={"host": cfg.host, "port": cfg.port, "user": cfg.user,
-                                 "passwd": cfg.password.get_secret_value(),
+                                 "password": cfg.password.get_secret_value(),
                                  "connect_timeout": cfg.connect_timeout_s,
                                  "read_timeout": max(10.0, self._heartbeat_s * 4)},
             server_id=self._server_id, blocking=True, slave_heartbeat=self._heartbeat_s,

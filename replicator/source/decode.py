@@ -89,8 +89,11 @@ def shortest_float32(f: float) -> float:
     target = pack.pack(f)
     for digits in range(1, 10):
         candidate = float(f"{f:.{digits}g}")
-        if pack.pack(candidate) == target:
-            return candidate
+        try:
+            if pack.pack(candidate) == target:
+                return candidate
+        except OverflowError:  # rounding up past FLT_MAX: more digits needed
+            continue
     return f
 
 
@@ -283,12 +286,12 @@ def _bytes(size: int, pad_to: int = 0) -> Decoder:
 
 
 def parse_json_text(text: str) -> Any:
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError:
-        import json  # integers beyond 64 bits, which orjson refuses
+    """A MariaDB JSON column's text as a document.
 
-        return json.loads(text)
+    Integers beyond 64 bits become doubles (orjson's reading, and what MySQL's binary JSON
+    stores too): the orjson envelope could not carry them otherwise.
+    """
+    return orjson.loads(text)
 
 
 def _json_text(size: int, charset: str) -> Decoder:

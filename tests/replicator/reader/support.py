@@ -16,8 +16,14 @@ from replicator.settings import Settings, load_settings
 from replicator.source.runtime import create_reader
 from replicator.topics import table_topic
 
-FAST = ReaderOptions(max_batch_rows=500, max_batch_s=0.05, idle_checkpoint_s=0.5, heartbeat_s=0.5,
-                     backoff_initial_s=0.2, backoff_max_s=2.0)
+FAST = ReaderOptions(
+    max_batch_rows=500,
+    max_batch_s=0.05,
+    idle_checkpoint_s=0.5,
+    heartbeat_s=0.5,
+    backoff_initial_s=0.2,
+    backoff_max_s=2.0,
+)
 
 
 def reader_settings(db: str, tables: list[str], monkeypatch: Any) -> Settings:
@@ -56,17 +62,26 @@ def running_reader(settings: Settings, options: ReaderOptions = FAST) -> Iterato
         reader.stop()
 
 
-def read_topic(settings: Settings, source: str, *, min_count: int = 0, timeout_s: float = 30) -> list[ChangeEvent]:
+def read_topic(
+    settings: Settings, source: str, *, min_count: int = 0, timeout_s: float = 30
+) -> list[ChangeEvent]:
     """Every read_committed event of one table topic, in partition order (partitions concatenated)."""
     return [ev for _, ev in read_topic_raw(settings, source, min_count=min_count, timeout_s=timeout_s)]
 
 
-def read_topic_raw(settings: Settings, source: str, *, min_count: int = 0,
-                   timeout_s: float = 30) -> list[tuple[int, ChangeEvent]]:
+def read_topic_raw(
+    settings: Settings, source: str, *, min_count: int = 0, timeout_s: float = 30
+) -> list[tuple[int, ChangeEvent]]:
     topic = table_topic(settings.kafka.topic_prefix, source)
-    consumer = Consumer({"bootstrap.servers": settings.kafka.bootstrap_servers, "group.id": f"t-{random.random()}",
-                         "isolation.level": "read_committed", "enable.auto.commit": False,
-                         "enable.partition.eof": True})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.kafka.bootstrap_servers,
+            "group.id": f"t-{random.random()}",
+            "isolation.level": "read_committed",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+        }
+    )
     try:
         md = consumer.list_topics(topic, timeout=10).topics[topic]
         parts = sorted(md.partitions)
