@@ -102,13 +102,18 @@ class WriterEnv:
     control: ControlStore
     bootstrap: str
     produced: list[ChangeEvent] = field(default_factory=list)
+    at_offset: dict[tuple[int, int], ChangeEvent] = field(default_factory=dict)  # (partition, offset)
 
     def produce(self, events: list[ChangeEvent], raw: list[tuple[bytes, bytes]] = ()) -> None:  # type: ignore[assignment]
         p = Producer({"bootstrap.servers": self.bootstrap, "enable.idempotence": True})
         for key, value in raw:
             p.produce(self.topic, key=key, value=value)
         for e in events:
-            p.produce(self.topic, key=e.key_bytes(), value=e.to_json())
+            def delivered(err: Any, msg: Any, e: ChangeEvent = e) -> None:
+                assert err is None, err
+                self.at_offset[(msg.partition(), msg.offset())] = e
+
+            p.produce(self.topic, key=e.key_bytes(), value=e.to_json(), on_delivery=delivered)
         assert p.flush(30) == 0
         self.produced.extend(events)
 
@@ -135,7 +140,7 @@ RunUntil = Callable[..., Any]
 class InProcessWriter:
     """The real writer (real Kafka, DynamoDB Local, Redis) driven step by step from the test."""
 
-    def __init__(self, env: WriterEnv, client: Any = None) -> None:
+    def __init__(self, env: WriterEnv, client: Any = None, max_batch: int = 500) -> None:
         from consumers.dynamo import ensure_tables, make_client
         from consumers.writer.metrics import WriterMetrics
         from consumers.writer.runner import WriterOptions
@@ -147,7 +152,7 @@ class InProcessWriter:
         ensure_tables(self.client, check_mappings(env.settings, load_schemas(env.settings)), create=True)
         self.metrics = WriterMetrics()
         self.writer = build_writer(env.settings, env.control, client=self.client, metrics=self.metrics,
-                                   options=WriterOptions(phase_refresh_s=0.1, max_batch=500))
+                                   options=WriterOptions(phase_refresh_s=0.1, max_batch=max_batch))
         start_writer(self.writer)
 
     def run_until_consumed(self, total_events: int, limit_s: float = 120) -> None:
@@ -167,8 +172,8 @@ class InProcessWriter:
 def in_process_writer(writer_env: WriterEnv) -> Iterator[Callable[..., InProcessWriter]]:
     made: list[InProcessWriter] = []
 
-    def make(client: Any = None) -> InProcessWriter:
-        w = InProcessWriter(writer_env, client)
+    def make(client: Any = None, max_batch: int = 500) -> InProcessWriter:
+        w = InProcessWriter(writer_env, client, max_batch)
         made.append(w)
         return w
 
