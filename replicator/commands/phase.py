@@ -16,8 +16,9 @@ from replicator.control import HistoryEntry, PhaseState, names
 from replicator.control.state import PHASE_NAMES
 from replicator.errors import EXIT_CHECK_FAILED
 from replicator.phase.controller import ChangeResult, PhaseController, flags_document, open_phase_controller
-from replicator.phase.gates import GateResult
+from replicator.phase.gates import GateResult, soak_time
 from replicator.phase.rules import DISCARD_PHASE5_FLAG, check_phase_number
+from replicator.settings import Settings
 
 PhaseArg = Annotated[int, typer.Argument(metavar="N", help="Phase number, 1-5.", show_default=False)]
 ReasonOption = Annotated[str, typer.Option(
@@ -56,16 +57,18 @@ def _gate_lines(results: list[GateResult]) -> list[str]:
     return out
 
 
-def _status_doc(ctl: PhaseController, state: PhaseState, backend: str) -> dict[str, Any]:
-    gates = None
+def _status_doc(ctl: PhaseController, state: PhaseState, settings: Settings) -> dict[str, Any]:
     if state.phase < 5:
         results = ctl.check(state.phase + 1)
-        gates = {"next_phase": state.phase + 1, "ready": all(r.passed for r in results),
-                 "results": [r.to_doc() for r in results]}
+        gates: dict[str, Any] = {"next_phase": state.phase + 1, "ready": all(r.passed for r in results),
+                                 "results": [r.to_doc() for r in results]}
+    else:  # no further phase: show the guide's phase-5 soak before MySQL is retired
+        soak = soak_time(ctl.clock.now(), state.updated_at, settings.gates.window_5_final_s, 5)
+        gates = {"next_phase": None, "ready": soak.passed, "results": [soak.to_doc()]}
     return {
         "phase": state.phase, "name": state.name, "flags": state.flags(), "epoch": state.epoch,
         "updated_at": state.updated_at, "updated_at_iso": _iso(state.updated_at),
-        "updated_by": state.updated_by, "reason": state.reason, "backend": backend,
+        "updated_by": state.updated_by, "reason": state.reason, "backend": settings.control.backend,
         "gates": gates, "backfill": ctl.store.list_markers(names.BACKFILL_PREFIX),
     }
 
@@ -75,7 +78,7 @@ def status_cmd(config: ConfigOption = None, json: JsonOption = False) -> None:
     """Current phase, its five flags, epoch, who/when/why, the next gate's summary and backfill progress."""
     settings = bootstrap(config)
     with exit_on_error(), open_phase_controller(settings) as ctl:
-        doc = _status_doc(ctl, ctl.get_state(), settings.control.backend)
+        doc = _status_doc(ctl, ctl.get_state(), settings)
     if json:
         _echo_json(doc)
         return
@@ -83,10 +86,12 @@ def status_cmd(config: ConfigOption = None, json: JsonOption = False) -> None:
     for k, v in doc["flags"].items():
         typer.echo(f"  {k}: {str(v).lower()}")
     typer.echo(f"changed {doc['updated_at_iso']} by {doc['updated_by'] or '-'}: {doc['reason'] or '-'}")
-    if doc["gates"]:
-        g = doc["gates"]
+    g = doc["gates"]
+    if g["next_phase"] is None:
+        typer.echo(f"MySQL retirement soak: {'done' if g['ready'] else 'not done'}")
+    else:
         typer.echo(f"gates to phase {g['next_phase']}: {'ready' if g['ready'] else 'not ready'}")
-        typer.echo("\n".join(_gate_lines([GateResult(**r) for r in g["results"]])))
+    typer.echo("\n".join(_gate_lines([GateResult(**r) for r in g["results"]])))
     for name, marker in doc["backfill"].items():
         typer.echo(f"{name}: " + ", ".join(f"{k}={v}" for k, v in marker.items()))
 

@@ -79,10 +79,16 @@ class DynamoDBControlStore:
 
     def _ensure_table(self, client: DynamoDBClient) -> None:
         try:
-            client.describe_table(TableName=self.table)
-            return
+            status = client.describe_table(TableName=self.table)["Table"].get("TableStatus")
+            if status == "ACTIVE":
+                return
         except client.exceptions.ResourceNotFoundException:
-            pass
+            status = None
+        if status is not None:  # being created by another process: wait for it
+            client.get_waiter("table_exists").wait(
+                TableName=self.table, WaiterConfig={"Delay": 1, "MaxAttempts": 60},
+            )
+            return
         try:
             client.create_table(
                 TableName=self.table, BillingMode="PAY_PER_REQUEST",

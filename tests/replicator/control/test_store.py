@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -20,8 +21,9 @@ from replicator.settings import Settings
 
 pytestmark = pytest.mark.integration
 
-T0 = 1_700_000_000.0
-MINUTE0 = (int(T0) // 60) * 60.0  # the start of a minute bucket
+# Recent instants: buckets far in the past are already beyond their TTL and may be gone.
+MINUTE0 = float((int(time.time()) // 3600 - 2) * 3600)  # the start of an hour (and a minute bucket)
+T0 = MINUTE0 + 0.5
 
 
 def change(store: ControlStore, phase: int, actor: str = "alice") -> PhaseState:

@@ -10,10 +10,17 @@ from typing import Any
 
 import pytest
 
-from replicator.control import names, open_control_store
+from replicator.control import PhaseState, names, open_control_store
+from replicator.phase import PhaseController
+from replicator.phase.gates import GateResult
 from replicator.settings import Settings
 
 pytestmark = pytest.mark.integration
+
+
+class NoGates:
+    def check(self, target: int, state: PhaseState | None = None) -> list[GateResult]:
+        return []
 
 
 def phase(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -118,3 +125,15 @@ def test_the_dynamodb_backend_serves_the_same_commands(env: dict[str, str], dyna
     env = {**env, "REPLICATOR_CONTROL__BACKEND": "dynamodb"}
     assert phase(env, "set", "2", "--reason", "r", "--force").returncode == 0
     assert json.loads(phase(env, "status", "--json").stdout)["flags"]["dual_write_enabled"] is True
+
+
+def test_status_in_phase_5_shows_the_mysql_retirement_soak(env: dict[str, str], settings: Settings) -> None:
+    with open_control_store(settings) as store:
+        ctl = PhaseController(store, NoGates())
+        for n in (2, 3, 4, 5):
+            ctl.set_migration_phase(n, reason="walk", actor="t")
+    doc = json.loads(phase(env, "status", "--json").stdout)
+    assert doc["flags"]["read_from_dynamodb"] is True and doc["flags"]["dual_write_enabled"] is False
+    assert doc["gates"]["next_phase"] is None
+    assert [r["gate"] for r in doc["gates"]["results"]] == ["soak_time"]
+    assert doc["gates"]["results"][0]["window_s"] == settings.gates.window_5_final_s
