@@ -15,7 +15,7 @@ from tests.replicator.mapping.strategies import COLUMNS, datetimes_text, decimal
 MAPPING = TableMapping(source="shop.everything")
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(rows())
 def test_every_column_type_round_trips_with_explicit_nulls(row: dict[str, Any]) -> None:
     mapper = TableMapper(MAPPING, COLUMNS, ("id",))
