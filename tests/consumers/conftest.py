@@ -47,10 +47,7 @@ def random_stream(db: str, keys: int, events: int, seed: int, first_version: int
     for i in range(events):
         key = rng.randrange(keys)
         version += rng.randint(1, 50)
-        if not alive.get(key):
-            op = "c"
-        else:
-            op = "d" if rng.random() < 0.15 else "u"
+        op = ("d" if rng.random() < 0.15 else "u") if alive.get(key) else "c"
         alive[key] = op != "d"
         out.append(make_event(op, db, key, version, n=i))
     return out
@@ -87,7 +84,8 @@ def without_ttl(items: dict[int, dict[str, Any]]) -> dict[int, dict[str, Any]]:
 def set_phase(store: ControlStore, phase: int) -> None:
     cur = store.get_phase()
     store.compare_and_set(
-        PhaseState(phase=phase, epoch=cur.epoch + 1, updated_at=time.time(), updated_by="test", reason="test"),
+        PhaseState(phase=phase, epoch=cur.epoch + 1, updated_at=time.time(), updated_by="test",
+                   reason="test"),
         HistoryEntry(epoch=cur.epoch + 1, at=time.time(), actor="test", from_phase=cur.phase,
                      to_phase=phase, reason="test"),
     )

@@ -50,7 +50,8 @@ def _apply(client: ScriptedClient, n: int) -> list[tuple[str, str]]:
     applier = ConditionalApplier(client, concurrency=1, backoff=Backoff(base_s=0), sleep=lambda s: None)  # type: ignore[arg-type]
     applier.start()
     try:
-        return sorted((r.write.key["id"]["N"], r.outcome) for r in applier.apply([_write(i) for i in range(n)]))
+        results = applier.apply([_write(i) for i in range(n)])
+        return sorted((r.write.key["id"]["N"], r.outcome) for r in results)
     finally:
         applier.close()
 

@@ -16,7 +16,8 @@ def _msg(offset: int, value: bytes, partition: int = 0) -> RawMessage:
 
 
 def test_events_of_one_item_coalesce_to_the_last_one() -> None:
-    events = [make_event("c", "shop", 1, 10), make_event("u", "shop", 1, 20, n=5), make_event("u", "shop", 2, 30)]
+    events = [make_event("c", "shop", 1, 10), make_event("u", "shop", 1, 20, n=5),
+              make_event("u", "shop", 2, 30)]
     plan = plan_batch([_msg(i, e.to_json()) for i, e in enumerate(events)], MapperCache(_settings()), 0, 60)
     assert sorted((w.key["id"]["N"], w.version) for w in plan.writes) == [("1", 20), ("2", 30)]
     assert plan.coalesced == 1

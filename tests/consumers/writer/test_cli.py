@@ -21,7 +21,8 @@ def _write(tmp_path: Path, tables: list[dict[str, Any]], *args: str) -> subproce
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=dict(os.environ))
 
 
-def test_a_missing_dynamodb_table_without_create_tables_exits_2_naming_it(writer_env: Any, tmp_path: Path) -> None:
+def test_a_missing_dynamodb_table_without_create_tables_exits_2_naming_it(writer_env: Any,
+                                                                          tmp_path: Path) -> None:
     done = _write(tmp_path, [{"source": f"{writer_env.db}.users"}])
     assert done.returncode == 2
     assert writer_env.table in done.stderr and "--create-tables" in done.stderr

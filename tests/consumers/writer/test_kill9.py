@@ -41,7 +41,8 @@ def _committed(env: Any, partitions: int) -> int:
 def _end_offsets(env: Any, partitions: int) -> int:
     c = Consumer({"bootstrap.servers": env.bootstrap, "group.id": "watermarks"})
     try:
-        return sum(c.get_watermark_offsets(TopicPartition(env.topic, p), timeout=10)[1] for p in range(partitions))
+        return sum(c.get_watermark_offsets(TopicPartition(env.topic, p), timeout=10)[1]
+                   for p in range(partitions))
     finally:
         c.close()
 

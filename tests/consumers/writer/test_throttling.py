@@ -69,7 +69,8 @@ def test_throttled_writes_are_retried_until_applied_and_offsets_never_run_ahead(
     stream = random_stream(writer_env.db, keys=300, events=600, seed=5)
     writer_env.produce(stream)
     w.run_until_consumed(len(stream))
-    retried = sum(s.value for m in w.metrics.retries.collect() for s in m.samples if s.name.endswith("_total"))
+    retried = sum(s.value for m in w.metrics.retries.collect() for s in m.samples
+                  if s.name.endswith("_total"))
     assert sum(injected.values()) > 0 and retried == sum(injected.values())  # really injected, all retried
     assert early == []
     assert table_state(scan(dynamodb, writer_env.table)) == expected_table(stream)

@@ -121,7 +121,8 @@ def test_in_phase_1_the_writer_consumes_nothing_until_dual_write_is_enabled(
     assert set(scan(dynamodb, writer_env.table)) == set(range(5))
 
 
-def test_applied_counters_and_the_heartbeat_reach_the_control_store(writer_env: Any, in_process_writer: Any) -> None:
+def test_applied_counters_and_the_heartbeat_reach_the_control_store(writer_env: Any,
+                                                                     in_process_writer: Any) -> None:
     import time
 
     w = in_process_writer()

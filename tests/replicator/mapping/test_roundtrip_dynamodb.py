@@ -30,8 +30,8 @@ def everything_table(dynamodb: Any, unique: str) -> str:
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(row=rows(), null_mode=st.sampled_from(["explicit", "omit"]))
-def test_rows_of_every_column_type_survive_a_trip_through_dynamodb(dynamodb: Any, everything_table: str,
-                                                                   row: dict[str, Any], null_mode: str) -> None:
+def test_rows_of_every_column_type_survive_a_trip_through_dynamodb(
+        dynamodb: Any, everything_table: str, row: dict[str, Any], null_mode: str) -> None:
     mapper = TableMapper(TableMapping(source="shop.everything", null_mode=null_mode), COLUMNS, ("id",))  # type: ignore[arg-type]
     dynamodb.put_item(TableName=everything_table, Item=mapper.to_item(row))
     stored = dynamodb.get_item(TableName=everything_table, Key=mapper.key(row), ConsistentRead=True)["Item"]
