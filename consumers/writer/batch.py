@@ -101,6 +101,7 @@ def plan_batch(messages: Sequence[RawMessage], mappers: MapperCache, now: float,
         tp = (msg.topic, msg.partition)
         plan.offsets[tp] = max(plan.offsets.get(tp, 0), msg.offset + 1)
         plan.events += 1
+        event: ChangeEvent | None = None
         try:
             if msg.value is None:
                 raise MappingError("message without a value", reason="empty-message")
@@ -112,7 +113,7 @@ def plan_batch(messages: Sequence[RawMessage], mappers: MapperCache, now: float,
             writes = writes_for_event(mappers.mapper_for(event), mappers.target(mapping), event,
                                       now, tombstone_ttl_s)
         except MappingError as exc:
-            plan.dead_letters.append(_dead(msg, exc))
+            plan.dead_letters.append(_dead(msg, exc, event.version if event is not None else None))
             continue
         for w in writes:
             total_writes += 1

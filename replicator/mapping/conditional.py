@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from replicator.errors import MappingError
 from replicator.events import ChangeEvent, Row
 from replicator.mapping.mapper import Item, TableMapper
 from replicator.mapping.names import (
@@ -97,7 +98,10 @@ def writes_for_event(mapper: TableMapper, table: str, event: ChangeEvent, now: f
         return [tombstone(mapper, table, event.row, event.version, origin, expires)]
     put = upsert(mapper, table, event.row, event.version, origin)
     if event.op == "u" and event.before is not None:
-        old_key = mapper.key(event.before)
+        try:
+            old_key = mapper.key(event.before)
+        except MappingError:  # the old image had no usable key (e.g. a NULL templated column)
+            return [put]
         if old_key != put.key:
             return [tombstone(mapper, table, event.before, event.version, origin, expires), put]
     return [put]
