@@ -56,6 +56,26 @@ def check_primary_keys(mapped: Iterable[str], existing: set[str], with_pk: set[s
         )
 
 
+_FK = re.compile(
+    r"CONSTRAINT\s+`((?:[^`]|``)+)`\s+FOREIGN\s+KEY\s*\([^)]*\)\s*REFERENCES\s+((?:`(?:[^`]|``)+`\.)?`(?:[^`]|``)+`)"
+    r"\s*\([^)]*\)(?P<rules>(?:\s+ON\s+(?:DELETE|UPDATE)\s+(?:CASCADE|SET\s+NULL|SET\s+DEFAULT|RESTRICT|NO\s+ACTION))*)",
+    re.IGNORECASE,
+)
+
+
+def foreign_keys_of(db: str, table: str, create_sql: str) -> list[tuple[str, str, str, str, str, str]]:
+    """Foreign keys from ``SHOW CREATE TABLE`` (MariaDB hides REFERENTIAL_CONSTRAINTS from a SELECT-only
+    user): (db, table, constraint, parent db, parent table, rules)."""
+    out = []
+    for m in _FK.finditer(create_sql):
+        parent = m.group(2)
+        parent_db, _, parent_table = parent.rpartition(".")
+        rules = " ".join(m.group("rules").split()).upper() or "ON DELETE RESTRICT"
+        name = m.group(1).replace("``", "`")
+        out.append((db, table, name, parent_db.strip("`") or db, parent_table.strip("`"), rules))
+    return out
+
+
 def check_fk_cascades(mapped: set[str], constraints: Iterable[tuple[str, str, str, str, str, str]]) -> None:
     """``constraints``: (db, child table, constraint, parent db, parent table, "DELETE=..,UPDATE=..")."""
     bad = []

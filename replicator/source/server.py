@@ -107,14 +107,15 @@ class ServerInfo:
         return existing, with_pk
 
     def foreign_keys(self, mapped: set[str]) -> list[tuple[str, str, str, str, str, str]]:
-        dbs = sorted({m.split(".")[0] for m in mapped}) or [""]
-        marks = ",".join(["%s"] * len(dbs))
+        """The foreign keys of the existing mapped tables, from SHOW CREATE TABLE."""
+        existing, _ = self.tables(mapped)
+        out: list[tuple[str, str, str, str, str, str]] = []
         with self._cursor("reading foreign keys") as cur:
-            cur.execute(
-                "SELECT CONSTRAINT_SCHEMA, TABLE_NAME, CONSTRAINT_NAME, UNIQUE_CONSTRAINT_SCHEMA, "  # noqa: S608
-                "REFERENCED_TABLE_NAME, CONCAT('ON DELETE ', DELETE_RULE, ', ON UPDATE ', UPDATE_RULE) "
-                f"FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA IN ({marks})", dbs)
-            return [tuple(str(x) for x in r) for r in cur.fetchall()]  # type: ignore[misc]
+            for source in sorted(existing):
+                db, table = source.split(".")
+                cur.execute(f"SHOW CREATE TABLE `{db}`.`{table}`")
+                out += checks.foreign_keys_of(db, table, str(cur.fetchone()[1]))
+        return out
 
     def catalog(self, mapped: set[str]) -> Catalog:
         version = self.version()

@@ -107,3 +107,14 @@ def read_topic_raw(
         return out
     finally:
         consumer.close()
+
+
+def run_until_error(reader: Reader, timeout_s: float = 60) -> BaseException:
+    """Run the reader in its thread until it fails (bounded); return the error it stopped with."""
+    thread = reader.start()
+    thread.join(timeout_s)
+    if thread.is_alive():
+        reader.stop()
+        raise AssertionError(f"the reader was still running after {timeout_s} s")
+    assert reader.error is not None, "the reader stopped without an error"
+    return reader.error
