@@ -241,6 +241,13 @@ class Reader:
         self._thread.start()
         return self._thread
 
+    def join(self, timeout_s: float | None = None) -> bool:
+        """Wait for the thread started by :meth:`start`; True once it has finished."""
+        if self._thread is None:
+            return True
+        self._thread.join(timeout_s)
+        return not self._thread.is_alive()
+
     def stop(self, timeout_s: float = 30.0) -> None:
         self.stop_event.set()
         if self._thread is not None:

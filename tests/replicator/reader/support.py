@@ -110,10 +110,10 @@ def read_topic_raw(
 
 
 def run_until_error(reader: Reader, timeout_s: float = 60) -> BaseException:
-    """Run the reader in its thread until it fails (bounded); return the error it stopped with."""
-    thread = reader.start()
-    thread.join(timeout_s)
-    if thread.is_alive():
+    """Run the reader in its thread (if not running yet) until it fails (bounded); return its error."""
+    if reader.join(0):
+        reader.start()
+    if not reader.join(timeout_s):
         reader.stop()
         raise AssertionError(f"the reader was still running after {timeout_s} s")
     assert reader.error is not None, "the reader stopped without an error"
