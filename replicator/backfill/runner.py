@@ -96,6 +96,9 @@ class Backfill:
         self.on_progress = on_progress or (lambda _p: None)
         self._sleep: Callable[[float], object] = sleep or self.stop.wait
         self.tables = self._select_tables()
+        # After run(): True once the writer has applied every snapshot event, False when the
+        # wait gave up, None when it was not attempted (tables incomplete, --no-wait, stopped).
+        self.applied: bool | None = None
 
     def _select_tables(self) -> list[str]:
         mapped = [t.source for t in self.settings.tables]
@@ -246,7 +249,7 @@ class Backfill:
         applied = False
         if self.opts.wait_for_writer:
             log.info("backfill waiting for the writer to apply the snapshot events", partitions=len(targets))
-            applied = wait_until_applied(
+            applied = self.applied = wait_until_applied(
                 self.settings, targets, timeout_s=self.opts.wait_timeout_s, stop=self.stop,
                 on_wait=lambda behind: log.debug("backfill waiting", partitions_behind=behind))
         # "complete" means applied in DynamoDB, not merely published: the 2 -> 3 gate relies on it.

@@ -46,8 +46,8 @@ def register(app: typer.Typer) -> None:
         position that splits it from the stream; its rows carry that position's version and
         go through Kafka to the writer as op "r" events, so newer stream changes always win.
         The chunk cursor is saved in the control store: rerunning resumes (kill -9 included).
-        Exit 0 done, 1 rows were dead-lettered, 2 bad usage, 3 a table without primary key or
-        one that vanished.
+        Exit 0 done, 1 rows were dead-lettered or the writer did not apply them in time,
+        2 bad usage, 3 a table without primary key or one that vanished.
         """
         settings = bootstrap(config)
         from replicator.backfill.runner import Backfill, BackfillOptions, TableProgress
@@ -76,7 +76,8 @@ def register(app: typer.Typer) -> None:
             bars.update(tasks[p.source], completed=p.done, total=total, rate=p.rate)
 
         with exit_on_error(), bars:
-            results = Backfill(settings, opts, stop=stop, on_progress=on_progress).run()
+            run = Backfill(settings, opts, stop=stop, on_progress=on_progress)
+            results = run.run()
         for p in results:
             state = "complete" if p.complete else ("FAILED: " + p.error if p.error else "interrupted")
             console.print(f"{p.source}: {p.done} rows copied, {p.dead_lettered} dead-lettered -- {state}")
@@ -84,4 +85,8 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(EXIT_FATAL_DATA)
         if any(p.dead_lettered for p in results):
             console.print("some rows could not be published: see the dead-letter topic")
+            raise typer.Exit(EXIT_CHECK_FAILED)
+        if run.applied is False:
+            console.print("the writer has not applied the snapshot yet: the backfill is not marked "
+                          "complete; check `replicator write`, then rerun to wait again")
             raise typer.Exit(EXIT_CHECK_FAILED)

@@ -23,14 +23,18 @@ import pytest
 
 from replicator.backfill.source import SnapshotSource
 from replicator.control import names, open_control_store
+from replicator.kafka_io import read_last_checkpoint
 from replicator.phase import set_migration_phase
-from replicator.settings import load_settings
+from replicator.phase.probes import KafkaOffsetProbe
+from replicator.settings import Settings, load_settings
+from replicator.topics import table_topic
 from tests.conftest import admin_connect
 from validators.reconcile import reconcile_table
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 ROWS = 200_000
+OPS_PER_S = 150  # an application's steady write rate; the writer must keep up with it
 
 
 def start(env: dict[str, str], log: Path, *args: str) -> subprocess.Popen[bytes]:
@@ -48,6 +52,12 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait()
 
 
+def reader_checkpoint(settings: Settings) -> tuple[str, int]:
+    """The reader's last committed binlog position ("", 0 before its first checkpoint)."""
+    cp = read_last_checkpoint(settings, settings.transactional_id.encode())
+    return ("", 0) if cp is None else (cp.file, cp.offset)
+
+
 class Workload(threading.Thread):
     """Random single-row changes, as an application would make them, until stopped."""
 
@@ -63,7 +73,7 @@ class Workload(threading.Thread):
     def run(self) -> None:
         try:
             with self.conn.cursor() as cur:
-                while not self.halt.is_set():
+                while not self.halt.wait(1 / OPS_PER_S):
                     self.step(cur)
         except BaseException as exc:  # reported by the test, not swallowed
             self.error = exc
@@ -127,30 +137,41 @@ def test_backfill_under_writes_with_a_kill_converges_exactly(
         first.wait()
 
         second = start(env, log, "backfill", "--config", str(cfg), "--chunk-rows", "2000",
-                       "--max-rows-per-s", "0", "--no-progress", "--wait-timeout-s", "600")
-        assert second.wait(900) == 0, f"resumed backfill failed; see {log}"
+                       "--max-rows-per-s", "0", "--no-progress", "--wait-timeout-s", "900")
+        # The workload runs for the whole copy: it stops once the last chunk is published.
+        with open_control_store(settings) as store:
+            while second.poll() is None and not (store.get_marker(marker) or {}).get("complete"):
+                time.sleep(0.5)
     finally:
         workload.halt.set()
         workload.join(30)
+    assert second.wait(1200) == 0, f"resumed backfill failed or the writer never applied it; see {log}"
     assert workload.error is None, workload.error
     assert all(workload.counts.values()), workload.counts
 
     try:
-        # Catch-up: the reader and writer drain what the workload left in flight.
+        # Catch-up: the reader reaches the binlog head, then the writer drains the topic.
+        with admin_connect(env) as conn, conn.cursor() as cur:
+            cur.execute("SHOW MASTER STATUS")
+            head = cur.fetchone()[:2]
+        topic = table_topic(settings.kafka.topic_prefix, f"{mysql_db}.items")
+        probe = KafkaOffsetProbe(settings.kafka)
+        deadline = time.monotonic() + 600
+        lag: dict[str, int] = {topic: -1}
+        while time.monotonic() < deadline:
+            if reader_checkpoint(settings) >= tuple(head):
+                lag = probe.topic_lags(settings.writer_group, [topic])
+                if lag == {topic: 0}:
+                    break
+            time.sleep(2)
+        assert lag == {topic: 0}, f"the pipeline did not catch up: writer lag {lag}; see {log}"
+        assert reader.poll() is None and writer.poll() is None, f"a pipeline process died; see {log}"
         mapping = settings.tables[0]
         with SnapshotSource(settings.mysql) as src:
-            report = None
-            deadline = time.monotonic() + 300
-            while time.monotonic() < deadline:
-                report = reconcile_table(settings, mapping, src, dynamodb)
-                if report.ok:
-                    break
-                time.sleep(5)
-        assert reader.poll() is None and writer.poll() is None, f"a pipeline process died; see {log}"
+            report = reconcile_table(settings, mapping, src, dynamodb)
     finally:
         stop(reader)
         stop(writer)
-    assert report is not None
     assert report.differences == [], f"{len(report.differences)} differences, e.g. {report.differences[:3]}"
     assert report.mysql_rows == report.dynamodb_items
     with open_control_store(settings) as store:
