@@ -18,6 +18,7 @@ from typing import Any
 import structlog
 
 from replicator.backfill.source import SnapshotSource, TableShape
+from replicator.control import ControlStore, names
 from replicator.events import Row, Value
 from replicator.mapping.mapper import TableMapper
 from replicator.mapping.names import DELETED_ATTR
@@ -38,6 +39,12 @@ class TableReport:
     @property
     def ok(self) -> bool:
         return not self.differences
+
+    @property
+    def compared(self) -> int:
+        """Keys compared: every row present on either side."""
+        extra = sum(1 for d in self.differences if d.kind == "extra_in_dynamodb")
+        return self.mysql_rows + extra
 
 
 def read_mysql(src: SnapshotSource, shape: TableShape, mapper: TableMapper,
@@ -86,7 +93,9 @@ def read_dynamodb(client: Any, table: str, mapper: TableMapper) -> tuple[dict[st
 
 
 def reconcile_table(settings: Settings, mapping: TableMapping, src: SnapshotSource, client: Any, *,
-                    settle_s: float = 0.0, sleep: Callable[[float], None] = time.sleep) -> TableReport:
+                    settle_s: float = 0.0, sleep: Callable[[float], None] = time.sleep,
+                    record: ControlStore | None = None) -> TableReport:
+    """Compare one table; with ``record``, count each key compared as a validation for the gates."""
     shape = src.table_shape(mapping.database, mapping.table)
     mapper = TableMapper(mapping, shape.columns)
     target = settings.dynamodb.table_prefix + mapping.target_name
@@ -101,4 +110,8 @@ def reconcile_table(settings: Settings, mapping: TableMapping, src: SnapshotSour
         diffs = diff_tables(mapping.source, mysql, dynamo)
     for d in diffs[:100]:
         log.warning("Data validation failed", table=mapping.source, key=d.key, kind=d.kind, diff=describe(d))
-    return TableReport(mapping.source, len(mysql), len(dynamo), tombstones, diffs)
+    report = TableReport(mapping.source, len(mysql), len(dynamo), tombstones, diffs)
+    if record is not None:
+        record.incr_many({names.VALIDATION_PASSED: report.compared - len(diffs),
+                          names.VALIDATION_FAILED: len(diffs)})
+    return report

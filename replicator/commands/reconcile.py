@@ -22,6 +22,9 @@ def register(app: typer.Typer) -> None:
             min=0, help="When rows differ, wait this long and compare again, so changes still in "
                         "flight through the pipeline are not reported as divergence.")] = 5.0,
         show: Annotated[int, typer.Option(min=0, help="How many differences to print per table.")] = 20,
+        record: Annotated[bool, typer.Option(
+            help="Count every key compared as a validation (passed or failed) in the control store, "
+                 "where the phase 3->4 gate reads the validation error rate.")] = True,
     ) -> None:
         """Compare every MySQL row with its DynamoDB item through the table mapping.
 
@@ -32,6 +35,7 @@ def register(app: typer.Typer) -> None:
         import boto3
 
         from replicator.backfill.source import SnapshotSource
+        from replicator.control import open_control_store
         from validators.diff import describe
         from validators.reconcile import reconcile_table
 
@@ -46,8 +50,9 @@ def register(app: typer.Typer) -> None:
                 raise ConfigError(f"--table {missing[0]} is not a mapped table")
             client = boto3.client("dynamodb", endpoint_url=settings.dynamodb.endpoint_url,
                                   region_name=settings.dynamodb.region)
-            with SnapshotSource(settings.mysql) as src:
-                reports = [reconcile_table(settings, m, src, client, settle_s=settle_s)
+            with SnapshotSource(settings.mysql) as src, open_control_store(settings) as store:
+                reports = [reconcile_table(settings, m, src, client, settle_s=settle_s,
+                                           record=store if record else None)
                            for m in mappings if m is not None]
         summary = Table(title="replicator reconcile")
         for col in ("table", "mysql rows", "dynamodb items", "tombstones", "differences"):

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from typing import Any
 
 import pytest
 
 from replicator.backfill.source import SnapshotSource
+from replicator.control import names, open_control_store
 from replicator.mapping.mapper import TableMapper
 from replicator.mapping.names import DELETED_ATTR, VERSION_ATTR
 from replicator.settings import load_settings
@@ -68,3 +70,9 @@ def test_a_changed_attribute_and_a_missing_item_are_reported(
     assert res.returncode == 1
     assert "Data validation failed" in res.stderr
     assert "email: mysql='u7@x' dynamodb='wrong'" in res.stdout
+    # Every key compared is a validation for the phase 3 -> 4 gate: 48 passed, 2 failed.
+    with open_control_store(mirrored["settings"]) as store:
+        now = time.time()
+        counts = (store.window_sum(names.VALIDATION_PASSED, now - 600, now),
+                  store.window_sum(names.VALIDATION_FAILED, now - 600, now))
+    assert counts == (48, 2)
