@@ -47,6 +47,7 @@ log = structlog.get_logger("replicator.reader")
 class ReaderOptions:
     max_batch_rows: int = 5000  # commit the Kafka transaction once it holds this many row changes
     max_batch_s: float = 0.1  # ... or once it has been open this long
+    linger_s: float = 0.02  # ... or once nothing more arrived for this long (low latency when idle)
     idle_checkpoint_s: float = 5.0  # commit a checkpoint-only transaction when only unmapped tables move
     heartbeat_s: float = 1.0
     backoff_initial_s: float = 0.5
@@ -332,7 +333,7 @@ class Reader:
         pending: Checkpoint | None = None
         counts: Tally[tuple[str, str]] = Tally()
         txs = 0
-        last_commit = time.monotonic()
+        last_commit = last_item = time.monotonic()
 
         def commit() -> None:
             nonlocal opened, batch_rows, batch_bytes, pending, txs, last_commit
@@ -349,13 +350,17 @@ class Reader:
                 commit()
                 return None
             now = time.monotonic()
-            timeout = max(0.0, batch_t0 + opts.max_batch_s - now) if opened else 0.2
+            if opened:
+                timeout = max(0.0, min(batch_t0 + opts.max_batch_s, last_item + opts.linger_s) - now)
+            else:
+                timeout = 0.2
             try:
                 item = q.get(timeout=timeout)
             except queue.Empty:
                 if opened or (pending is not None and now - last_commit >= opts.idle_checkpoint_s):
                     commit()
                 continue
+            last_item = time.monotonic()
             if isinstance(item, _Tx):
                 if item.records:
                     if not opened:

@@ -1,0 +1,300 @@
+"""Binlog reader throughput and latency (issue 3).
+
+1. Throughput: a 1M-row-change workload is written once; then, over the same binlog range,
+   (a) a bare python-mysql-replication loop that decodes every row and does nothing else, and
+   (b) the reader (binlog -> change events -> Kafka transactions, committed) are timed.
+   Reported: rows/s of each and their ratio (target >= 0.75).
+2. Latency: at a steady 2,000 rows/s, the time from MySQL commit (the client's COMMIT returned)
+   to the event's arrival at a read_committed consumer (p50, p99; target p99 < 500 ms).
+
+Set BENCH_READER_ROWS to size the workload down for a quick look, BENCH_READER_PROFILE=1 for a
+cProfile of the reader run (top functions by cumulative time).
+"""
+
+from __future__ import annotations
+
+import cProfile
+import io
+import os
+import pstats
+import random
+import statistics
+import threading
+import time
+import uuid
+from typing import Any
+
+import pymysql
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient
+from pymysqlreplication import BinLogStreamReader
+from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, WriteRowsEvent
+
+from replicator.reader import ReaderOptions
+from replicator.settings import Settings, load_settings
+from replicator.source.gtid import StartAt
+from replicator.source.runtime import create_reader
+from replicator.topics import table_topic
+
+ROWS = int(os.environ.get("BENCH_READER_ROWS", "1000000"))
+TX_ROWS = 100
+LATENCY_RATE = 2000  # rows/s
+LATENCY_SECONDS = 20
+
+
+def _admin(database: str | None = None) -> pymysql.Connection[Any]:
+    return pymysql.connect(
+        host=os.environ["REPLICATOR_MYSQL__HOST"],
+        port=int(os.environ["REPLICATOR_MYSQL__PORT"]),
+        user=os.environ.get("STACK_MYSQL_ADMIN_USER", "admin"),
+        password=os.environ.get("STACK_MYSQL_ADMIN_PASSWORD", ""),
+        database=database,
+        autocommit=False,
+        charset="utf8mb4",
+    )
+
+
+def _head(conn: pymysql.Connection[Any]) -> tuple[str, int]:
+    with conn.cursor() as cur:
+        cur.execute("SHOW MASTER STATUS")
+        row = cur.fetchone()
+    assert row is not None
+    return str(row[0]), int(row[1])
+
+
+def _write_workload(db: str) -> tuple[tuple[str, int], tuple[str, int]]:
+    """ROWS row changes: 80 % inserts, 20 % updates (before + after images), TX_ROWS per transaction."""
+    conn = _admin(db)
+    rng = random.Random(7)
+    with conn.cursor() as cur:
+        cur.execute(
+            "CREATE TABLE t (id INT PRIMARY KEY, a INT, b VARCHAR(40), c DECIMAL(12,2), d DATETIME(3), "
+            "e BIGINT UNSIGNED)"
+        )
+        conn.commit()
+        start = _head(conn)
+        inserts = int(ROWS * 0.8)
+        for base in range(0, inserts, TX_ROWS):
+            rows = [
+                (
+                    i,
+                    rng.randint(0, 10**6),
+                    f"name-{i}-{rng.random():.6f}",
+                    f"{rng.random() * 10**6:.2f}",
+                    "2024-05-06 07:08:09.123",
+                    i * 7919,
+                )
+                for i in range(base, min(base + TX_ROWS, inserts))
+            ]
+            cur.executemany("INSERT INTO t VALUES (%s, %s, %s, %s, %s, %s)", rows)
+            conn.commit()
+        for base in range(0, ROWS - inserts, TX_ROWS):
+            cur.execute("UPDATE t SET a = a + 1 WHERE id >= %s AND id < %s", (base, base + TX_ROWS))
+            conn.commit()
+        end = _head(conn)
+    conn.close()
+    return start, end
+
+
+def _bare_loop(db: str, start: tuple[str, int], end: tuple[str, int]) -> tuple[int, float]:
+    """python-mysql-replication alone: decode every row of the range, do nothing else."""
+    stream = BinLogStreamReader(
+        connection_settings={
+            "host": os.environ["REPLICATOR_MYSQL__HOST"],
+            "port": int(os.environ["REPLICATOR_MYSQL__PORT"]),
+            "user": os.environ["REPLICATOR_MYSQL__USER"],
+            "password": os.environ["REPLICATOR_MYSQL__PASSWORD"],
+        },
+        server_id=random.randint(5_000_000, 6_000_000),
+        log_file=start[0],
+        log_pos=start[1],
+        resume_stream=True,
+        blocking=True,
+        only_events=[WriteRowsEvent, UpdateRowsEvent, DeleteRowsEvent],
+        only_schemas=[db],
+        only_tables=["t"],
+        enable_logging=False,
+    )
+    rows = 0
+    t0 = time.perf_counter()
+    try:
+        for ev in stream:
+            rows += len(ev.rows)
+            if (stream.log_file, ev.packet.log_pos) >= end or rows >= ROWS:
+                break
+    finally:
+        stream.close()
+    return rows, time.perf_counter() - t0
+
+
+PREFIXES: list[str] = []  # topic prefixes this run created (deleted at the end)
+
+
+def _settings(db: str, prefix: str) -> Settings:
+    PREFIXES.append(prefix + ".")
+    os.environ["REPLICATOR_KAFKA__TOPIC_PREFIX"] = prefix
+    os.environ["REPLICATOR_MYSQL__SERVER_ID"] = str(random.randint(100_000, 4_000_000))
+    return load_settings(tables=[{"source": f"{db}.t"}])
+
+
+def _reader_run(settings: Settings, start: tuple[str, int], end: tuple[str, int]) -> float:
+    reader = create_reader(
+        settings,
+        start_from=StartAt(file=start[0], offset=start[1]),
+        options=ReaderOptions(max_batch_rows=20000, max_batch_s=0.5, linger_s=0.1),
+    )
+    t0 = time.perf_counter()
+    reader.start()
+    while not (reader.committed and (reader.committed.file, reader.committed.offset) >= end):
+        if reader.error:
+            raise reader.error
+        time.sleep(0.05)
+    elapsed = time.perf_counter() - t0
+    reader.stop()
+    return elapsed
+
+
+def _profile_pipeline(settings: Settings, start: tuple[str, int], rows: int) -> str:
+    """cProfile of the reader's per-row work (binlog -> decoded rows -> serialised events), run
+    synchronously in this thread (the reader runs it in its pump thread, which cProfile cannot see)."""
+    from replicator.source.binlog import BinlogSource
+    from replicator.source.changes import TxContext, build_events
+    from replicator.source.items import RowsChange
+    from replicator.source.server import ServerInfo
+
+    info = ServerInfo(settings.mysql)
+    mapped = {t.source for t in settings.tables}
+    source = BinlogSource(
+        settings.mysql, StartAt(file=start[0], offset=start[1]), mapped, lambda: info.catalog(mapped)
+    )
+    prof = cProfile.Profile()
+    seen = 0
+    prof.enable()
+    try:
+        for item in source.items():
+            if isinstance(item, RowsChange):
+                for ev in build_events(item, TxContext("x", None), 0):
+                    ev.key_bytes()
+                    ev.to_json()
+                seen += len(item.rows)
+                if seen >= rows:
+                    break
+    finally:
+        prof.disable()
+        source.close()
+    out = io.StringIO()
+    pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(20)
+    return out.getvalue()
+
+
+def _latency(db: str) -> tuple[float, float, int]:
+    """Commit -> read_committed arrival at a steady LATENCY_RATE rows/s."""
+    conn = _admin(db)
+    with conn.cursor() as cur:
+        cur.execute("CREATE TABLE lat (id INT PRIMARY KEY, v INT)")
+        conn.commit()
+    settings = _settings(db, "bl" + uuid.uuid4().hex[:8])
+    settings = load_settings(tables=[{"source": f"{db}.lat"}])
+    warmup_s = 2.0  # transactions of the first seconds (consumer fetch start-up) are not counted
+    reader = create_reader(settings, options=ReaderOptions())
+    reader.start()
+    while reader.committed is None:
+        time.sleep(0.05)
+    topic = table_topic(settings.kafka.topic_prefix, f"{db}.lat")
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.kafka.bootstrap_servers,
+            "group.id": "bench-lat",
+            "isolation.level": "read_committed",
+            "fetch.wait.max.ms": 5,
+            "fetch.min.bytes": 1,
+            "enable.auto.commit": False,
+        }
+    )
+    parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+    consumer.assign([TopicPartition(topic, p, 0) for p in parts])
+    committed_at: dict[int, float] = {}
+    latencies: list[float] = []
+    stop = threading.Event()
+
+    def consume() -> None:
+        while not stop.is_set():
+            msg = consumer.poll(0.05)
+            if msg is None or msg.error():
+                continue
+            now = time.time()
+            key = int(msg.key().decode().split(":")[1].rstrip("}"))
+            tx_id = key // 20
+            if tx_id in committed_at and tx_id >= warmup_s * LATENCY_RATE / 20:
+                latencies.append(now - committed_at[tx_id])
+
+    thread = threading.Thread(target=consume)
+    thread.start()
+    per_tx, interval = 20, 20 / LATENCY_RATE
+    with conn.cursor() as cur:
+        t_next = time.perf_counter()
+        for tx in range(LATENCY_RATE * LATENCY_SECONDS // per_tx):
+            cur.executemany("INSERT INTO lat VALUES (%s, 0)", [(tx * per_tx + i,) for i in range(per_tx)])
+            conn.commit()
+            committed_at[tx] = time.time()
+            t_next += interval
+            time.sleep(max(0.0, t_next - time.perf_counter()))
+    time.sleep(2)
+    stop.set()
+    thread.join(30)
+    consumer.close()
+    reader.stop()
+    conn.close()
+    latencies.sort()
+    p50 = statistics.median(latencies) * 1000
+    p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000
+    return p50, p99, len(latencies)
+
+
+def main() -> dict[str, Any]:
+    db = "bench_reader_" + uuid.uuid4().hex[:6]
+    prefix = "br" + uuid.uuid4().hex[:8]
+    conn = _admin()
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE `{db}`")
+    try:
+        t0 = time.perf_counter()
+        start, end = _write_workload(db)
+        print(f"workload: {ROWS} row changes written in {time.perf_counter() - t0:.1f} s ({start} -> {end})")
+        bare_rows, bare_s = _bare_loop(db, start, end)
+        bare_rps = bare_rows / bare_s
+        print(
+            f"bare python-mysql-replication loop: {bare_rows} rows in {bare_s:.1f} s = {bare_rps:,.0f} rows/s"
+        )
+        settings = _settings(db, prefix)
+        reader_s = _reader_run(settings, start, end)
+        reader_rps = ROWS / reader_s
+        print(
+            f"reader (binlog -> Kafka committed): {ROWS} rows in {reader_s:.1f} s = {reader_rps:,.0f} rows/s"
+        )
+        if os.environ.get("BENCH_READER_PROFILE") == "1" or reader_rps / bare_rps < 0.75:
+            print(_profile_pipeline(settings, start, min(ROWS, 200_000)))
+        p50, p99, n = _latency(db)
+        print(
+            f"latency commit -> read_committed at {LATENCY_RATE} rows/s: p50 {p50:.0f} ms, p99 {p99:.0f} ms "
+            f"({n} rows)"
+        )
+        return {
+            "rows": ROWS,
+            "bare_rows_per_s": round(bare_rps),
+            "reader_rows_per_s": round(reader_rps),
+            "ratio_reader_to_bare": round(reader_rps / bare_rps, 3),
+            "ratio_target": 0.75,
+            "latency_p50_ms": round(p50, 1),
+            "latency_p99_ms": round(p99, 1),
+            "latency_target_p99_ms": 500,
+            "latency_rate_rows_per_s": LATENCY_RATE,
+        }
+    finally:
+        with conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{db}`")
+        conn.close()
+        admin = AdminClient({"bootstrap.servers": os.environ["REPLICATOR_KAFKA__BOOTSTRAP_SERVERS"]})
+        topics = [t for t in admin.list_topics(timeout=10).topics if t.startswith(tuple(PREFIXES))]
+        if topics:
+            admin.delete_topics(topics, operation_timeout=30)
