@@ -181,7 +181,7 @@ class BinlogSource:
     def _translate(self, stream: BinLogStreamReader) -> Iterator[Item]:
         file = self._start.file or ""
         schemas: dict[int, TableSchema] = {}
-        in_tx = False
+        in_tx = started = False
         pending_gtid: str | None = None
         for ev in stream:
             pkt = ev.packet
@@ -189,9 +189,13 @@ class BinlogSource:
             start = end - int(pkt.event_size)
             ts = int(ev.timestamp)
             if isinstance(ev, RotateEvent):
-                if in_tx and end == 0:
-                    raise SourceUnavailable("the binlog connection was re-established inside a transaction")
+                # A fake rotate (log_pos 0) naming the current or an older file after the stream began is
+                # the library reconnecting on its own (from its last event, or from the original GTID):
+                # start over from the committed checkpoint instead, which is always right.
+                if end == 0 and started and ev.next_binlog <= file:
+                    raise SourceUnavailable("the binlog connection was re-established by the library")
                 file = ev.next_binlog
+                started = True
             elif isinstance(ev, MariadbGtidEvent):
                 if ev.flags & _MARIADB_FL_STANDALONE:
                     pending_gtid = ev.gtid
