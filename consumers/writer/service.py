@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import threading
 from types import FrameType
 from typing import Any
 
@@ -74,6 +75,14 @@ def close_writer(writer: Writer) -> None:
 def run_writer(settings: Settings, *, create_tables: bool = False, mode: ApplyMode = "transact",
                instance_id: str | None = None) -> None:
     """``replicator write``: runs until SIGTERM/SIGINT."""
+    stopping = threading.Event()
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("stopping", signal=signal.Signals(signum).name)
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     specs = check_mappings(settings, load_schemas(settings))
     client = make_client(settings)
     created = ensure_tables(client, specs, create=create_tables)
@@ -87,13 +96,9 @@ def run_writer(settings: Settings, *, create_tables: bool = False, mode: ApplyMo
     with open_control_store(settings) as control:
         writer = build_writer(settings, control, mode=mode, instance_id=instance_id, client=client,
                               metrics=metrics)
-
-        def stop(signum: int, _frame: FrameType | None) -> None:
-            log.info("stopping", signal=signal.Signals(signum).name)
-            writer.stop_event.set()
-
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
+        writer.stop_event = stopping
+        if stopping.is_set():
+            return
         start_writer(writer)
         try:
             writer.run()

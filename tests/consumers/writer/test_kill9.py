@@ -47,6 +47,11 @@ def _end_offsets(env: Any, partitions: int) -> int:
         c.close()
 
 
+def _heartbeat(env: Any) -> float:
+    beat = env.control.get_marker("writer.heartbeat")
+    return float(beat["ts"]) if beat else 0.0
+
+
 def test_kill_9_at_20_random_instants_loses_nothing(writer_env: Any, dynamodb: Any, tmp_path: Path) -> None:
     config = tmp_path / "writer.yaml"
     config.write_text(yaml.safe_dump({"tables": [{"source": f"{writer_env.db}.users"}],
@@ -62,11 +67,12 @@ def test_kill_9_at_20_random_instants_loses_nothing(writer_env: Any, dynamodb: A
             proc.send_signal(signal.SIGKILL)
             assert proc.wait(timeout=30) == -signal.SIGKILL, "the writer died before it was killed"
             behind_at_kill += _committed(writer_env, 3) < len(stream[:(i + 1) * CHUNK])
+        started = time.time()
         proc = _start(config, log, f"{writer_env.db}-w")
         try:
             end = _end_offsets(writer_env, 3)
             give_up = time.monotonic() + 120
-            while _committed(writer_env, 3) < end:
+            while _committed(writer_env, 3) < end or _heartbeat(writer_env) < started:
                 assert time.monotonic() < give_up, "the restarted writer did not catch up"
                 assert proc.poll() is None, (tmp_path / "writer.log").read_text()[-2000:]
                 time.sleep(0.5)
