@@ -189,10 +189,11 @@ class BinlogSource:
             start = end - int(pkt.event_size)
             ts = int(ev.timestamp)
             if isinstance(ev, RotateEvent):
-                # A fake rotate (log_pos 0) naming the current or an older file after the stream began is
-                # the library reconnecting on its own (from its last event, or from the original GTID):
-                # start over from the committed checkpoint instead, which is always right.
-                if end == 0 and started and ev.next_binlog <= file:
+                # After the stream began, a fake rotate (log_pos 0) that is not the server opening the next
+                # file at its start (position 4) is the library reconnecting on its own, from its last event
+                # (mid-transaction, maybe): start over from the committed checkpoint instead.
+                switching = ev.next_binlog >= file and ev.position == 4
+                if end == 0 and started and not switching:
                     raise SourceUnavailable("the binlog connection was re-established by the library")
                 file = ev.next_binlog
                 started = True
