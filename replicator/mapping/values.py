@@ -76,10 +76,6 @@ def float_text(value: float, single: bool) -> str:
     return repr(stored)
 
 
-def _as_single(x: float) -> float:
-    return float(struct.unpack("<f", struct.pack("<f", x))[0])
-
-
 def _n_fits(x: float) -> bool:
     return x == 0 or _N_MIN <= abs(x) <= _N_MAX
 
@@ -325,7 +321,9 @@ def _from_default(ct: ColumnType, tag: str, payload: Any) -> Value:
         return _quantize(d, ct.scale)
     if kind in ("float", "double"):
         x = float(str(payload))
-        return _as_single(x) if kind == "float" else x
+        # A FLOAT travels as the double nearest its shortest decimal (what the reader, the
+        # backfill and a MySQL client all give), not as the float32's exact binary value.
+        return float(float_text(x, single=True)) if kind == "float" else x
     if kind in ("text", "enum"):
         return str(payload)
     if kind in ("binary", "bytes", "geometry"):

@@ -150,3 +150,9 @@ def test_an_update_that_changes_a_templated_key_moves_the_item() -> None:
     writes = writes_for_event(m, "p-users", moved, now=0, tombstone_ttl_s=60)
     assert [(w.tombstone, w.key["pk"]["S"]) for w in writes] == [
         (True, "EMAIL#a@b.c"), (False, "EMAIL#new@b.c")]
+
+
+def test_a_float_column_value_reads_back_as_its_shortest_decimal() -> None:
+    m = TableMapper(TableMapping(source="s.t"), (("id", "int"), ("f", "float")), ("id",))
+    item = m.to_item({"id": 1, "f": 0.1})
+    assert item["f"] == {"N": "0.1"} and m.to_row(item)["f"] == 0.1
