@@ -72,7 +72,7 @@ def baseline(settings: Settings, client: Any, target: str) -> float:
     t0 = time.monotonic()
     with SnapshotSource(settings.mysql) as src, ThreadPoolExecutor(settings.dynamodb.max_concurrency) as pool:
         shape = src.table_shape(mapping.database, mapping.table)
-        mapper = TableMapper(mapping, shape.columns)
+        mapper = TableMapper(mapping, shape.columns, shape.pk)
         cursor = None
         while True:
             chunk = src.read_chunk(shape, cursor, CHUNK)

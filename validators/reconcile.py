@@ -97,7 +97,8 @@ def reconcile_table(settings: Settings, mapping: TableMapping, src: SnapshotSour
                     record: ControlStore | None = None) -> TableReport:
     """Compare one table; with ``record``, count each key compared as a validation for the gates."""
     shape = src.table_shape(mapping.database, mapping.table)
-    mapper = TableMapper(mapping, shape.columns)
+    mapper = TableMapper(mapping, shape.columns, shape.pk)
+    mapper.validate()
     target = settings.dynamodb.table_prefix + mapping.target_name
     mysql = read_mysql(src, shape, mapper)
     dynamo, tombstones = read_dynamodb(client, target, mapper)

@@ -37,7 +37,7 @@ def mirrored(mysql_admin: Any, mysql_db: str, isolated_env: dict[str, str], dyna
     with SnapshotSource(settings.mysql) as src:
         shape = src.table_shape(mysql_db, "users")
         rows = src.read_chunk(shape, None, 1000).rows
-    mapper = TableMapper(mapping, shape.columns)
+    mapper = TableMapper(mapping, shape.columns, shape.pk)
     for row in rows:
         dynamodb.put_item(TableName=target, Item=mapper.to_item(row, metadata={VERSION_ATTR: {"N": "1"}}))
     dynamodb.put_item(TableName=target, Item={"pk": {"S": "USER#999"}, DELETED_ATTR: {"BOOL": True}})
@@ -76,3 +76,24 @@ def test_a_changed_attribute_and_a_missing_item_are_reported(
         counts = (store.window_sum(names.VALIDATION_PASSED, now - 600, now),
                   store.window_sum(names.VALIDATION_FAILED, now - 600, now))
     assert counts == (48, 2)
+
+
+def test_a_table_with_the_default_key_is_compared_row_by_row(
+        mysql_admin: Any, mysql_db: str, isolated_env: dict[str, str], dynamodb: Any) -> None:
+    # Regression: without the primary key the mapper gave every row the same key text,
+    # and a whole table compared as a single row.
+    with mysql_admin.cursor() as cur:
+        cur.execute("CREATE TABLE orders (id BIGINT PRIMARY KEY, total DECIMAL(8,2))")
+        cur.executemany("INSERT INTO orders VALUES (%s, %s)", [(i, f"{i}.00") for i in range(1, 21)])
+    settings = load_settings(tables=[{"source": f"{mysql_db}.orders"}])
+    mapping = settings.tables[0]
+    target = settings.dynamodb.table_prefix + mapping.target_name
+    dynamodb.create_table(TableName=target, BillingMode="PAY_PER_REQUEST",
+                          KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+                          AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "N"}])
+    for i in range(1, 20):  # id 20 is missing on purpose
+        dynamodb.put_item(TableName=target, Item={"id": {"N": str(i)}, "total": {"N": f"{i}.00"}})
+    with SnapshotSource(settings.mysql) as src:
+        report = reconcile_table(settings, mapping, src, dynamodb)
+    assert (report.mysql_rows, report.dynamodb_items) == (20, 19)
+    assert [(d.key, d.kind) for d in report.differences] == [("id=20", "missing_in_dynamodb")]
