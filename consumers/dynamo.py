@@ -298,8 +298,9 @@ def ensure_tables(client: DynamoClient, specs: Iterable[TableSpec], *, create: b
             _create(client, spec)
             created.append(spec.name)
             continue
-        have = [(k["AttributeName"], k["KeyType"]) for k in desc["KeySchema"]]
-        want = [(k.name, k.role) for k in spec.key]
+        types = {a["AttributeName"]: a["AttributeType"] for a in desc.get("AttributeDefinitions", ())}
+        have = [(k["AttributeName"], k["KeyType"], types.get(k["AttributeName"])) for k in desc["KeySchema"]]
+        want = [(k.name, k.role, k.type) for k in spec.key]
         if have != want:
             raise ConfigError(f"DynamoDB table {spec.name!r} has key {have} but tables[source={spec.source}] "
                               f"maps to key {want}; fix tables[].key or use another target table")

@@ -33,3 +33,13 @@ def test_a_key_template_naming_an_unknown_column_exits_2_at_start_up(writer_env:
                   "--create-tables")
     assert done.returncode == 2
     assert "key.pk" in done.stderr and "'uid'" in done.stderr
+
+
+def test_an_existing_table_with_another_key_schema_exits_2(writer_env: Any, dynamodb: Any,
+                                                           tmp_path: Path) -> None:
+    dynamodb.create_table(TableName=writer_env.table, BillingMode="PAY_PER_REQUEST",
+                          KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+                          AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}])
+    done = _write(tmp_path, [{"source": f"{writer_env.db}.users"}])
+    assert done.returncode == 2
+    assert "has key" in done.stderr and "'N'" in done.stderr
