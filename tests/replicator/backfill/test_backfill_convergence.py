@@ -38,8 +38,9 @@ OPS_PER_S = 150  # an application's steady write rate; the writer must keep up w
 
 
 def start(env: dict[str, str], log: Path, *args: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "replicator.cli", *args], env=env,
-                            stdout=log.open("ab"), stderr=subprocess.STDOUT)
+    with log.open("ab") as out:  # the child keeps its own descriptor
+        return subprocess.Popen([sys.executable, "-m", "replicator.cli", *args], env=env,
+                                stdout=out, stderr=subprocess.STDOUT)
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
