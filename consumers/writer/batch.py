@@ -60,8 +60,11 @@ class BatchPlan:
 class MapperCache:
     """One :class:`TableMapper` per (table, schema fingerprint), validated when first built."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, primary_keys: dict[str, tuple[str, ...]] | None = None) -> None:
         self._tables = {t.source: t for t in settings.tables}
+        # Primary-key column order from information_schema (start-up), which decides hash vs
+        # range of a two-column default key; the event's pk object is only trusted for the set.
+        self._primary_keys = primary_keys or {}
         self._prefix = settings.dynamodb.table_prefix
         self._mappers: dict[tuple[str, str], TableMapper] = {}
 
@@ -77,7 +80,9 @@ class MapperCache:
         mapper = self._mappers.get(cache_key)
         if mapper is None:
             mapping = self._tables[event.source]
-            mapper = TableMapper(mapping, event.columns, tuple(event.pk))
+            known = self._primary_keys.get(event.source, ())
+            primary = known if set(known) == set(event.pk) else tuple(event.pk)
+            mapper = TableMapper(mapping, event.columns, primary)
             try:
                 mapper.validate()
             except ConfigError as exc:

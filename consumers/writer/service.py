@@ -10,6 +10,7 @@ from typing import Any
 import structlog
 
 from consumers.dynamo import ApplyMode, ConditionalApplier, TableSpec, ensure_tables, make_client
+from consumers.writer.batch import MapperCache
 from consumers.writer.kafka import KafkaDeadLetterProducer, KafkaEventConsumer
 from consumers.writer.metrics import WriterMetrics
 from consumers.writer.runner import Writer, WriterOptions
@@ -83,7 +84,8 @@ def run_writer(settings: Settings, *, create_tables: bool = False, mode: ApplyMo
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    specs = check_mappings(settings, load_schemas(settings))
+    schemas = load_schemas(settings)
+    specs = check_mappings(settings, schemas)
     client = make_client(settings)
     created = ensure_tables(client, specs, create=create_tables)
     if created:
@@ -97,6 +99,7 @@ def run_writer(settings: Settings, *, create_tables: bool = False, mode: ApplyMo
         writer = build_writer(settings, control, mode=mode, instance_id=instance_id, client=client,
                               metrics=metrics)
         writer.stop_event = stopping
+        writer.mappers = MapperCache(settings, {source: pk for source, (_, pk) in schemas.items()})
         if stopping.is_set():
             return
         start_writer(writer)

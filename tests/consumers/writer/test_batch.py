@@ -51,3 +51,14 @@ def test_offsets_cover_every_message_of_each_partition() -> None:
 def test_writes_target_the_prefixed_table() -> None:
     plan = plan_batch([_msg(0, make_event("c", "shop", 1, 10).to_json())], MapperCache(_settings()), 0, 60)
     assert plan.writes[0].table == "p-users"
+
+
+def test_the_start_up_primary_key_order_decides_hash_and_range() -> None:
+    settings = load_settings(tables=[{"source": "shop.lines"}])
+    event = make_event("c", "shop", 1, 10)
+    cols = (("order", "int(11)"), ("line", "int(11)"))
+    event = type(event)(op="c", db="shop", table="lines", pk={"line": 2, "order": 1}, before=None,
+                        after={"order": 1, "line": 2}, pos=event.pos, version=10, ts_ms=0, tx=event.tx,
+                        schema="s2", columns=cols)
+    mapper = MapperCache(settings, {"shop.lines": ("order", "line")}).mapper_for(event)
+    assert [(a.name, a.role) for a in mapper.key_attributes] == [("order", "HASH"), ("line", "RANGE")]
