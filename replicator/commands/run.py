@@ -40,8 +40,8 @@ def register(app: typer.Typer) -> None:
         with exit_on_error():
             from replicator.reader import ReaderOptions
             from replicator.reader_metrics import serve
-            from replicator.source.runtime import create_reader
             from replicator.source.gtid import parse_from
+            from replicator.source.runtime import create_reader
 
             start = parse_from(from_) if from_ else None
             port = settings.metrics.port if metrics_port is None else metrics_port
