@@ -142,12 +142,12 @@ class KafkaTransactionalSink:
     """One transactional producer; ``commit`` writes the checkpoint record and commits."""
 
     def __init__(self, settings: Settings, *, on_delivery_error: Callable[[], None] | None = None,
-                 init_timeout_s: float = 30.0) -> None:
+                 timeout_s: float = 30.0) -> None:
         self._settings = settings
         self._key = settings.transactional_id.encode()
         self._checkpoint_topic = checkpoint_topic(settings.kafka.topic_prefix)
         self._on_delivery_error = on_delivery_error
-        self._init_timeout_s = init_timeout_s
+        self._timeout_s = timeout_s
         self._producer: Producer | None = None
         self.bytes_sent = 0
 
@@ -161,7 +161,7 @@ class KafkaTransactionalSink:
             "message.max.bytes": 8 * 1024 * 1024,
         })
         with translate_kafka_errors("initialising transactions"):
-            self._producer.init_transactions(self._init_timeout_s)
+            self._producer.init_transactions(self._timeout_s)
 
     @property
     def producer(self) -> Producer:
@@ -170,7 +170,7 @@ class KafkaTransactionalSink:
         return self._producer
 
     def last_checkpoint(self) -> Checkpoint | None:
-        return read_last_checkpoint(self._settings, self._key)
+        return read_last_checkpoint(self._settings, self._key, self._timeout_s)
 
     def begin(self) -> None:
         with translate_kafka_errors("beginning a transaction"):
@@ -199,11 +199,11 @@ class KafkaTransactionalSink:
         producer = self.producer
         self.send(self._checkpoint_topic, self._key, checkpoint.to_json())
         with translate_kafka_errors("committing a transaction"):
-            producer.commit_transaction(self._init_timeout_s)
+            producer.commit_transaction(self._timeout_s)
 
     def abort(self) -> None:
         with translate_kafka_errors("aborting a transaction"):
-            self.producer.abort_transaction(self._init_timeout_s)
+            self.producer.abort_transaction(self._timeout_s)
 
     def poll(self) -> None:
         if self._producer is not None:

@@ -53,6 +53,7 @@ class ReaderOptions:
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 15.0
     queue_transactions: int = 2000
+    kafka_timeout_s: float = 30.0  # a Kafka call (init, commit, checkpoint read) slower than this fails
 
 
 @dataclass

@@ -45,8 +45,9 @@ def create_reader(settings: Settings, *, start_from: StartAt | None = None,
                             heartbeat_s=opts.heartbeat_s)
 
     def sink_factory() -> KafkaTransactionalSink:
-        ensure_topics(settings)
-        sink = KafkaTransactionalSink(settings, on_delivery_error=m.delivery_errors.inc)
+        ensure_topics(settings, timeout_s=opts.kafka_timeout_s)
+        sink = KafkaTransactionalSink(settings, on_delivery_error=m.delivery_errors.inc,
+                                      timeout_s=opts.kafka_timeout_s)
         sink.start()
         return sink
 

@@ -23,6 +23,7 @@ FAST = ReaderOptions(
     heartbeat_s=0.5,
     backoff_initial_s=0.2,
     backoff_max_s=2.0,
+    kafka_timeout_s=8.0,
 )
 
 
