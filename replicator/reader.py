@@ -78,9 +78,8 @@ QueueItem = _Tx | _Failure | object
 @dataclass
 class _Builder:
     ctx: TxContext
-    records: list[tuple[str, bytes, bytes]] = field(default_factory=list)
+    changes: list[RowsChange] = field(default_factory=list)
     rows: int = 0
-    index: int = 0
     counts: Tally[tuple[str, str]] = field(default_factory=Tally)
     fatal: str | None = None
 
@@ -136,14 +135,21 @@ class _Pump(threading.Thread):
                 self._put(_HEARTBEAT)
 
     def _add_rows(self, tx: _Builder, change: RowsChange) -> None:
-        events = build_events(change, tx.ctx, tx.index)
-        topic = self._topics[change.schema.source]
-        records = tx.records
-        for ev in events:
-            records.append((topic, ev.key_bytes(), ev.to_json()))
-            tx.counts[(ev.source, ev.op)] += 1
-        tx.index += len(events)
+        tx.changes.append(change)
         tx.rows += len(change.rows)
+
+    def _serialise(self, tx: _Builder, ts_ms: int) -> list[tuple[str, bytes, bytes]]:
+        """The transaction's events, stamped with its commit time, as Kafka records."""
+        records: list[tuple[str, bytes, bytes]] = []
+        index = 0
+        for change in tx.changes:
+            events = build_events(change, tx.ctx, index, ts_ms=ts_ms)
+            topic = self._topics[change.schema.source]
+            for ev in events:
+                records.append((topic, ev.key_bytes(), ev.to_json()))
+                tx.counts[(ev.source, ev.op)] += 1
+            index += len(events)
+        return records
 
     def _statement(self, tx: _Builder, st: Statement) -> None:
         truncated = [t for t in truncated_tables(st.query, st.db) if t in self._topics]
@@ -169,7 +175,7 @@ class _Pump(threading.Thread):
         if tx is None:
             self._put(_Tx([], 0, Tally(), cp))
         else:
-            self._put(_Tx(tx.records, tx.rows, tx.counts, cp))
+            self._put(_Tx(self._serialise(tx, end.ts * 1000), tx.rows, tx.counts, cp))
 
 
 class Backoff:

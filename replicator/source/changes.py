@@ -67,8 +67,12 @@ def _pk(row: Row, names: tuple[str, ...]) -> Row:
     return {k: row[k] for k in names}
 
 
-def build_events(change: RowsChange, tx: TxContext, first_index: int) -> list[ChangeEvent]:
-    """The change events of one rows event, numbered from ``first_index`` within the transaction."""
+def build_events(change: RowsChange, tx: TxContext, first_index: int, *,
+                 ts_ms: int | None = None) -> list[ChangeEvent]:
+    """The change events of one rows event, numbered from ``first_index`` within the transaction.
+
+    ``ts_ms``: the transaction's commit time (its XID/COMMIT event); default: the rows event's time.
+    """
     schema = change.schema
     pk_names = schema.primary_key
     if not pk_names:
@@ -78,7 +82,7 @@ def build_events(change: RowsChange, tx: TxContext, first_index: int) -> list[Ch
         )
     out: list[ChangeEvent] = []
     idx = first_index
-    ts_ms = change.ts * 1000
+    ts_ms = change.ts * 1000 if ts_ms is None else ts_ms
     columns, fingerprint = schema.typed_columns, schema.fingerprint
     for row_i, images in enumerate(change.rows):
         pos = Position(change.file, change.offset, row_i, tx.gtid)

@@ -35,7 +35,7 @@ def binlog(txs: list[list[int]]) -> list[tuple[int, list[Item]]]:
         items: list[Item] = [
             TxBegin(f"0-1-{i + 1}", FILE, start, 0),
             RowsChange(SCHEMA, "insert", rows, FILE, start + 10, 0),
-            TxEnd(FILE, start + 100, 0),
+            TxEnd(FILE, start + 100, 1000 + i),
         ]
         out.append((start + 100, items))
     return out
@@ -69,6 +69,7 @@ class Kafka:
 
     def __init__(self, fail_commits: int = 0) -> None:
         self.visible: list[tuple[str, bytes]] = []
+        self.values: list[bytes] = []
         self.checkpoints: list[Checkpoint] = []
         self.fail_commits = fail_commits
         self.sinks = 0
@@ -78,6 +79,7 @@ class FakeSink:
     def __init__(self, kafka: Kafka) -> None:
         self._k = kafka
         self._open: list[tuple[str, bytes]] | None = None
+        self._values: list[bytes] = []
         kafka.sinks += 1
 
     def begin(self) -> None:
@@ -87,18 +89,23 @@ class FakeSink:
     def send(self, topic: str, key: bytes, value: bytes) -> None:
         assert self._open is not None
         self._open.append((topic, key))
+        self._values.append(value)
 
     def commit(self, checkpoint: Checkpoint) -> None:
         assert self._open is not None
         records, self._open = self._open, None
         if self._k.fail_commits:
             self._k.fail_commits -= 1
+            self._values = []
             raise BrokerUnavailable("broker gone")
         self._k.visible += records
+        self._k.values += self._values
+        self._values = []
         self._k.checkpoints.append(checkpoint)
 
     def abort(self) -> None:
         self._open = None
+        self._values = []
 
     def last_checkpoint(self) -> Checkpoint | None:
         return self._k.checkpoints[-1] if self._k.checkpoints else None
@@ -165,3 +172,11 @@ def test_a_source_failure_resumes_at_the_last_committed_transaction_without_loss
         sum(s.value for m in reader.metrics.retries.collect() for s in m.samples if s.name.endswith("_total"))
         >= 1
     )
+
+
+def test_events_carry_the_commit_time_of_their_transaction() -> None:
+    from replicator.events import ChangeEvent
+
+    kafka = Kafka()
+    run_reader(binlog([[1, 2], [3]]), kafka)
+    assert [ChangeEvent.from_json(v).ts_ms for v in kafka.values] == [1_000_000, 1_000_000, 1_001_000]
