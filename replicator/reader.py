@@ -35,7 +35,7 @@ from replicator.errors import FatalDataError, SourceUnavailable, TransientError,
 from replicator.kafka_io import EventSink
 from replicator.reader_metrics import ReaderMetrics
 from replicator.settings import Settings
-from replicator.source.changes import TxContext, build_events, ddl_tables, truncated_tables
+from replicator.source.changes import TxContext, build_events, ddl_tables, dml_tables, truncated_tables
 from replicator.source.gtid import GtidState, StartAt
 from replicator.source.items import ChangeSource, Heartbeat, RowsChange, Statement, TxBegin, TxEnd
 from replicator.topics import checkpoint_topic, table_topic
@@ -156,6 +156,12 @@ class _Pump(threading.Thread):
         if truncated:
             tx.fatal = (f"TRUNCATE of mapped table {', '.join(truncated)} at {st.file}:{st.offset}: its "
                         "rows were deleted below the row level, so no change events exist for them")
+            return
+        statement_dml = [t for t in dml_tables(st.query, st.db) if t in self._topics]
+        if statement_dml:
+            tx.fatal = (f"a change to mapped table {statement_dml[0]} at {st.file}:{st.offset} was "
+                        "logged as a statement (a session with binlog_format=STATEMENT/MIXED), so it has no "
+                        "row images; forbid that setting for the application's sessions")
             return
         touched = [t for t in ddl_tables(st.query, st.db) if t in self._topics]
         if touched:

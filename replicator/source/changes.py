@@ -54,6 +54,20 @@ def truncated_tables(query: str, default_db: str) -> list[str]:
     return [qualified(m["name"], default_db)] if m else []
 
 
+_DML = re.compile(
+    r"^\s*(?:INSERT(?:\s+(?:LOW_PRIORITY|DELAYED|HIGH_PRIORITY|IGNORE))*(?:\s+INTO)?|REPLACE(?:\s+INTO)?"
+    r"|UPDATE(?:\s+(?:LOW_PRIORITY|IGNORE))*|DELETE(?:\s+(?:LOW_PRIORITY|QUICK|IGNORE))*\s+FROM"
+    r"|LOAD\s+DATA.*?INTO\s+TABLE)\s+(?P<name>[`\w$.]+)",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+def dml_tables(query: str, default_db: str) -> list[str]:
+    """The table a DML statement logged as a statement changes (binlog_format=STATEMENT in a session)."""
+    m = _DML.match(query)
+    return [qualified(m["name"], default_db)] if m else []
+
+
 def ddl_tables(query: str, default_db: str) -> list[str]:
     """Tables a DDL statement names (best effort, for logging which mapped tables changed)."""
     m = _DDL_TABLES.match(query)

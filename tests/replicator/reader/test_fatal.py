@@ -119,3 +119,22 @@ def test_mapped_table_without_primary_key_refuses_to_start(
 
     assert isinstance(error, SourceConfigError) and error.exit_code == EXIT_FATAL_DATA
     assert "without a primary key" in str(error)
+
+
+def test_statement_logged_change_to_a_mapped_table_stops_the_reader(
+    isolated_env: dict[str, str], mysql_admin: Any, mysql_db: str, kafka_cleanup: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from replicator.errors import UnmappableSchemaError
+    from tests.replicator.reader.support import head, running_reader, wait_caught_up
+
+    with mysql_admin.cursor() as cur:
+        cur.execute("CREATE TABLE t (id INT PRIMARY KEY)")
+    with running_reader(reader_settings(mysql_db, ["t"], monkeypatch)) as reader, mysql_admin.cursor() as cur:
+        wait_caught_up(reader, head(mysql_admin))
+        cur.execute("SET SESSION binlog_format = 'STATEMENT'")
+        cur.execute("INSERT INTO t VALUES (1)")
+        error = run_until_error(reader)
+
+    assert isinstance(error, UnmappableSchemaError) and error.exit_code == EXIT_FATAL_DATA
+    assert "logged as a statement" in str(error)

@@ -7,7 +7,7 @@ import pytest
 from replicator.errors import BinlogPurgedError, ConfigError, SourceConfigError, UnmappableSchemaError
 from replicator.events import binlog_version
 from replicator.source import checks
-from replicator.source.changes import TxContext, build_events, ddl_tables, truncated_tables
+from replicator.source.changes import TxContext, build_events, ddl_tables, dml_tables, truncated_tables
 from replicator.source.gtid import GtidState, parse_from
 from replicator.source.items import RowsChange
 from replicator.source.schema import ColumnSpec, T, build_schema, column_type
@@ -139,3 +139,18 @@ def test_a_table_without_primary_key_cannot_be_carried() -> None:
     change = RowsChange(schema, "insert", [({"v": 1},)], "bin.000001", 4, 0)
     with pytest.raises(UnmappableSchemaError, match="no primary key"):
         build_events(change, TxContext("x", None), 0)
+
+
+@pytest.mark.parametrize(("query", "table"), [
+    ("INSERT INTO t VALUES (1)", "shop.t"),
+    ("insert ignore into `other`.`t2` (a) values (1)", "other.t2"),
+    ("UPDATE LOW_PRIORITY t SET a = 1", "shop.t"),
+    ("DELETE FROM shop.t WHERE a = 1", "shop.t"),
+    ("REPLACE INTO t VALUES (1)", "shop.t"),
+])
+def test_statement_logged_dml_names_its_table(query: str, table: str) -> None:
+    assert dml_tables(query, "shop") == [table]
+
+
+def test_ddl_is_not_statement_dml() -> None:
+    assert dml_tables("ALTER TABLE t ADD c INT", "shop") == []
