@@ -386,9 +386,12 @@ class Reader:
                     counts.update(item.counts)
                 pending = item.checkpoint
                 txs += 1
-                full = batch_rows >= opts.max_batch_rows
-                if opened and (full or time.monotonic() - batch_t0 >= opts.max_batch_s):
-                    commit()
+                now = time.monotonic()
+                if opened:
+                    if batch_rows >= opts.max_batch_rows or now - batch_t0 >= opts.max_batch_s:
+                        commit()
+                elif now - last_commit >= opts.idle_checkpoint_s:
+                    commit()  # only unmapped tables move: keep the checkpoint (and lag) current anyway
             elif isinstance(item, _Failure):
                 if isinstance(item.error, FatalDataError | TransientError):
                     commit()  # complete transactions only: safe to keep

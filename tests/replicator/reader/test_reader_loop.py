@@ -180,3 +180,39 @@ def test_events_carry_the_commit_time_of_their_transaction() -> None:
     kafka = Kafka()
     run_reader(binlog([[1, 2], [3]]), kafka)
     assert [ChangeEvent.from_json(v).ts_ms for v in kafka.values] == [1_000_000, 1_000_000, 1_001_000]
+
+
+class BusyUnmappedSource:
+    """A server busy with unmapped tables only: empty transactions back to back, never idle."""
+
+    def __init__(self) -> None:
+        self.closed = threading.Event()
+
+    def items(self) -> Iterator[Item]:
+        offset = 4
+        while not self.closed.is_set():
+            yield TxBegin(None, FILE, offset, 0)
+            yield TxEnd(FILE, offset + 50, 0)
+            offset += 50
+            time.sleep(0.0005)
+
+    def close(self) -> None:
+        self.closed.set()
+
+
+def test_checkpoint_advances_while_only_unmapped_tables_change() -> None:
+    kafka = Kafka()
+    reader = Reader(
+        load_settings(tables=[{"source": "d.t"}]),
+        source_factory=lambda start: BusyUnmappedSource(),
+        sink_factory=lambda: FakeSink(kafka),
+        positions=StartPositions(lambda: (FILE, 4), lambda: [FILE], None),
+        options=OPTS,
+    )
+    reader.start()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and len(kafka.checkpoints) < 3:
+        time.sleep(0.01)
+    reader.stop()
+    assert len(kafka.checkpoints) >= 3 and kafka.checkpoints[-1].offset > 4
+    assert kafka.visible == []
