@@ -400,10 +400,10 @@ class Reader:
                               error=str(item.error))
                 return item.error
             elif item is _HEARTBEAT:
-                self.metrics.lag.set(0)
                 idle = time.monotonic() - last_commit >= opts.idle_checkpoint_s
                 if opened or (pending is not None and idle):
                     commit()
+                self.metrics.lag.set(0)  # the server has nothing newer: caught up
 
     def _commit(self, sink: EventSink, cp: Checkpoint, *, opened: bool, rows: int = 0,
                 counts: Tally[tuple[str, str]] | None = None, txs: int = 0, nbytes: int = 0) -> None:

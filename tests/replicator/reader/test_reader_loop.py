@@ -115,7 +115,10 @@ class FakeSink:
 
 
 def run_reader(
-    log: list[tuple[int, list[Item]]], kafka: Kafka, fail_source_after: int | None = None
+    log: list[tuple[int, list[Item]]],
+    kafka: Kafka,
+    fail_source_after: int | None = None,
+    settle_s: float = 0.0,
 ) -> Reader:
     settings = load_settings(tables=[{"source": "d.t"}])
     failures = [fail_source_after]
@@ -135,6 +138,7 @@ def run_reader(
     last_end = log[-1][0]
     while time.monotonic() < deadline and not (reader.committed and reader.committed.offset >= last_end):
         time.sleep(0.01)
+    time.sleep(settle_s)
     reader.stop()
     return reader
 
@@ -216,3 +220,10 @@ def test_checkpoint_advances_while_only_unmapped_tables_change() -> None:
     reader.stop()
     assert len(kafka.checkpoints) >= 3 and kafka.checkpoints[-1].offset > 4
     assert kafka.visible == []
+
+
+def test_heartbeats_on_an_idle_server_bring_the_lag_to_zero() -> None:
+    kafka = Kafka()
+    reader = run_reader(binlog([[1]]), kafka, settle_s=0.2)  # from 1970: a huge lag when committed
+    lag = [s.value for m in reader.metrics.lag.collect() for s in m.samples]
+    assert lag == [0.0]
