@@ -182,11 +182,15 @@ class KafkaTransactionalSink:
             if self._on_delivery_error is not None:
                 self._on_delivery_error()
 
-    def send(self, topic: str, key: bytes, value: bytes) -> None:
+    def send(self, topic: str, key: bytes, value: bytes, partition: int | None = None) -> None:
         producer = self.producer
         while True:
             try:
-                producer.produce(topic, value=value, key=key, on_delivery=self._delivered)
+                if partition is None:
+                    producer.produce(topic, value=value, key=key, on_delivery=self._delivered)
+                else:
+                    producer.produce(topic, value=value, key=key, partition=partition,
+                                     on_delivery=self._delivered)
                 break
             except BufferError:
                 producer.poll(0.05)
@@ -197,7 +201,8 @@ class KafkaTransactionalSink:
 
     def commit(self, checkpoint: Checkpoint) -> None:
         producer = self.producer
-        self.send(self._checkpoint_topic, self._key, checkpoint.to_json())
+        # Always partition 0, the one read back, even if someone created the topic with more.
+        self.send(self._checkpoint_topic, self._key, checkpoint.to_json(), partition=0)
         with translate_kafka_errors("committing a transaction"):
             producer.commit_transaction(self._timeout_s)
 
