@@ -27,6 +27,7 @@ import time
 from collections import Counter as Tally
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import structlog
 
@@ -220,6 +221,21 @@ class StartPositions:
         return StartAt(file=file, offset=pos), ""
 
 
+class LagListener(Protocol):
+    """Told the reader's lag behind the server whenever it is known; closed when the reader stops."""
+
+    def __call__(self, lag_s: float, checkpoint: Checkpoint | None) -> None: ...
+    def close(self) -> None: ...
+
+
+class _NoLagListener:
+    def __call__(self, lag_s: float, checkpoint: Checkpoint | None) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
 class Reader:
     """``run()`` streams until ``stop()``; usable in-process (tests) and from ``replicator run``."""
 
@@ -227,9 +243,12 @@ class Reader:
                  sink_factory: Callable[[], EventSink], positions: StartPositions,
                  options: ReaderOptions | None = None, metrics: ReaderMetrics | None = None,
                  stop_event: threading.Event | None = None,
-                 preflight: Callable[[], None] | None = None) -> None:
+                 preflight: Callable[[], None] | None = None,
+                 on_lag: LagListener | None = None) -> None:
         self._settings = settings
         self._preflight = preflight
+        # Told the lag whenever it is known (checkpoints, caught-up heartbeats): the control-store heartbeat.
+        self._on_lag = on_lag or _NoLagListener()
         self._source_factory = source_factory
         self._sink_factory = sink_factory
         self._positions = positions
@@ -268,6 +287,12 @@ class Reader:
             self._thread.join(timeout_s)
 
     def run(self) -> None:
+        try:
+            self._run()
+        finally:
+            self._on_lag.close()
+
+    def _run(self) -> None:
         backoff = self._backoff
         while not self.stop_event.is_set():
             try:
@@ -404,6 +429,7 @@ class Reader:
                 if opened or (pending is not None and idle):
                     commit()
                 self.metrics.lag.set(0)  # the server has nothing newer: caught up
+                self._on_lag(0.0, self.committed)
 
     def _commit(self, sink: EventSink, cp: Checkpoint, *, opened: bool, rows: int = 0,
                 counts: Tally[tuple[str, str]] | None = None, txs: int = 0, nbytes: int = 0) -> None:
@@ -417,9 +443,11 @@ class Reader:
         for (table, op), n in (counts or {}).items():
             m.events.labels(table=table, op=op).inc(n)
         m.bytes.inc(nbytes)
-        if cp.ts_ms:
-            m.lag.set(max(0.0, time.time() - cp.ts_ms / 1000))
         self._note_committed(cp)
+        if cp.ts_ms:
+            lag = max(0.0, time.time() - cp.ts_ms / 1000)
+            m.lag.set(lag)
+            self._on_lag(lag, cp)
         self._backoff.reset()
         log.info("checkpoint", file=cp.file, offset=cp.offset, gtid=cp.gtid, rows=rows, transactions=txs)
 

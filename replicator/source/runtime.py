@@ -10,6 +10,7 @@ import threading
 
 from replicator.kafka_io import KafkaTransactionalSink, ensure_topics
 from replicator.reader import Reader, ReaderOptions, StartPositions
+from replicator.reader_heartbeat import HeartbeatPublisher
 from replicator.reader_metrics import ReaderMetrics
 from replicator.settings import Settings
 from replicator.source import checks
@@ -56,4 +57,4 @@ def create_reader(settings: Settings, *, start_from: StartAt | None = None,
 
     return Reader(settings, source_factory=source_factory, sink_factory=sink_factory,
                   positions=StartPositions(info.head, info.binlog_files, start_from), options=opts, metrics=m,
-                  stop_event=stop_event, preflight=run_preflight)
+                  stop_event=stop_event, preflight=run_preflight, on_lag=HeartbeatPublisher(settings))
