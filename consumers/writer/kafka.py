@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 import orjson
@@ -52,7 +52,7 @@ class KafkaEventConsumer:
     """A ``confluent_kafka.Consumer`` in the writer's consumer group over the table topics."""
 
     def __init__(self, settings: Settings, topics: list[str], group: str | None = None,
-                 instance_id: str | None = None) -> None:
+                 instance_id: str | None = None, on_lag: Callable[[int], None] | None = None) -> None:
         self._config: dict[str, Any] = {
             **_base_config(settings),
             "group.id": group or settings.writer_group,
@@ -62,6 +62,9 @@ class KafkaEventConsumer:
             "auto.offset.reset": "earliest",
             "session.timeout.ms": 10_000,
         }
+        if on_lag is not None:
+            self._config["statistics.interval.ms"] = 5000
+            self._config["stats_cb"] = lambda stats: on_lag(consumer_lag(stats))
         if instance_id:
             # Static membership: a restarted writer with the same id takes its partitions back
             # at once instead of waiting for the dead member's session to time out.
@@ -133,6 +136,17 @@ class KafkaEventConsumer:
     def committed(self, partitions: list[tuple[str, int]], timeout: float = 10) -> dict[tuple[str, int], int]:
         got = self._consumer.committed([TopicPartition(t, p) for t, p in partitions], timeout=timeout)
         return {(tp.topic, tp.partition): tp.offset for tp in got}
+
+
+def consumer_lag(stats_json: str) -> int:
+    """Sum of ``consumer_lag`` over the partitions this consumer fetches (librdkafka statistics)."""
+    stats = orjson.loads(stats_json)
+    lag = 0
+    for topic in stats.get("topics", {}).values():
+        for pid, part in topic.get("partitions", {}).items():
+            if pid != "-1" and part.get("fetch_state") not in (None, "none", "stopped"):
+                lag += max(int(part.get("consumer_lag", 0)), 0)
+    return lag
 
 
 def dead_letter_value(letter: DeadLetter) -> bytes:

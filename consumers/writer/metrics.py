@@ -27,6 +27,9 @@ class WriterMetrics:
                                registry=r)
         self.backlog = Gauge("replicator_writer_backlog_items",
                              "Writes handed to DynamoDB and not yet acknowledged", registry=r)
+        self.consumer_lag = Gauge("replicator_writer_consumer_lag_messages",
+                                  "Messages in the table topics not yet consumed by this writer "
+                                  "(librdkafka statistics, every 5 s)", registry=r)
         self.paused = Gauge("replicator_writer_paused",
                             "1 while the phase does not make DynamoDB a write target", registry=r)
         self.apply_latency = Histogram(

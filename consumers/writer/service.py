@@ -56,7 +56,8 @@ def build_writer(settings: Settings, control: ControlStore, *, mode: ApplyMode =
         on_retry=lambda reason: metrics.retries.labels(reason).inc(),
         on_chunk=metrics.apply_latency.observe,
     )
-    consumer = KafkaEventConsumer(settings, topics, instance_id=instance_id)
+    metrics.backlog.set_function(lambda: applier.pending)
+    consumer = KafkaEventConsumer(settings, topics, instance_id=instance_id, on_lag=metrics.consumer_lag.set)
     dlq = KafkaDeadLetterProducer(settings, dead_letter_topic(settings.kafka.topic_prefix))
     return Writer(settings, consumer, applier, dlq, control, metrics, options)
 

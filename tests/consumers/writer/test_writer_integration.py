@@ -132,3 +132,18 @@ def test_applied_counters_and_the_heartbeat_reach_the_control_store(writer_env: 
     assert writer_env.control.window_sum("dual_write.applied", now - 600, now + 60) == 5
     beat = writer_env.control.get_marker("writer.heartbeat")
     assert beat is not None and beat["group"] == writer_env.settings.writer_group
+
+
+def test_the_backlog_waiting_in_kafka_shows_in_the_consumer_lag_metric(writer_env: Any,
+                                                                        in_process_writer: Any) -> None:
+    import time
+
+    w = in_process_writer()
+    writer_env.produce([make_event("c", writer_env.db, k, version=100 + k) for k in range(5)])
+    w.run_until_consumed(5)
+    set_phase(writer_env.control, 1)
+    writer_env.produce([make_event("u", writer_env.db, k, version=200 + k, n=1) for k in range(7)])
+    give_up = time.monotonic() + 60  # librdkafka reports statistics every 5 s
+    while w.metrics.consumer_lag._value.get() != 7:
+        assert time.monotonic() < give_up, f"lag gauge stuck at {w.metrics.consumer_lag._value.get()}"
+        w.writer.step()
