@@ -23,9 +23,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pymysql
 
+from replicator.aws import dynamodb_client
 from replicator.backfill.source import SnapshotSource
 from replicator.mapping.mapper import TableMapper
 from replicator.phase import set_migration_phase
@@ -56,8 +56,7 @@ def create_table(db: str) -> None:
 
 
 def dynamo(settings: Settings) -> Any:
-    return boto3.client("dynamodb", endpoint_url=settings.dynamodb.endpoint_url,
-                        region_name=settings.dynamodb.region)
+    return dynamodb_client(settings.dynamodb.endpoint_url, settings.dynamodb.region)
 
 
 def make_target(client: Any, name: str) -> None:

@@ -30,6 +30,7 @@ from typing import Any, Literal, Protocol
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, HTTPClientError
 
+from replicator.aws import dynamodb_client
 from replicator.errors import ConfigError, TargetUnavailable
 from replicator.mapping import TTL_ATTR, ConditionalWrite, KeyAttribute, item_size
 from replicator.settings import Settings
@@ -66,15 +67,8 @@ class DynamoClient(Protocol):
 
 def make_client(settings: Settings, pool_size: int | None = None) -> Any:
     """A boto3 client with its own retries off: the applier retries, visibly and without limit."""
-    import boto3
-    from botocore.config import Config
-
-    cfg = Config(
-        max_pool_connections=pool_size or settings.dynamodb.max_concurrency * 2,
-        retries={"total_max_attempts": 1}, connect_timeout=5, read_timeout=30,
-    )
-    return boto3.client("dynamodb", endpoint_url=settings.dynamodb.endpoint_url,
-                        region_name=settings.dynamodb.region, config=cfg)
+    return dynamodb_client(settings.dynamodb.endpoint_url, settings.dynamodb.region, attempts=1,
+                           read_timeout_s=30, pool_size=pool_size or settings.dynamodb.max_concurrency * 2)
 
 
 class TargetFatalError(ConfigError):

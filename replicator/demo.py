@@ -26,6 +26,7 @@ import pymysql
 from rich.console import Console
 from rich.table import Table
 
+from replicator.aws import dynamodb_client
 from replicator.backfill.runner import Backfill, BackfillOptions
 from replicator.backfill.source import SnapshotSource
 from replicator.control import names, open_control_store
@@ -220,13 +221,7 @@ class Demo:
         )
 
     def reconcile(self) -> list[TableReport]:
-        import boto3
-
-        client = boto3.client(
-            "dynamodb",
-            endpoint_url=self.settings.dynamodb.endpoint_url,
-            region_name=self.settings.dynamodb.region,
-        )
+        client = dynamodb_client(self.settings.dynamodb.endpoint_url, self.settings.dynamodb.region)
         with SnapshotSource(self.settings.mysql) as src, open_control_store(self.settings) as store:
             reports = [
                 reconcile_table(self.settings, m, src, client, settle_s=3, record=store)
@@ -399,7 +394,6 @@ class Demo:
 
     def cleanup(self) -> None:
         """Drop what the demo created: its database, topics, DynamoDB tables and control keys."""
-        import boto3
         from confluent_kafka.admin import AdminClient
 
         try:
@@ -410,11 +404,7 @@ class Demo:
             topics = [t for t in admin.list_topics(timeout=10).topics if t.startswith(prefix + ".")]
             if topics:
                 admin.delete_topics(topics)
-            client = boto3.client(
-                "dynamodb",
-                endpoint_url=self.settings.dynamodb.endpoint_url,
-                region_name=self.settings.dynamodb.region,
-            )
+            client = dynamodb_client(self.settings.dynamodb.endpoint_url, self.settings.dynamodb.region)
             for name in client.list_tables()["TableNames"]:
                 if self.settings.dynamodb.table_prefix and name.startswith(
                     self.settings.dynamodb.table_prefix

@@ -60,9 +60,9 @@ def probe_kafka(s: Settings) -> str:
 
 
 def probe_dynamodb(s: Settings) -> str:
-    import boto3
+    from replicator.aws import dynamodb_client
 
-    client = boto3.client("dynamodb", endpoint_url=s.dynamodb.endpoint_url, region_name=s.dynamodb.region)
+    client = dynamodb_client(s.dynamodb.endpoint_url, s.dynamodb.region)
     tables = client.list_tables(Limit=100)["TableNames"]
     return f"{len(tables)} table(s) visible"
 

@@ -17,7 +17,8 @@ from typing import Any
 
 import structlog
 
-from replicator.backfill.source import SnapshotSource, TableShape
+from replicator.backfill.source import SnapshotSource
+from replicator.catalog import TableShape
 from replicator.control import ControlStore, names
 from replicator.events import Row, Value
 from replicator.mapping.mapper import TableMapper

@@ -11,18 +11,11 @@ from typing import Any
 
 import pymysql
 
+from replicator.catalog import read_table_shape
 from replicator.errors import ConfigError, SourceUnavailable
 from replicator.settings import Settings
 
 TableSchema = tuple[tuple[tuple[str, str], ...], tuple[str, ...]]  # (columns, primary key)
-
-_COLUMNS = ("SELECT COLUMN_NAME, COLUMN_TYPE FROM information_schema.COLUMNS "
-            "WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s ORDER BY ORDINAL_POSITION")
-_PRIMARY = ("SELECT COLUMN_NAME FROM information_schema.STATISTICS "
-            "WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s AND INDEX_NAME = 'PRIMARY' ORDER BY SEQ_IN_INDEX")
-# MariaDB stores JSON as LONGTEXT with a json_valid() check: recognise the column from it.
-_JSON_CHECKS = ("SELECT CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS "
-                "WHERE CONSTRAINT_SCHEMA = %s AND TABLE_NAME = %s")
 
 
 def load_schemas(settings: Settings) -> dict[str, TableSchema]:
@@ -42,17 +35,8 @@ def load_schemas(settings: Settings) -> dict[str, TableSchema]:
 
 
 def _one(cur: Any, database: str, table: str) -> TableSchema:
-    cur.execute(_COLUMNS, (database, table))
-    columns = [(str(n), str(t)) for n, t in cur.fetchall()]
-    if not columns:
+    shape = read_table_shape(cur, database, table)
+    if shape is None:
         raise ConfigError(f"tables[source={database}.{table}]: no such table in MySQL "
                           f"(or no SELECT grant on it)")
-    cur.execute(_PRIMARY, (database, table))
-    primary = tuple(str(r[0]) for r in cur.fetchall())
-    try:
-        cur.execute(_JSON_CHECKS, (database, table))
-        clauses = " ".join(str(r[0]) for r in cur.fetchall()).lower()
-    except pymysql.err.MySQLError:  # MySQL 8 has native JSON and no such view column
-        clauses = ""
-    columns = [(n, "json" if f"json_valid(`{n.lower()}`)" in clauses else t) for n, t in columns]
-    return tuple(columns), primary
+    return shape.columns, shape.pk

@@ -16,31 +16,9 @@ from typing import Any
 
 import orjson
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from replicator.errors import BrokerUnavailable
 from replicator.settings import Settings
-
-
-def ensure_topics(settings: Settings, topics: list[str]) -> None:
-    """Create missing data topics (the reader creates the same ones; both are idempotent)."""
-    admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers, **settings.kafka.extra})
-    try:
-        existing = set(admin.list_topics(timeout=10).topics)
-    except KafkaException as exc:
-        raise BrokerUnavailable(f"Kafka unavailable listing topics: {exc}") from exc
-    missing = [t for t in topics if t not in existing]
-    if not missing:
-        return
-    futures = admin.create_topics([NewTopic(t, num_partitions=settings.kafka.partitions,
-                                            replication_factor=settings.kafka.replication_factor)
-                                   for t in missing])
-    for topic, fut in futures.items():
-        try:
-            fut.result()
-        except KafkaException as exc:
-            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                raise BrokerUnavailable(f"cannot create topic {topic}: {exc}") from exc
 
 
 class SnapshotPublisher:

@@ -22,12 +22,14 @@ from typing import Any
 import structlog
 from prometheus_client import Counter, Gauge
 
-from replicator.backfill.publish import SnapshotPublisher, ensure_topics, wait_until_applied
-from replicator.backfill.source import SnapshotSource, TableShape, TableVanishedError
+from replicator.backfill.publish import SnapshotPublisher, wait_until_applied
+from replicator.backfill.source import SnapshotSource, TableVanishedError
 from replicator.backfill.throttle import Throttle
+from replicator.catalog import TableShape
 from replicator.control import ControlStore, names, open_control_store
 from replicator.errors import ConfigError, TransientError
 from replicator.events import ChangeEvent, Position, Row, TxInfo, decode_value, encode_value, snapshot_version
+from replicator.kafka_io import ensure_topics
 from replicator.settings import Settings
 from replicator.topics import dead_letter_topic, table_topic
 
@@ -117,8 +119,7 @@ class Backfill:
         with open_control_store(self.settings) as store, SnapshotSource(self.settings.mysql) as src:
             # Check every table before copying any, so a bad one stops the run up front.
             shapes = [src.table_shape(*t.split(".")) for t in self.tables]
-            ensure_topics(self.settings, [table_topic(self.settings.kafka.topic_prefix, s.source)
-                                          for s in shapes])
+            ensure_topics(self.settings)  # the reader creates the same topics; both are idempotent
             publisher = SnapshotPublisher(self.settings)
             publisher.start()
             try:

@@ -14,7 +14,6 @@ window is documented (README, backfill section).
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -25,12 +24,11 @@ import pymysql
 
 from replicator.backfill.cells import converter, select_expr
 from replicator.backfill.chunks import after_key_params, chunk_query
+from replicator.catalog import TableShape, read_table_shape
 from replicator.errors import ReplicatorError, SourceConfigError, SourceUnavailable
 from replicator.events import Row, Temporal, Value
-from replicator.mapping.coltypes import ColumnType, parse_column_type
 from replicator.settings import MySQLSettings
 
-_JSON_CHECK = re.compile(r"json_valid\(`((?:[^`]|``)+)`\)", re.IGNORECASE)
 _TRANSIENT_MYSQL_ERRORS = {2003, 2006, 2013, 1053, 1205, 1213}
 
 
@@ -38,24 +36,6 @@ class TableVanishedError(ReplicatorError):
     """A mapped table disappeared (dropped or renamed) while it was being copied."""
 
     exit_code = 3
-
-
-@dataclass(frozen=True)
-class TableShape:
-    db: str
-    table: str
-    columns: tuple[tuple[str, str], ...]  # (name, COLUMN_TYPE) as the change events carry them
-    types: tuple[ColumnType, ...]
-    pk: tuple[str, ...]
-
-    @property
-    def source(self) -> str:
-        return f"{self.db}.{self.table}"
-
-    @property
-    def pk_indexes(self) -> tuple[int, ...]:
-        names = [c[0] for c in self.columns]
-        return tuple(names.index(k) for k in self.pk)
 
 
 @dataclass(frozen=True)
@@ -124,36 +104,18 @@ class SnapshotSource:
     # ----------------------------------------------------------------- shapes
 
     def table_shape(self, db: str, table: str) -> TableShape:
-        cols = self._query(
-            "SELECT COLUMN_NAME, COLUMN_TYPE FROM information_schema.COLUMNS "
-            "WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s ORDER BY ORDINAL_POSITION", (db, table))
-        if not cols:
+        if self._conn is None:
+            raise RuntimeError("SnapshotSource used before start()")
+        with _mysql_errors("reading the table's shape"), self._conn.cursor() as cur:
+            shape = read_table_shape(cur, db, table)
+        if shape is None:
             raise TableVanishedError(f"{db}.{table}: the table does not exist (dropped or renamed?); "
                                      "fix tables[] in the configuration or recreate it")
-        pk = tuple(str(r[0]) for r in self._query(
-            "SELECT COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE WHERE TABLE_SCHEMA = %s "
-            "AND TABLE_NAME = %s AND CONSTRAINT_NAME = 'PRIMARY' ORDER BY ORDINAL_POSITION", (db, table)))
-        if not pk:
+        if not shape.pk:
             raise SourceConfigError(
                 f"{db}.{table} has no primary key: rows cannot be keyed, versioned or chunked. "
                 "Add a primary key (or remove the table from tables[]) and run the backfill again")
-        json_cols = self._json_columns(db, table)
-        columns = tuple(
-            (str(name), "json" if name in json_cols else str(ctype)) for name, ctype in cols)
-        return TableShape(db, table, columns, tuple(parse_column_type(t) for _, t in columns), pk)
-
-    def _json_columns(self, db: str, table: str) -> set[str]:
-        if not self.is_mariadb:
-            return set()  # MySQL reports JSON columns as "json" in COLUMN_TYPE already
-        rows = self._query(
-            "SELECT CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS "
-            "WHERE CONSTRAINT_SCHEMA = %s AND TABLE_NAME = %s", (db, table))
-        found: set[str] = set()
-        for (clause,) in rows:
-            m = _JSON_CHECK.fullmatch(str(clause).strip())
-            if m:
-                found.add(m.group(1).replace("``", "`"))
-        return found
+        return shape
 
     def estimate_rows(self, db: str, table: str) -> int:
         rows = self._query("SELECT TABLE_ROWS FROM information_schema.TABLES "

@@ -32,8 +32,7 @@ def register(app: typer.Typer) -> None:
         a field-by-field diff. Exit 0 when every table matches, 1 when any differs.
         """
         settings = bootstrap(config)
-        import boto3
-
+        from replicator.aws import dynamodb_client
         from replicator.backfill.source import SnapshotSource
         from replicator.control import open_control_store
         from validators.diff import describe
@@ -48,8 +47,7 @@ def register(app: typer.Typer) -> None:
             missing = [s for s, m in zip(chosen, mappings, strict=True) if m is None]
             if missing:
                 raise ConfigError(f"--table {missing[0]} is not a mapped table")
-            client = boto3.client("dynamodb", endpoint_url=settings.dynamodb.endpoint_url,
-                                  region_name=settings.dynamodb.region)
+            client = dynamodb_client(settings.dynamodb.endpoint_url, settings.dynamodb.region)
             with SnapshotSource(settings.mysql) as src, open_control_store(settings) as store:
                 reports = [reconcile_table(settings, m, src, client, settle_s=settle_s,
                                            record=store if record else None)

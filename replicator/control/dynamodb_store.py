@@ -20,12 +20,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, cast
 
-import boto3
 import orjson
 import structlog
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from replicator.aws import dynamodb_client
 from replicator.control.base import ControlStoreUnavailable, EpochConflict
 from replicator.control.state import HistoryEntry, PhaseState, bucket_of, buckets_between
 
@@ -67,12 +66,7 @@ class DynamoDBControlStore:
     def start(self) -> None:
         if self._client is not None:
             return
-        client = boto3.client(
-            "dynamodb", endpoint_url=self._endpoint_url, region_name=self._region,
-            config=Config(
-                connect_timeout=5, read_timeout=10, retries={"max_attempts": 3, "mode": "standard"},
-            ),
-        )
+        client = dynamodb_client(self._endpoint_url, self._region)
         with _unavailable(f"opening the control table {self.table!r}"):
             self._ensure_table(client)
         self._client = client

@@ -93,7 +93,8 @@ class TableMapper:
     """The mapping of one source table at one schema (see the module docstring)."""
 
     def __init__(self, mapping: TableMapping, columns: tuple[tuple[str, str], ...],
-                 primary_key: tuple[str, ...] = ()) -> None:
+                 primary_key: tuple[str, ...]) -> None:
+        # No default: without the primary key a table keyed by it would map every row to one key.
         self.mapping = mapping
         self.columns = tuple(columns)
         self.primary_key = tuple(primary_key)

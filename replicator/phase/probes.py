@@ -11,11 +11,10 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-import boto3
 import structlog
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from replicator.aws import dynamodb_client
 from replicator.control import ControlStore, PhaseState, names
 from replicator.phase import gates
 from replicator.phase.clock import Clock
@@ -54,10 +53,7 @@ class BotoTableProbe:
 
     def missing_tables(self, tables: Sequence[str]) -> list[str]:
         if self._client is None:
-            self._client = boto3.client(
-                "dynamodb", endpoint_url=self._cfg.endpoint_url, region_name=self._cfg.region,
-                config=Config(connect_timeout=5, read_timeout=10, retries={"max_attempts": 2}),
-            )
+            self._client = dynamodb_client(self._cfg.endpoint_url, self._cfg.region, attempts=2)
         missing = []
         for name in tables:
             try:
