@@ -39,6 +39,11 @@ def register(app: typer.Typer) -> None:
             min=0, help="Give up waiting for the writer after this long (0 = no limit).")] = 0.0,
         progress: Annotated[bool, typer.Option(help="Show progress bars (default: when on a terminal).")] =
             sys.stderr.isatty(),
+        metrics_port: Annotated[int | None, typer.Option(
+            min=0, max=65535,
+            help="Serve Prometheus /metrics (replicator_backfill_*) on this port "
+                 "(default: metrics.port; 0 = off).",
+        )] = None,
     ) -> None:
         """Copy every mapped table (or --table ones), chunked by primary key, while the stream runs.
 
@@ -52,6 +57,11 @@ def register(app: typer.Typer) -> None:
         settings = bootstrap(config)
         from replicator.backfill.runner import Backfill, BackfillOptions, TableProgress
 
+        port = settings.metrics.port if metrics_port is None else metrics_port
+        if port:
+            from prometheus_client import start_http_server
+
+            start_http_server(port)
         stop = threading.Event()
 
         def _stop(signum: int, _frame: FrameType | None) -> None:
