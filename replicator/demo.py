@@ -355,8 +355,8 @@ class Demo:
             results_5 = ctl.check(5)
         self.gates_table(5, results_5)
         self.say(
-            "  The client shim that would count the application's DynamoDB reads is not built yet, so the\n"
-            "  read gate has no evidence and refuses: the controller does not move on an assumption."
+            "  The client shim that would count the application's DynamoDB reads is not built yet, so the "
+            "read gate has no evidence and refuses: the controller does not move on an assumption."
         )
 
         self.step(10, "emergency rollback straight to phase 1 (allowed from any phase)")
