@@ -28,7 +28,16 @@ from replicator.backfill.throttle import Throttle
 from replicator.catalog import TableShape
 from replicator.control import ControlStore, names, open_control_store
 from replicator.errors import ConfigError, TransientError
-from replicator.events import ChangeEvent, Position, Row, TxInfo, decode_value, encode_value, snapshot_version
+from replicator.events import (
+    ChangeEvent,
+    Position,
+    Row,
+    TxInfo,
+    decode_value,
+    encode_value,
+    schema_fingerprint,
+    snapshot_version,
+)
 from replicator.kafka_io import ensure_topics
 from replicator.settings import Settings
 from replicator.topics import dead_letter_topic, table_topic
@@ -211,7 +220,7 @@ class Backfill:
                        offset: int, version: int, topic: str, dlq: str) -> tuple[int, int]:
         sent = dead = 0
         now_ms = int(time.time() * 1000)
-        fingerprint = _fingerprint(shape)
+        fingerprint = schema_fingerprint(shape.columns)
         for i, row in enumerate(rows):
             pk = {k: row[k] for k in shape.pk}
             try:
@@ -260,9 +269,3 @@ class Backfill:
         log.info("backfill complete" if applied else
                  "backfill published; the writer has not applied it yet (rerun to wait for it)",
                  tables=sorted(all_mapped))
-
-
-def _fingerprint(shape: TableShape) -> str:
-    from replicator.events import schema_fingerprint
-
-    return schema_fingerprint(shape.columns)

@@ -15,7 +15,7 @@ window is documented (README, backfill section).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -71,6 +71,8 @@ class SnapshotSource:
         self._cfg = cfg
         self._conn: pymysql.Connection[Any] | None = None
         self.is_mariadb = False
+        # Per table shape: the SELECT list and cell converters, built once rather than per chunk.
+        self._plans: dict[TableShape, tuple[list[str], list[Callable[[Any], Value]]]] = {}
 
     def start(self) -> None:
         with _mysql_errors("connecting"):
@@ -151,9 +153,13 @@ class SnapshotSource:
         """The next ``limit`` rows after ``cursor`` from one consistent snapshot, with its position."""
         if self._conn is None:
             raise RuntimeError("SnapshotSource used before start()")
-        sql = chunk_query(shape.db, shape.table, [select_expr(n, t) for (n, _), t in
-                                                   zip(shape.columns, shape.types, strict=True)],
-                          shape.pk, after=cursor is not None, limit=limit)
+        if shape not in self._plans:
+            self._plans[shape] = (
+                [select_expr(n, t) for (n, _), t in zip(shape.columns, shape.types, strict=True)],
+                [converter(t) for t in shape.types],
+            )
+        select_list, convert = self._plans[shape]
+        sql = chunk_query(shape.db, shape.table, select_list, shape.pk, after=cursor is not None, limit=limit)
         params = after_key_params([sql_param(v) for v in cursor]) if cursor is not None else []
         head = None if self.is_mariadb else self._head()
         t0 = time.monotonic()
@@ -177,7 +183,6 @@ class SnapshotSource:
             finally:
                 cur.execute("COMMIT")
         query_s = time.monotonic() - t0
-        convert = [converter(t) for t in shape.types]
         names = [n for n, _ in shape.columns]
         rows = [{n: f(c) for n, f, c in zip(names, convert, r, strict=True)} for r in cells]
         return Chunk(head[0], head[1], rows, query_s)
