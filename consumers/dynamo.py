@@ -31,7 +31,7 @@ import structlog
 from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, HTTPClientError
 
 from replicator.aws import dynamodb_client
-from replicator.errors import ConfigError, TargetUnavailable
+from replicator.errors import ConfigError, TargetFatalError, TargetUnavailable
 from replicator.mapping import TTL_ATTR, ConditionalWrite, KeyAttribute, item_size
 from replicator.settings import Settings
 
@@ -69,10 +69,6 @@ def make_client(settings: Settings, pool_size: int | None = None) -> Any:
     """A boto3 client with its own retries off: the applier retries, visibly and without limit."""
     return dynamodb_client(settings.dynamodb.endpoint_url, settings.dynamodb.region, attempts=1,
                            read_timeout_s=30, pool_size=pool_size or settings.dynamodb.max_concurrency * 2)
-
-
-class TargetFatalError(ConfigError):
-    """DynamoDB refuses the writer for good (table gone, access denied): stop, exit 2."""
 
 
 @dataclass(frozen=True, slots=True)

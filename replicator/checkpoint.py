@@ -12,13 +12,9 @@ from dataclasses import dataclass
 
 import orjson
 
-from replicator.errors import FatalDataError
+from replicator.errors import CorruptCheckpointError
 
 CHECKPOINT_FORMAT = 1
-
-
-class CorruptCheckpointError(FatalDataError):
-    """The checkpoint record cannot be read; resuming from a guess would lose or repeat data."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,28 +1,55 @@
-"""The exception tree. Each class stands for one decision the caller makes.
+"""The exception tree: every exception this product raises on purpose, one class per decision.
 
-    ReplicatorError                      root: anything this product raises on purpose
-    ├── ConfigError                      bad usage or configuration -> stop, exit 2
-    ├── FatalDataError                   the data cannot be carried safely -> stop, exit 3
-    │   ├── BinlogPurgedError            the checkpoint position is gone from the server
-    │   ├── SourceConfigError            binlog not ROW/FULL, missing grants, table without a PK
-    │   └── UnmappableSchemaError        a schema the reader cannot decode or map
-    ├── TransientError                   retry with backoff; nothing is lost meanwhile
-    │   ├── SourceUnavailable            MySQL down, network cut
-    │   ├── BrokerUnavailable            Kafka down or not acknowledging
-    │   └── TargetUnavailable            DynamoDB throttling, 5xx, connection errors
-    ├── MappingError                     one row/event cannot be mapped -> dead-letter, go on
-    │   ├── ItemTooLargeError
-    │   ├── MissingKeyError
-    │   └── BadEventError                not JSON, unknown envelope version, wrong shape
-    └── PhaseError                       phase controller decisions
-        ├── PhaseConflictError           another operator changed the phase first (CAS lost)
-        ├── TransitionError              a transition the rules forbid (skip, out of range)
-        └── GateFailedError              a forward gate is not met -> exit 1
+    ReplicatorError                        root                                   exit
+    ├── ConfigError                        bad usage or configuration -> stop       2
+    │   ├── NotBuiltError                  a sub-command that is not built yet      2
+    │   ├── TargetFatalError               DynamoDB refuses for good (table gone,   2
+    │   │                                  access denied, no credentials)
+    │   └── ClientUsageError               the application called the client wrongly 2
+    │       ├── UnknownTableError          a table the mapping does not carry
+    │       ├── KeyShapeError              a key with missing or extra columns
+    │       ├── UnknownAccessPatternError  a query on an undeclared access pattern
+    │       └── TransactionTooLargeError   over DynamoDB's 100-item transaction limit
+    ├── FatalDataError                     the data cannot be carried safely -> stop 3
+    │   ├── BinlogPurgedError              the checkpoint position is gone
+    │   ├── SourceConfigError              binlog not ROW/FULL, grants, no PK, cascades
+    │   ├── UnmappableSchemaError          a schema the reader cannot decode or map
+    │   ├── CorruptCheckpointError         the checkpoint record cannot be read
+    │   └── TableVanishedError             a mapped table was dropped while copied
+    ├── TransientError                     retry with backoff; nothing is lost       1
+    │   ├── SourceUnavailable              MySQL down, network cut
+    │   ├── BrokerUnavailable              Kafka down or not acknowledging
+    │   ├── TargetUnavailable              DynamoDB throttling, 5xx, connection errors
+    │   ├── ControlStoreUnavailable        Redis / control table unreachable         2
+    │   ├── ProbeError                     a gate probe could not measure
+    │   └── WriteFrozenError               writes are paused by a cutover; retry
+    ├── MappingError                       one row/event cannot be mapped -> dead-letter 3
+    │   ├── ItemTooLargeError              over DynamoDB's 400 KB item limit
+    │   ├── MissingKeyError                a key attribute NULL or empty
+    │   ├── UnmappableValueError           a value the column's mapping cannot carry
+    │   └── BadEventError                  not JSON, unknown envelope, wrong shape
+    ├── StatementRejected                  MySQL refuses a statement (constraint,    1
+    │   └── DuplicateKeyError              data too long ...); nothing was written
+    ├── TargetRejected                     DynamoDB refuses one request as invalid   3
+    │   ├── ConditionFailed                a conditional write lost (a replay, a race)
+    │   └── TransactionCancelled           a transaction cancelled, with per-item reasons
+    └── PhaseError                         phase controller decisions                2
+        ├── PhaseConflictError             another operator changed the phase first
+        │   └── EpochConflict              compare-and-set on ``epoch`` lost
+        ├── TransitionError                a transition the rules forbid
+        │   └── Phase5RollbackRefused      leaving 5 would hide phase-5 writes
+        └── GateFailedError                a forward gate is not met                 1
+            └── GatesNotMet                which gates, measured against what
 
-Vendor exceptions are translated at the adapter boundary (``raise X(...) from exc``).
+Vendor exceptions (PyMySQL, botocore, librdkafka, redis) are translated into this tree at
+one boundary per vendor, the context managers of :mod:`replicator.adapters`
+(``raise X(...) from exc``); nothing above the adapters catches a vendor exception.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
 
 EXIT_OK = 0
 EXIT_CHECK_FAILED = 1
@@ -36,6 +63,9 @@ class ReplicatorError(Exception):
     exit_code: int = EXIT_USAGE
 
 
+# --------------------------------------------------------------------------- configuration
+
+
 class ConfigError(ReplicatorError):
     """Bad usage or configuration; the message names the option and what to do."""
 
@@ -44,6 +74,33 @@ class ConfigError(ReplicatorError):
 
 class NotBuiltError(ConfigError):
     """A sub-command that exists in the operator surface but is not implemented yet."""
+
+
+class TargetFatalError(ConfigError):
+    """DynamoDB refuses for good (table gone, access denied, no credentials): stop, exit 2."""
+
+
+class ClientUsageError(ConfigError):
+    """The application called :mod:`replicator.client` wrongly; the message says how to fix it."""
+
+
+class UnknownTableError(ClientUsageError):
+    pass
+
+
+class KeyShapeError(ClientUsageError):
+    pass
+
+
+class UnknownAccessPatternError(ClientUsageError):
+    pass
+
+
+class TransactionTooLargeError(ClientUsageError):
+    pass
+
+
+# --------------------------------------------------------------------------- fatal data
 
 
 class FatalDataError(ReplicatorError):
@@ -64,6 +121,17 @@ class UnmappableSchemaError(FatalDataError):
     pass
 
 
+class CorruptCheckpointError(FatalDataError):
+    """The checkpoint record cannot be read; resuming from a guess would lose or repeat data."""
+
+
+class TableVanishedError(FatalDataError):
+    """A mapped table disappeared (dropped or renamed) while it was being copied."""
+
+
+# --------------------------------------------------------------------------- transient
+
+
 class TransientError(ReplicatorError):
     """Worth retrying with backoff; the caller keeps everything it has not acknowledged."""
 
@@ -79,7 +147,32 @@ class BrokerUnavailable(TransientError):
 
 
 class TargetUnavailable(TransientError):
-    pass
+    """DynamoDB throttled, failed (5xx) or could not be reached; ``code`` names DynamoDB's reason."""
+
+    def __init__(self, message: str, *, code: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class ControlStoreUnavailable(TransientError):
+    """The control store cannot be reached (or answered with a server error).
+
+    Worth retrying for a long-running process (a Redis restart); for the ``phase`` CLI it is
+    bad configuration or an outage, exit 2, and nothing was written.
+    """
+
+    exit_code = EXIT_USAGE
+
+
+class ProbeError(TransientError):
+    """A gate probe could not measure (server unreachable); the gate fails with this message."""
+
+
+class WriteFrozenError(TransientError):
+    """Application writes are paused (a cutover is switching the write target); retry shortly."""
+
+
+# --------------------------------------------------------------------------- one row
 
 
 class MappingError(ReplicatorError):
@@ -102,8 +195,53 @@ class MissingKeyError(MappingError):
     pass
 
 
+class UnmappableValueError(MappingError):
+    """A value that the column's mapping cannot carry (reason says which rule)."""
+
+
 class BadEventError(MappingError):
     pass
+
+
+class StatementRejected(ReplicatorError):
+    """MySQL refused a statement (constraint, value out of range ...); ``code`` is MySQL's."""
+
+    exit_code = EXIT_CHECK_FAILED
+
+    def __init__(self, message: str, *, code: int = 0) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class DuplicateKeyError(StatementRejected):
+    """An insert (or key update) hit an existing primary or unique key."""
+
+
+class TargetRejected(ReplicatorError):
+    """DynamoDB refused one request as invalid (``ValidationException``); ``code`` says why."""
+
+    exit_code = EXIT_FATAL_DATA
+
+    def __init__(self, message: str, *, code: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class ConditionFailed(TargetRejected):
+    """A conditional write was refused because its condition did not hold (a replay, a race)."""
+
+
+class TransactionCancelled(TargetRejected):
+    """``TransactWriteItems`` was cancelled; ``reasons`` holds one code per item (``"None"``: not
+    the cause, ``"ConditionalCheckFailed"``, ``"ValidationError"``, throttling ...)."""
+
+    def __init__(self, message: str, *, reasons: Sequence[str], messages: Sequence[str] = ()) -> None:
+        super().__init__(message, code="TransactionCanceledException")
+        self.reasons = list(reasons)
+        self.messages = list(messages) or [""] * len(self.reasons)
+
+
+# --------------------------------------------------------------------------- phases
 
 
 class PhaseError(ReplicatorError):
@@ -114,9 +252,34 @@ class PhaseConflictError(PhaseError):
     pass
 
 
+class EpochConflict(PhaseConflictError):
+    """Compare-and-set lost: another change moved ``epoch`` first."""
+
+    def __init__(self, expected: int, actual: int | None = None) -> None:
+        seen = "" if actual is None else f" (the store is at epoch {actual})"
+        super().__init__(
+            f"another operator changed the migration phase first: expected epoch {expected}{seen}; "
+            "nothing was written -- run `replicator phase status` and decide again"
+        )
+        self.expected = expected
+        self.actual = actual
+
+
 class TransitionError(PhaseError):
     pass
 
 
+class Phase5RollbackRefused(TransitionError):
+    """Leaving phase 5 would hide the writes made there: they exist only in DynamoDB."""
+
+
 class GateFailedError(PhaseError):
     exit_code = EXIT_CHECK_FAILED
+
+
+class GatesNotMet(GateFailedError):
+    """A forward transition whose gates are not met; ``results`` are the gates' results."""
+
+    def __init__(self, message: str, results: Sequence[Any]) -> None:
+        super().__init__(message)
+        self.results = list(results)

@@ -27,7 +27,7 @@ from consumers.writer.batch import BatchPlan, DeadLetter, MapperCache, RawMessag
 from consumers.writer.kafka import DeadLetterSink, EventConsumer
 from consumers.writer.metrics import WriterMetrics
 from replicator.control import ControlStore, PhaseState, names
-from replicator.control.base import ControlStoreUnavailable
+from replicator.errors import ControlStoreUnavailable
 from replicator.settings import Settings
 
 log = structlog.get_logger("consumers.writer")

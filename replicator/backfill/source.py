@@ -25,17 +25,11 @@ import pymysql
 from replicator.backfill.cells import converter, select_expr
 from replicator.backfill.chunks import after_key_params, chunk_query
 from replicator.catalog import TableShape, read_table_shape
-from replicator.errors import ReplicatorError, SourceConfigError, SourceUnavailable
+from replicator.errors import SourceConfigError, SourceUnavailable, TableVanishedError
 from replicator.events import Row, Temporal, Value
 from replicator.settings import MySQLSettings
 
 _TRANSIENT_MYSQL_ERRORS = {2003, 2006, 2013, 1053, 1205, 1213}
-
-
-class TableVanishedError(ReplicatorError):
-    """A mapped table disappeared (dropped or renamed) while it was being copied."""
-
-    exit_code = 3
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ The backend is ``settings.control.backend``: Redis (keys and channel under
 from __future__ import annotations
 
 from replicator.control import names
-from replicator.control.base import ControlStore, ControlStoreUnavailable, EpochConflict
+from replicator.control.base import ControlStore
 from replicator.control.state import (
     FLAG_NAMES,
     MAX_PHASE,
@@ -22,6 +22,7 @@ from replicator.control.state import (
     PhaseState,
     flags_for_phase,
 )
+from replicator.errors import ControlStoreUnavailable, EpochConflict
 from replicator.settings import Settings
 
 __all__ = [

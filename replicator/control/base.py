@@ -13,30 +13,6 @@ from __future__ import annotations
 from typing import Any, Protocol, runtime_checkable
 
 from replicator.control.state import HistoryEntry, PhaseState
-from replicator.errors import EXIT_USAGE, PhaseConflictError, TransientError
-
-
-class ControlStoreUnavailable(TransientError):
-    """The control store cannot be reached (or answered with a server error).
-
-    Worth retrying for a long-running process (a Redis restart); for the ``phase`` CLI it is
-    bad configuration or an outage, exit 2, and nothing was written.
-    """
-
-    exit_code = EXIT_USAGE
-
-
-class EpochConflict(PhaseConflictError):
-    """Compare-and-set lost: another change moved ``epoch`` first."""
-
-    def __init__(self, expected: int, actual: int | None = None) -> None:
-        seen = "" if actual is None else f" (the store is at epoch {actual})"
-        super().__init__(
-            f"another operator changed the migration phase first: expected epoch {expected}{seen}; "
-            "nothing was written -- run `replicator phase status` and decide again"
-        )
-        self.expected = expected
-        self.actual = actual
 
 
 @runtime_checkable

@@ -14,7 +14,6 @@ concurrent operators exactly one wins. There is no change feed: watchers poll.
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,11 +21,19 @@ from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 import structlog
-from botocore.exceptions import BotoCoreError, ClientError
 
-from replicator.aws import dynamodb_client
-from replicator.control.base import ControlStoreUnavailable, EpochConflict
+from replicator.adapters.dynamodb import dynamo_errors, dynamodb_client, wait_for_table
+from replicator.backoff import Backoff
 from replicator.control.state import HistoryEntry, PhaseState, bucket_of, buckets_between
+from replicator.errors import (
+    ControlStoreUnavailable,
+    EpochConflict,
+    ReplicatorError,
+    TargetFatalError,
+    TargetRejected,
+    TransactionCancelled,
+)
+from replicator.settings import DynamoDBSettings
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -41,8 +48,11 @@ _CAS_ATTEMPTS = 20  # TransactionConflict retries; a lost condition check is nev
 @contextmanager
 def _unavailable(what: str) -> Iterator[None]:
     try:
-        yield
-    except (BotoCoreError, ClientError) as exc:
+        with dynamo_errors(what):
+            yield
+    except ControlStoreUnavailable:
+        raise
+    except ReplicatorError as exc:
         raise ControlStoreUnavailable(f"control store (DynamoDB) failed while {what}: {exc}") from exc
 
 
@@ -66,25 +76,25 @@ class DynamoDBControlStore:
     def start(self) -> None:
         if self._client is not None:
             return
-        client = dynamodb_client(self._endpoint_url, self._region)
+        client = dynamodb_client(DynamoDBSettings(endpoint_url=self._endpoint_url, region=self._region))
         with _unavailable(f"opening the control table {self.table!r}"):
             self._ensure_table(client)
         self._client = client
 
     def _ensure_table(self, client: DynamoDBClient) -> None:
         try:
-            status = client.describe_table(TableName=self.table)["Table"].get("TableStatus")
+            with dynamo_errors("describing the control table", self.table):
+                status = client.describe_table(TableName=self.table)["Table"].get("TableStatus")
             if status == "ACTIVE":
                 return
-        except client.exceptions.ResourceNotFoundException:
+        except TargetFatalError:  # the table does not exist (or access is denied: create_table says)
             status = None
         if status is not None:  # being created by another process: wait for it
-            client.get_waiter("table_exists").wait(
-                TableName=self.table, WaiterConfig={"Delay": 1, "MaxAttempts": 60},
-            )
+            wait_for_table(client, self.table)
             return
         try:
-            client.create_table(
+            with dynamo_errors("creating the control table", self.table):
+                client.create_table(
                 TableName=self.table, BillingMode="PAY_PER_REQUEST",
                 AttributeDefinitions=[
                     {"AttributeName": "pk", "AttributeType": "S"},
@@ -96,17 +106,18 @@ class DynamoDBControlStore:
                 ],
             )
             log.info("control_table_created", table=self.table)
-        except client.exceptions.ResourceInUseException:
-            pass  # another process created it at the same moment
-        client.get_waiter("table_exists").wait(
-            TableName=self.table, WaiterConfig={"Delay": 1, "MaxAttempts": 60},
-        )
+        except TargetRejected as exc:
+            if exc.code != "ResourceInUseException":
+                raise
+            # another process created it at the same moment
+        wait_for_table(client, self.table)
         try:
-            client.update_time_to_live(
-                TableName=self.table,
-                TimeToLiveSpecification={"Enabled": True, "AttributeName": _TTL_ATTRIBUTE},
-            )
-        except ClientError as exc:  # already enabled by a concurrent creator
+            with dynamo_errors("enabling TTL on the control table", self.table):
+                client.update_time_to_live(
+                    TableName=self.table,
+                    TimeToLiveSpecification={"Enabled": True, "AttributeName": _TTL_ATTRIBUTE},
+                )
+        except TargetRejected as exc:  # already enabled by a concurrent creator
             log.debug("control_table_ttl_not_set", table=self.table, error=str(exc))
 
     def close(self) -> None:
@@ -155,21 +166,21 @@ class DynamoDBControlStore:
                      "doc": {"S": orjson.dumps(entry.to_doc()).decode()}},
             "ConditionExpression": "attribute_not_exists(pk)",
         }
-        for attempt in range(_CAS_ATTEMPTS):
+        backoff = Backoff(base_s=0.01, cap_s=0.5)
+        for _ in range(_CAS_ATTEMPTS):
             try:
-                self._c.transact_write_items(TransactItems=[{"Put": put_state}, {"Put": put_history}])  # type: ignore[typeddict-item]
+                with _unavailable("changing the phase"):
+                    self._c.transact_write_items(TransactItems=[{"Put": put_state}, {"Put": put_history}])  # type: ignore[typeddict-item]
                 return
-            except self._c.exceptions.TransactionCanceledException as exc:
-                codes = [r.get("Code", "") for r in exc.response.get("CancellationReasons", [])]
-                if "ConditionalCheckFailed" in codes:
+            except ControlStoreUnavailable as exc:
+                cancelled = exc.__cause__
+                if not isinstance(cancelled, TransactionCancelled):
+                    raise
+                if "ConditionalCheckFailed" in cancelled.reasons:
                     raise EpochConflict(expected, self._stored_epoch()) from exc
                 # TransactionConflict: another transaction held the item; neither condition was
                 # evaluated yet, so trying again is safe and decides the race.
-                time.sleep(random.uniform(0.005, 0.02) * (attempt + 1))  # noqa: S311 -- jitter
-            except (BotoCoreError, ClientError) as exc:
-                raise ControlStoreUnavailable(
-                    f"control store (DynamoDB) failed while changing the phase: {exc}"
-                ) from exc
+                time.sleep(backoff.next())
         raise ControlStoreUnavailable(
             f"control store (DynamoDB): the phase change kept conflicting after {_CAS_ATTEMPTS} tries"
         )

@@ -8,8 +8,8 @@ import time
 from collections import defaultdict
 from typing import Any
 
-from replicator.control.base import EpochConflict
 from replicator.control.state import HistoryEntry, PhaseState, bucket_of, buckets_between
+from replicator.errors import EpochConflict
 
 
 class MemoryControlStore:

@@ -15,16 +15,14 @@ atomic: two concurrent operators cannot both win and the state is never half-wri
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any, cast
 
 import orjson
-import redis
 import structlog
 
-from replicator.control.base import ControlStoreUnavailable, EpochConflict
+from replicator.adapters.redis import Redis, close_quietly, redacted, redis_client, redis_errors
 from replicator.control.state import BUCKET_S, HistoryEntry, PhaseState, bucket_of, buckets_between
+from replicator.errors import ControlStoreUnavailable, EpochConflict
 
 log = structlog.get_logger(__name__)
 
@@ -42,16 +40,6 @@ return {1, tonumber(ARGV[2])}
 _BUCKETS_PER_KEY = 60  # one hash per hour of minute buckets
 
 
-@contextmanager
-def _unavailable(what: str) -> Iterator[None]:
-    try:
-        yield
-    except (redis.ConnectionError, redis.TimeoutError) as exc:
-        raise ControlStoreUnavailable(f"control store (Redis) unreachable while {what}: {exc}") from exc
-    except redis.ResponseError as exc:
-        raise ControlStoreUnavailable(f"control store (Redis) refused {what}: {exc}") from exc
-
-
 class RedisControlStore:
     def __init__(
         self, url: str, namespace: str, *, retention_s: float, socket_timeout_s: float = 5.0,
@@ -60,7 +48,7 @@ class RedisControlStore:
         self._ns = namespace
         self._retention_s = int(retention_s)
         self._socket_timeout_s = socket_timeout_s
-        self._client: redis.Redis | None = None
+        self._client: Redis | None = None
         self._pubsub: Any = None
         self.phase_key = f"{namespace}:phase"
         self.history_key = f"{namespace}:phase:history"
@@ -71,11 +59,8 @@ class RedisControlStore:
     def start(self) -> None:
         if self._client is not None:
             return
-        self._client = redis.Redis.from_url(
-            self._url, socket_timeout=self._socket_timeout_s,
-            socket_connect_timeout=self._socket_timeout_s, decode_responses=True,
-        )
-        with _unavailable(f"connecting to {_redacted(self._url)}"):
+        self._client = redis_client(self._url, timeout_s=self._socket_timeout_s)
+        with redis_errors(f"connecting to {redacted(self._url)}"):
             self._client.ping()
 
     def close(self) -> None:
@@ -92,20 +77,20 @@ class RedisControlStore:
         self.close()
 
     @property
-    def _r(self) -> redis.Redis:
+    def _r(self) -> Redis:
         if self._client is None:
             raise RuntimeError("RedisControlStore used before start()")
         return self._client
 
     # ------------------------------------------------------------------ phase
     def get_phase(self) -> PhaseState:
-        with _unavailable("reading the phase"):
+        with redis_errors("reading the phase"):
             doc = cast("str | None", self._r.hget(self.phase_key, "doc"))
         return PhaseState() if doc is None else PhaseState.from_doc(orjson.loads(doc))
 
     def compare_and_set(self, new: PhaseState, entry: HistoryEntry) -> None:
         expected = new.epoch - 1
-        with _unavailable("changing the phase"):
+        with redis_errors("changing the phase"):
             ok, actual = cast("list[int]", self._r.eval(
                 _CAS_SCRIPT, 2, self.phase_key, self.history_key,
                 str(expected), str(new.epoch), orjson.dumps(new.to_doc()).decode(),
@@ -115,37 +100,38 @@ class RedisControlStore:
             raise EpochConflict(expected, int(actual))
 
     def history(self) -> list[HistoryEntry]:
-        with _unavailable("reading the phase history"):
+        with redis_errors("reading the phase history"):
             items = cast("list[str]", self._r.lrange(self.history_key, 0, -1))
         return [HistoryEntry.from_doc(orjson.loads(i)) for i in items]
 
     def wait_for_change(self, known_epoch: int, timeout: float) -> PhaseState | None:
         deadline = time.monotonic() + timeout
         try:
-            if self._pubsub is None:
-                # Subscribe before reading, so a change between the read and the wait is not missed.
-                ps = self._r.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
-                ps.subscribe(self.channel)
-                self._pubsub = ps
-            state = self.get_phase()
-            while state.epoch == known_epoch:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return None
-                msg = self._pubsub.get_message(timeout=remaining)
-                if msg is not None:
-                    state = self.get_phase()
-            return state
-        except (redis.ConnectionError, redis.TimeoutError, ControlStoreUnavailable) as exc:
+            with redis_errors("watching the phase channel"):
+                return self._wait(known_epoch, deadline)
+        except ControlStoreUnavailable:
             self._drop_pubsub()
-            raise ControlStoreUnavailable(f"control store (Redis) unreachable while watching: {exc}") from exc
+            raise
+
+    def _wait(self, known_epoch: int, deadline: float) -> PhaseState | None:
+        if self._pubsub is None:
+            # Subscribe before reading, so a change between the read and the wait is not missed.
+            ps = self._r.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+            ps.subscribe(self.channel)
+            self._pubsub = ps
+        state = self.get_phase()
+        while state.epoch == known_epoch:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            msg = self._pubsub.get_message(timeout=remaining)
+            if msg is not None:
+                state = self.get_phase()
+        return state
 
     def _drop_pubsub(self) -> None:
         if self._pubsub is not None:
-            try:
-                self._pubsub.close()
-            except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
-                log.debug("control_pubsub_close_failed", error=str(exc))
+            close_quietly(self._pubsub)
             self._pubsub = None
 
     # ------------------------------------------------------------------ counters
@@ -164,7 +150,7 @@ class RedisControlStore:
             key = self._counter_key(name, bucket)
             pipe.hincrby(key, str(bucket), amount)
             pipe.expire(key, self._retention_s + _BUCKETS_PER_KEY * BUCKET_S)
-        with _unavailable("counting"):
+        with redis_errors("counting"):
             pipe.execute()
 
     def window_sum(self, name: str, since: float, until: float) -> int:
@@ -175,34 +161,27 @@ class RedisControlStore:
         pipe = self._r.pipeline(transaction=False)
         for key in keys:
             pipe.hgetall(key)
-        with _unavailable("summing a counter"):
+        with redis_errors("summing a counter"):
             hashes = cast("list[dict[str, str]]", pipe.execute())
         lo, hi = buckets.start, buckets.stop - 1
         return sum(int(v) for h in hashes for b, v in h.items() if lo <= int(b) <= hi)
 
     # ------------------------------------------------------------------ markers
     def put_marker(self, name: str, doc: dict[str, Any]) -> None:
-        with _unavailable("writing a marker"):
+        with redis_errors("writing a marker"):
             self._r.hset(self.markers_key, name, orjson.dumps(doc).decode())
 
     def get_marker(self, name: str) -> dict[str, Any] | None:
-        with _unavailable("reading a marker"):
+        with redis_errors("reading a marker"):
             raw = cast("str | None", self._r.hget(self.markers_key, name))
         return None if raw is None else cast("dict[str, Any]", orjson.loads(raw))
 
     def delete_marker(self, name: str) -> None:
-        with _unavailable("deleting a marker"):
+        with redis_errors("deleting a marker"):
             self._r.hdel(self.markers_key, name)
 
     def list_markers(self, prefix: str) -> dict[str, dict[str, Any]]:
-        with _unavailable("listing markers"):
+        with redis_errors("listing markers"):
             raw = cast("dict[str, str]", self._r.hgetall(self.markers_key))
         return {k: orjson.loads(v) for k, v in sorted(raw.items()) if k.startswith(prefix)}
 
-
-def _redacted(url: str) -> str:
-    """The URL without a password, for messages."""
-    scheme, sep, rest = url.partition("://")
-    if "@" in rest:
-        rest = "***@" + rest.split("@", 1)[1]
-    return f"{scheme}{sep}{rest}"

@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from replicator.errors import MappingError
+from replicator.errors import UnmappableValueError
 from replicator.events import JsonDoc, Temporal, Value
 from replicator.mapping.coltypes import MAX_NUMBER_DIGITS, ColumnType
 from replicator.settings import ColumnType as Override
@@ -41,10 +41,6 @@ OVERRIDES_ALLOWED: dict[str, frozenset[str]] = {
     "number": frozenset(("int", "bit", "year", "decimal", "float", "double", "text", "enum")),
     "default": frozenset(),  # allowed for all kinds, checked separately
 }
-
-
-class UnmappableValueError(MappingError):
-    """A value that the column's mapping cannot carry (reason says which rule)."""
 
 
 def _bad(ct: ColumnType, value: object, reason: str) -> UnmappableValueError:

@@ -9,10 +9,10 @@
 
 from __future__ import annotations
 
+from replicator.errors import GatesNotMet, Phase5RollbackRefused
 from replicator.phase.clock import Clock, FixedClock, SystemClock
 from replicator.phase.controller import (
     ChangeResult,
-    GatesNotMet,
     PhaseController,
     get_all_flags,
     get_flag,
@@ -20,7 +20,7 @@ from replicator.phase.controller import (
     set_migration_phase,
 )
 from replicator.phase.gates import GateResult
-from replicator.phase.rules import DISCARD_PHASE5_FLAG, Phase5RollbackRefused
+from replicator.phase.rules import DISCARD_PHASE5_FLAG
 from replicator.phase.watcher import PhaseWatcher
 
 __all__ = [

@@ -27,7 +27,7 @@ from replicator.control import (
     PhaseState,
     open_control_store,
 )
-from replicator.errors import ConfigError, GateFailedError, TransitionError
+from replicator.errors import ConfigError, GatesNotMet, TransitionError
 from replicator.phase.clock import Clock, SystemClock
 from replicator.phase.gates import GateResult
 from replicator.phase.rules import Direction, Transition, plan_transition
@@ -42,18 +42,6 @@ PHASE_CHANGES = Counter("replicator_phase_changes_total", "Phase changes made by
 
 class GateEvaluator(Protocol):
     def check(self, target: int, state: PhaseState | None = None) -> list[GateResult]: ...
-
-
-class GatesNotMet(GateFailedError):
-    def __init__(self, transition: Transition, results: list[GateResult]) -> None:
-        failed = [r for r in results if not r.passed]
-        lines = "\n  ".join(f"{r.gate}: {r.measured} (needs {r.threshold}) -- {r.detail}" for r in failed)
-        super().__init__(
-            f"phase {transition.from_phase} -> {transition.to_phase}: {len(failed)} gate(s) not met; "
-            f"nothing was changed:\n  {lines}\n"
-            "Wait until they pass (`replicator phase check N`), or pass --force to override (audited)."
-        )
-        self.results = results
 
 
 @dataclass(frozen=True)
@@ -144,7 +132,7 @@ class PhaseController:
             if failed and not force:
                 log.warning("Migration phase change refused", from_phase=current.phase, to_phase=target,
                             actor=actor, reason=reason, failed_gates=list(failed))
-                raise GatesNotMet(transition, results)
+                raise GatesNotMet(gates_message(transition, results), results)
             forced = failed
         now = self.clock.now()
         new = PhaseState(
@@ -209,3 +197,13 @@ def get_flag(store: ControlStore, name: str) -> bool | int:
     if name not in FLAG_NAMES:
         raise ConfigError(f"unknown flag {name!r}: the flags are {', '.join(FLAG_NAMES)}")
     return store.get_phase().flags()[name]
+
+
+def gates_message(transition: Transition, results: list[GateResult]) -> str:
+    failed = [r for r in results if not r.passed]
+    lines = "\n  ".join(f"{r.gate}: {r.measured} (needs {r.threshold}) -- {r.detail}" for r in failed)
+    return (
+        f"phase {transition.from_phase} -> {transition.to_phase}: {len(failed)} gate(s) not met; "
+        f"nothing was changed:\n  {lines}\n"
+        "Wait until they pass (`replicator phase check N`), or pass --force to override (audited)."
+    )

@@ -12,10 +12,11 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
-from botocore.exceptions import BotoCoreError, ClientError
 
-from replicator.aws import dynamodb_client
+from replicator.adapters import kafka
+from replicator.adapters.dynamodb import dynamo_errors, dynamodb_client
 from replicator.control import ControlStore, PhaseState, names
+from replicator.errors import BrokerUnavailable, ProbeError, TargetFatalError, TransientError
 from replicator.phase import gates
 from replicator.phase.clock import Clock
 from replicator.settings import DynamoDBSettings, KafkaSettings, Settings
@@ -25,10 +26,6 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 log = structlog.get_logger(__name__)
-
-
-class ProbeError(Exception):
-    """A probe could not measure (server unreachable); the gate fails with this message."""
 
 
 class TableProbe(Protocol):
@@ -53,15 +50,16 @@ class BotoTableProbe:
 
     def missing_tables(self, tables: Sequence[str]) -> list[str]:
         if self._client is None:
-            self._client = dynamodb_client(self._cfg.endpoint_url, self._cfg.region, attempts=2)
+            self._client = dynamodb_client(self._cfg, attempts=2)
         missing = []
         for name in tables:
             try:
-                status = self._client.describe_table(TableName=name)["Table"].get("TableStatus")
-            except self._client.exceptions.ResourceNotFoundException:
+                with dynamo_errors("describing the table", name):
+                    status = self._client.describe_table(TableName=name)["Table"].get("TableStatus")
+            except TargetFatalError:
                 missing.append(name)
                 continue
-            except (BotoCoreError, ClientError) as exc:
+            except TransientError as exc:
                 raise ProbeError(f"DynamoDB unreachable: {exc}") from exc
             if status not in ("ACTIVE", "UPDATING"):
                 missing.append(f"{name} ({status})")
@@ -81,49 +79,49 @@ class KafkaOffsetProbe:
         self._cfg = cfg
         self._timeout_s = timeout_s
 
-    def _conf(self, group: str) -> dict[str, Any]:
-        return {
-            **self._cfg.extra, "bootstrap.servers": self._cfg.bootstrap_servers, "group.id": group,
-            "enable.auto.commit": False, "isolation.level": "read_committed",
-            "enable.partition.eof": True, "auto.offset.reset": "earliest",
-        }
+    def _consumer(self, group: str) -> kafka.Consumer:
+        return kafka.consumer(self._cfg, group, **{
+            "isolation.level": "read_committed", "enable.partition.eof": True,
+            "auto.offset.reset": "earliest",
+        })
 
     def topic_lags(self, group: str, topics: Sequence[str]) -> dict[str, int]:
-        from confluent_kafka import Consumer, KafkaException, TopicPartition
-
-        consumer = Consumer(self._conf(group))
+        consumer = self._consumer(group)
         try:
-            md = consumer.list_topics(timeout=self._timeout_s)
-            tps = []
-            for topic in topics:
-                meta = md.topics.get(topic)
-                if meta is None or meta.error is not None:
-                    raise ProbeError(f"Kafka topic {topic} does not exist")
-                tps += [TopicPartition(topic, p) for p in sorted(meta.partitions)]
-            committed = consumer.committed(tps, timeout=self._timeout_s) if tps else []
-            behind: list[tuple[Any, int, int]] = []  # (partition, from, high)
-            for tp in committed:
-                low, high = consumer.get_watermark_offsets(TopicPartition(tp.topic, tp.partition),
-                                                           timeout=self._timeout_s)
-                start = tp.offset if tp.offset >= 0 else low
-                if high > start:
-                    behind.append((tp, start, high))
-        except KafkaException as exc:
+            with kafka.kafka_errors("reading committed offsets"):
+                lags_of = self._behind(consumer, topics)
+        except BrokerUnavailable as exc:
             raise ProbeError(f"Kafka unreachable: {exc}") from exc
         finally:
             consumer.close()
         lags = dict.fromkeys(topics, 0)
-        for tp, start, high in behind:
+        for tp, start, high in lags_of:
             lags[tp.topic] += self._data_messages(group, tp.topic, tp.partition, start, high)
         return lags
 
+    def _behind(self, consumer: kafka.Consumer, topics: Sequence[str]) -> list[tuple[Any, int, int]]:
+        md = consumer.list_topics(timeout=self._timeout_s)
+        tps = []
+        for topic in topics:
+            meta = md.topics.get(topic)
+            if meta is None or meta.error is not None:
+                raise ProbeError(f"Kafka topic {topic} does not exist")
+            tps += [kafka.TopicPartition(topic, p) for p in sorted(meta.partitions)]
+        committed = consumer.committed(tps, timeout=self._timeout_s) if tps else []
+        behind: list[tuple[Any, int, int]] = []  # (partition, from, high)
+        for tp in committed:
+            low, high = consumer.get_watermark_offsets(kafka.TopicPartition(tp.topic, tp.partition),
+                                                       timeout=self._timeout_s)
+            start = tp.offset if tp.offset >= 0 else low
+            if high > start:
+                behind.append((tp, start, high))
+        return behind
+
     def _data_messages(self, group: str, topic: str, partition: int, start: int, high: int) -> int:
         """Data messages in [start, high) as a read_committed reader sees them (no commits made)."""
-        from confluent_kafka import Consumer, KafkaError, TopicPartition
-
-        reader = Consumer(self._conf(f"{group}.phase-probe"))
+        reader = self._consumer(f"{group}.phase-probe")
         try:
-            reader.assign([TopicPartition(topic, partition, start)])
+            reader.assign([kafka.TopicPartition(topic, partition, start)])
             deadline = time.monotonic() + self._timeout_s
             while time.monotonic() < deadline:
                 msg = reader.poll(0.5)
@@ -131,7 +129,7 @@ class KafkaOffsetProbe:
                     continue
                 err = msg.error()
                 if err is not None:
-                    if err.code() == KafkaError._PARTITION_EOF:
+                    if kafka.is_partition_eof(err):
                         return 0
                     raise ProbeError(f"Kafka read of {topic}[{partition}] failed: {err}")
                 offset = msg.offset()

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from replicator.control.state import MAX_PHASE, MIN_PHASE, PHASE_NAMES
-from replicator.errors import TransitionError
+from replicator.errors import Phase5RollbackRefused, TransitionError
 
 DISCARD_PHASE5_FLAG = "--discard-phase5-writes-not-in-mysql"
 DISCARD_PHASE5_ACK = "discard-phase5-writes-not-in-mysql"
@@ -23,10 +23,6 @@ class Direction(Enum):
     NOOP = "noop"
     FORWARD = "forward"
     ROLLBACK = "rollback"
-
-
-class Phase5RollbackRefused(TransitionError):
-    """Leaving phase 5 would hide the writes made there: they exist only in DynamoDB."""
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from replicator.phase.probes import ProbeError
+from replicator.errors import ProbeError
 
 
 class FakeTables:

@@ -9,7 +9,8 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
-from replicator.phase.probes import KafkaOffsetProbe, ProbeError
+from replicator.errors import ProbeError
+from replicator.phase.probes import KafkaOffsetProbe
 from replicator.settings import Settings
 from replicator.topics import table_topic
 

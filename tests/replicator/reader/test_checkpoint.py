@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from replicator.checkpoint import Checkpoint, CorruptCheckpointError
+from replicator.checkpoint import Checkpoint
+from replicator.errors import CorruptCheckpointError
 from replicator.errors import EXIT_FATAL_DATA
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from replicator.checkpoint import Checkpoint
 from replicator.control import names, open_control_store
-from replicator.control.base import ControlStoreUnavailable
+from replicator.errors import ControlStoreUnavailable
 from replicator.control.memory import MemoryControlStore
 from replicator.reader_heartbeat import HeartbeatPublisher
 from replicator.settings import Settings, load_settings
