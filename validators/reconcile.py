@@ -20,11 +20,11 @@ import structlog
 from replicator.backfill.source import SnapshotSource
 from replicator.catalog import TableShape
 from replicator.control import ControlStore, names
+from replicator.diff import Difference, describe, diff_tables
 from replicator.events import Row, Value
 from replicator.mapping.mapper import TableMapper
 from replicator.mapping.names import DELETED_ATTR
 from replicator.settings import Settings, TableMapping
-from validators.diff import Difference, describe, diff_tables
 
 log = structlog.get_logger("reconcile")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from validators.diff import describe, diff_row, diff_tables
+from replicator.diff import describe, diff_row, diff_tables
 
 
 def test_equal_tables_have_no_difference() -> None:
