@@ -22,7 +22,8 @@ from typing import Any
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
-from consumers.dynamo import ApplyMode, TableSpec, ensure_tables, make_client
+from consumers.writer.applier import ApplyMode, make_client
+from consumers.writer.tables import TableSpec, ensure_tables
 from consumers.writer.metrics import WriterMetrics
 from consumers.writer.runner import WriterOptions
 from consumers.writer.service import build_writer, close_writer, start_writer

@@ -3,8 +3,9 @@
     ReplicatorError                        root                                   exit
     ├── ConfigError                        bad usage or configuration -> stop       2
     │   ├── NotBuiltError                  a sub-command that is not built yet      2
-    │   ├── TargetFatalError               DynamoDB refuses for good (table gone,   2
-    │   │                                  access denied, no credentials)
+    │   ├── TargetFatalError               DynamoDB refuses for good (access denied, 2
+    │   │   │                              no credentials)
+    │   │   └── TableNotFoundError         the DynamoDB table does not exist
     │   └── ClientUsageError               the application called the client wrongly 2
     │       ├── UnknownTableError          a table the mapping does not carry
     │       ├── KeyShapeError              a key with missing or extra columns
@@ -78,6 +79,10 @@ class NotBuiltError(ConfigError):
 
 class TargetFatalError(ConfigError):
     """DynamoDB refuses for good (table gone, access denied, no credentials): stop, exit 2."""
+
+
+class TableNotFoundError(TargetFatalError):
+    """The DynamoDB table does not exist (create it, or ``replicator write --create-tables``)."""
 
 
 class ClientUsageError(ConfigError):

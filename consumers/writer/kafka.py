@@ -14,10 +14,9 @@ from typing import Any, Protocol
 
 import orjson
 import structlog
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from consumers.writer.batch import DeadLetter, RawMessage
+from replicator.adapters import kafka
 from replicator.errors import BrokerUnavailable
 from replicator.settings import Settings
 
@@ -44,19 +43,14 @@ class DeadLetterSink(Protocol):
     def close(self) -> None: ...
 
 
-def _base_config(settings: Settings) -> dict[str, Any]:
-    return {"bootstrap.servers": settings.kafka.bootstrap_servers, **settings.kafka.extra}
-
-
 class KafkaEventConsumer:
     """A ``confluent_kafka.Consumer`` in the writer's consumer group over the table topics."""
 
     def __init__(self, settings: Settings, topics: list[str], group: str | None = None,
                  instance_id: str | None = None, on_lag: Callable[[int], None] | None = None) -> None:
+        self._kafka = settings.kafka
+        self._group = group or settings.writer_group
         self._config: dict[str, Any] = {
-            **_base_config(settings),
-            "group.id": group or settings.writer_group,
-            "enable.auto.commit": False,
             "enable.auto.offset.store": False,
             "isolation.level": "read_committed",
             "auto.offset.reset": "earliest",
@@ -74,8 +68,9 @@ class KafkaEventConsumer:
         self._paused = False
 
     def start(self) -> None:
-        self._consumer = Consumer(self._config)
-        self._consumer.subscribe(self._topics)
+        self._consumer = kafka.consumer(self._kafka, self._group, **self._config)
+        with kafka.kafka_errors("subscribing to the table topics"):
+            self._consumer.subscribe(self._topics)
 
     def close(self) -> None:
         if self._consumer is not None:
@@ -89,12 +84,12 @@ class KafkaEventConsumer:
         for m in self._consumer.consume(num_messages=max_messages, timeout=timeout):
             err = m.error()
             if err is not None:
-                if err.code() in (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._PARTITION_EOF):
+                if kafka.is_unknown_topic(err) or kafka.is_partition_eof(err):
                     log.debug("kafka", event_error=str(err))
                     continue
                 if err.fatal():
                     raise BrokerUnavailable(f"Kafka consumer: {err}")
-                log.warning("kafka consumer error", error=str(err))
+                log.warning("kafka_consumer_error", error=str(err))
                 continue
             out.append(RawMessage(m.topic(), m.partition(), m.offset(), m.key(), m.value()))
         if self._paused and out:
@@ -104,22 +99,24 @@ class KafkaEventConsumer:
                 first.setdefault((r.topic, r.partition), r.offset)
             for (topic, partition), offset in first.items():
                 try:
-                    self._consumer.seek(TopicPartition(topic, partition, offset))
-                except KafkaException as exc:  # not fetchable yet: the commit position still holds
-                    log.warning("seek failed while paused", topic=topic, partition=partition, error=str(exc))
+                    with kafka.kafka_errors("seeking back while paused"):
+                        self._consumer.seek(kafka.TopicPartition(topic, partition, offset))
+                except BrokerUnavailable as exc:  # not fetchable yet: the commit position still holds
+                    log.warning("seek_failed_while_paused", topic=topic, partition=partition, error=str(exc))
             return []
         return out
 
     def commit(self, offsets: dict[tuple[str, int], int]) -> None:
         if not offsets:
             return
-        tps = [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
+        tps = [kafka.TopicPartition(t, p, o) for (t, p), o in offsets.items()]
         try:
-            self._consumer.commit(offsets=tps, asynchronous=False)
-        except KafkaException as exc:
+            with kafka.kafka_errors("committing offsets"):
+                self._consumer.commit(offsets=tps, asynchronous=False)
+        except BrokerUnavailable as exc:
             # A rebalance took the partition: its new owner re-applies from the last commit,
             # which the version conditions make harmless.
-            log.warning("offset commit failed", error=str(exc))
+            log.warning("offset_commit_failed", error=str(exc))
 
     def pause_all(self) -> None:
         self._paused = True
@@ -134,7 +131,9 @@ class KafkaEventConsumer:
             self._consumer.resume(assignment)
 
     def committed(self, partitions: list[tuple[str, int]], timeout: float = 10) -> dict[tuple[str, int], int]:
-        got = self._consumer.committed([TopicPartition(t, p) for t, p in partitions], timeout=timeout)
+        with kafka.kafka_errors("reading committed offsets"):
+            tps = [kafka.TopicPartition(t, p) for t, p in partitions]
+            got = self._consumer.committed(tps, timeout=timeout)
         return {(tp.topic, tp.partition): tp.offset for tp in got}
 
 
@@ -173,9 +172,9 @@ class KafkaDeadLetterProducer:
         self._producer: Any = None
 
     def start(self) -> None:
-        ensure_topic(self._settings, self._topic, partitions=1)
-        self._producer = Producer({**_base_config(self._settings), "enable.idempotence": True, "acks": "all",
-                                   "linger.ms": 5})
+        kafka.ensure_topics(self._settings.kafka, [kafka.TopicSpec(self._topic, partitions=1)], timeout_s=10)
+        self._producer = kafka.producer(self._settings.kafka, **{"enable.idempotence": True, "acks": "all",
+                                                                 "linger.ms": 5})
 
     def close(self) -> None:
         if self._producer is not None:
@@ -191,8 +190,9 @@ class KafkaDeadLetterProducer:
 
         n = 0
         for letter in letters:
-            self._producer.produce(self._topic, key=letter.message.key, value=dead_letter_value(letter),
-                                   headers={"error_reason": letter.reason}, on_delivery=on_delivery)
+            with kafka.kafka_errors("publishing a dead letter"):
+                self._producer.produce(self._topic, key=letter.message.key, value=dead_letter_value(letter),
+                                       headers={"error_reason": letter.reason}, on_delivery=on_delivery)
             n += 1
         if not n:
             return
@@ -201,20 +201,3 @@ class KafkaDeadLetterProducer:
             raise BrokerUnavailable(f"dead-letter topic {self._topic}: {remaining} unacknowledged, "
                                     f"errors: {failures[:3]}")
 
-
-def ensure_topic(settings: Settings, topic: str, partitions: int) -> None:
-    admin = AdminClient(_base_config(settings))
-    try:
-        if topic in admin.list_topics(timeout=10).topics:
-            return
-        futures = admin.create_topics([NewTopic(topic, num_partitions=partitions,
-                                                replication_factor=settings.kafka.replication_factor)])
-        for fut in futures.values():
-            try:
-                fut.result()
-            except KafkaException as exc:
-                if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                    raise
-    except KafkaException as exc:
-        raise BrokerUnavailable(f"Kafka at {settings.kafka.bootstrap_servers}: cannot create {topic}: "
-                                f"{exc}") from exc

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from consumers.dynamo import ConditionalApplier, WriteResult
+from consumers.writer.applier import ConditionalApplier, WriteResult
 from consumers.writer.batch import BatchPlan, DeadLetter, MapperCache, RawMessage, plan_batch
 from consumers.writer.kafka import DeadLetterSink, EventConsumer
 from consumers.writer.metrics import WriterMetrics

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import pymysql
-
+from replicator.adapters.mysql import connect, mysql_errors
 from replicator.catalog import read_table_shape
-from replicator.errors import ConfigError, SourceUnavailable
+from replicator.errors import ConfigError
 from replicator.settings import Settings
 
 TableSchema = tuple[tuple[tuple[str, str], ...], tuple[str, ...]]  # (columns, primary key)
@@ -20,15 +19,10 @@ TableSchema = tuple[tuple[tuple[str, str], ...], tuple[str, ...]]  # (columns, p
 
 def load_schemas(settings: Settings) -> dict[str, TableSchema]:
     """Columns and primary key of every mapped table, by ``database.table``."""
-    m = settings.mysql
+    conn = connect(settings.mysql)
     try:
-        conn = pymysql.connect(host=m.host, port=m.port, user=m.user, password=m.password.get_secret_value(),
-                               connect_timeout=int(m.connect_timeout_s), charset="utf8mb4")
-    except pymysql.err.OperationalError as exc:
-        raise SourceUnavailable(f"MySQL at {m.host}:{m.port}: {exc.args[-1]} (the writer reads the mapped "
-                                f"tables' columns from information_schema at start-up)") from exc
-    try:
-        with conn.cursor() as cur:
+        with mysql_errors("reading the mapped tables' columns from information_schema", settings.mysql), \
+                conn.cursor() as cur:
             return {t.source: _one(cur, t.database, t.table) for t in settings.tables}
     finally:
         conn.close()

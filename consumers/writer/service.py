@@ -9,12 +9,13 @@ from typing import Any
 
 import structlog
 
-from consumers.dynamo import ApplyMode, ConditionalApplier, TableSpec, ensure_tables, make_client
+from consumers.writer.applier import ApplyMode, ConditionalApplier, make_client
 from consumers.writer.batch import MapperCache
 from consumers.writer.kafka import KafkaDeadLetterProducer, KafkaEventConsumer
 from consumers.writer.metrics import WriterMetrics
 from consumers.writer.runner import Writer, WriterOptions
 from consumers.writer.schema import TableSchema, load_schemas
+from consumers.writer.tables import TableSpec, ensure_tables
 from replicator.control import ControlStore, open_control_store
 from replicator.errors import ConfigError
 from replicator.mapping import TableMapper
@@ -90,7 +91,7 @@ def run_writer(settings: Settings, *, create_tables: bool = False, mode: ApplyMo
     client = make_client(settings)
     created = ensure_tables(client, specs, create=create_tables)
     if created:
-        log.info("DynamoDB tables created", tables=created)
+        log.info("dynamodb_tables_created", tables=created)
     metrics = WriterMetrics()
     if settings.metrics.port:
         from prometheus_client import start_http_server

@@ -37,6 +37,7 @@ from botocore.exceptions import (
 
 from replicator.errors import (
     ConditionFailed,
+    TableNotFoundError,
     TargetFatalError,
     TargetRejected,
     TargetUnavailable,
@@ -99,7 +100,7 @@ def _translate_client_error(exc: ClientError, what: str, table: str) -> Exceptio
         return TargetUnavailable(f"DynamoDB {code or _status(exc)} while {what}{on}: {message}",
                                  code=code or str(_status(exc)))
     if code == "ResourceNotFoundException":
-        return TargetFatalError(f"DynamoDB table {table or '(unknown)'} does not exist ({what}); create it, "
+        return TableNotFoundError(f"DynamoDB table {table or '(unknown)'} does not exist ({what}); create it, "
                                 "or start the writer with `replicator write --create-tables`")
     if code in _DENIED_CODES:
         return TargetFatalError(f"DynamoDB refused the credentials while {what}{on}: {code}: {message}; "

@@ -29,7 +29,7 @@ from replicator.errors import (
     ControlStoreUnavailable,
     EpochConflict,
     ReplicatorError,
-    TargetFatalError,
+    TableNotFoundError,
     TargetRejected,
     TransactionCancelled,
 )
@@ -87,7 +87,7 @@ class DynamoDBControlStore:
                 status = client.describe_table(TableName=self.table)["Table"].get("TableStatus")
             if status == "ACTIVE":
                 return
-        except TargetFatalError:  # the table does not exist (or access is denied: create_table says)
+        except TableNotFoundError:
             status = None
         if status is not None:  # being created by another process: wait for it
             wait_for_table(client, self.table)

@@ -11,6 +11,7 @@ Pure: no clients, no I/O.
 
 from __future__ import annotations
 
+from replicator.errors import UnmappableValueError
 from replicator.mapping.coltypes import ColumnType, parse_column_type
 from replicator.mapping.conditional import (
     CONDITION,
@@ -34,7 +35,7 @@ from replicator.mapping.names import (
     VERSION_ATTR,
 )
 from replicator.mapping.size import MAX_ITEM_BYTES, item_size
-from replicator.mapping.values import AttributeValue, UnmappableValueError
+from replicator.mapping.values import AttributeValue
 
 __all__ = [
     "CONDITION", "DELETED_ATTR", "MAX_ITEM_BYTES", "METADATA_ATTRS", "ORIGIN_APP", "ORIGIN_ATTR",

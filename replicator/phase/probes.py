@@ -16,7 +16,7 @@ import structlog
 from replicator.adapters import kafka
 from replicator.adapters.dynamodb import dynamo_errors, dynamodb_client
 from replicator.control import ControlStore, PhaseState, names
-from replicator.errors import BrokerUnavailable, ProbeError, TargetFatalError, TransientError
+from replicator.errors import BrokerUnavailable, ProbeError, TableNotFoundError, TransientError
 from replicator.phase import gates
 from replicator.phase.clock import Clock
 from replicator.settings import DynamoDBSettings, KafkaSettings, Settings
@@ -56,7 +56,7 @@ class BotoTableProbe:
             try:
                 with dynamo_errors("describing the table", name):
                     status = self._client.describe_table(TableName=name)["Table"].get("TableStatus")
-            except TargetFatalError:
+            except TableNotFoundError:
                 missing.append(name)
                 continue
             except TransientError as exc:

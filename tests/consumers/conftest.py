@@ -139,7 +139,8 @@ class InProcessWriter:
     """The real writer (real Kafka, DynamoDB Local, Redis) driven step by step from the test."""
 
     def __init__(self, env: WriterEnv, client: Any = None, max_batch: int = 500) -> None:
-        from consumers.dynamo import ensure_tables, make_client
+        from consumers.writer.applier import make_client
+        from consumers.writer.tables import ensure_tables
         from consumers.writer.metrics import WriterMetrics
         from consumers.writer.runner import WriterOptions
         from consumers.writer.schema import load_schemas

@@ -6,7 +6,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from consumers.dynamo import ConditionalApplier
+from consumers.writer.applier import ConditionalApplier
 from consumers.writer.batch import DeadLetter, RawMessage
 from consumers.writer.metrics import WriterMetrics
 from consumers.writer.runner import Writer, WriterOptions

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from botocore.awsrequest import AWSResponse
 
-from consumers.dynamo import make_client
+from consumers.writer.applier import make_client
 from tests.consumers.conftest import expected_table, random_stream, scan, table_state
 
 pytestmark = pytest.mark.integration

@@ -7,7 +7,9 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from consumers.dynamo import Backoff, ConditionalApplier, TargetFatalError
+from consumers.writer.applier import ConditionalApplier
+from replicator.backoff import Backoff
+from replicator.errors import TargetFatalError
 from replicator.mapping import ConditionalWrite
 
 

@@ -1,0 +1,213 @@
+"""The writer's applier: version-conditional writes to DynamoDB, concurrently, retried forever.
+
+:class:`ConditionalApplier` sends :class:`~replicator.mapping.ConditionalWrite` s (distinct
+items: the caller coalesces first) with up to ``concurrency`` requests in flight, in one of
+two modes:
+
+- ``transact`` (default): ``TransactWriteItems`` of up to 25 items, every item carrying its
+  own version condition. ``BatchWriteItem`` cannot be conditional, and a transaction is the
+  only multi-item request that can; when it is cancelled, DynamoDB says per item why:
+  ``ConditionalCheckFailed`` is a replay (done), ``None`` was merely not applied (sent again),
+  throttling or conflicts are retried with backoff, ``ValidationError`` rejects that item.
+- ``put``: one conditional ``PutItem`` per item (half the write capacity of a transaction on
+  real DynamoDB, more requests).
+
+Throttling, 5xx and connection errors are retried with exponential backoff and full jitter
+without limit; nothing is dropped. A request DynamoDB refuses as invalid is returned as
+rejected (the writer dead-letters it). A missing table or denied access is fatal.
+
+DynamoDB is reached through :mod:`replicator.adapters.dynamodb` only: its client factory and
+its error translation; nothing here sees a botocore exception.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+import structlog
+
+from replicator.adapters.dynamodb import dynamo_errors, dynamodb_client
+from replicator.backoff import Backoff
+from replicator.errors import (
+    ConditionFailed,
+    TargetRejected,
+    TargetUnavailable,
+    TransactionCancelled,
+)
+from replicator.mapping import ConditionalWrite, item_size
+from replicator.settings import Settings
+
+log = structlog.get_logger("consumers.writer.applier")
+
+ApplyMode = Literal["transact", "put"]
+Outcome = Literal["applied", "replayed", "rejected"]
+
+MAX_TRANSACT_ITEMS = 25
+MAX_TRANSACT_BYTES = 3_500_000  # under the 4 MB request limit, with room for the conditions
+
+
+
+class DynamoClient(Protocol):
+    """The subset of the boto3 low-level client the writer uses."""
+
+    def put_item(self, **kwargs: Any) -> dict[str, Any]: ...
+    def transact_write_items(self, **kwargs: Any) -> dict[str, Any]: ...
+    def describe_table(self, **kwargs: Any) -> dict[str, Any]: ...
+    def create_table(self, **kwargs: Any) -> dict[str, Any]: ...
+    def update_time_to_live(self, **kwargs: Any) -> dict[str, Any]: ...
+    def get_waiter(self, name: str) -> Any: ...
+
+
+def make_client(settings: Settings, pool_size: int | None = None) -> Any:
+    """A boto3 client with its own retries off: the applier retries, visibly and without limit."""
+    return dynamodb_client(settings.dynamodb, attempts=1, read_timeout_s=30,
+                           pool_size=pool_size or settings.dynamodb.max_concurrency * 2)
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    write: ConditionalWrite
+    outcome: Outcome
+    error: str = ""  # why DynamoDB rejected it (outcome "rejected")
+
+
+
+def chunk_writes(writes: list[ConditionalWrite], max_items: int) -> list[list[ConditionalWrite]]:
+    """Split into requests of at most ``max_items`` items and ~3.5 MB."""
+    chunks: list[list[ConditionalWrite]] = []
+    current: list[ConditionalWrite] = []
+    size = 0
+    for w in writes:
+        n = item_size(w.item)
+        if current and (len(current) >= max_items or size + n > MAX_TRANSACT_BYTES):
+            chunks.append(current)
+            current, size = [], 0
+        current.append(w)
+        size += n
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+class ConditionalApplier:
+    """Applies distinct conditional writes concurrently; see the module docstring."""
+
+    def __init__(self, client: DynamoClient, *, mode: ApplyMode = "transact", concurrency: int = 8,
+                 backoff: Backoff | None = None, sleep: Callable[[float], None] = time.sleep,
+                 on_retry: Callable[[str], None] | None = None,
+                 on_chunk: Callable[[float], None] | None = None) -> None:
+        self.client = client
+        self.mode = mode
+        self.concurrency = concurrency
+        self.backoff = backoff or Backoff()
+        self._sleep = sleep
+        self._on_retry = on_retry or (lambda reason: None)
+        self._on_chunk = on_chunk or (lambda seconds: None)
+        self._pool: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+        self.pending = 0  # writes handed to apply() and not yet acknowledged (the backlog)
+
+    def start(self) -> None:
+        self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="dynamo-apply")
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+    def apply(self, writes: list[ConditionalWrite]) -> list[WriteResult]:
+        """Send every write; returns when DynamoDB acknowledged (or rejected) each one."""
+        if not writes:
+            return []
+        if self._pool is None:
+            raise RuntimeError("ConditionalApplier.apply() before start()")
+        size = MAX_TRANSACT_ITEMS if self.mode == "transact" else 1
+        chunks = chunk_writes(writes, size)
+        with self._lock:
+            self.pending += len(writes)
+        results: list[WriteResult] = []
+        for chunk_results in self._pool.map(self._apply_chunk, chunks):
+            results.extend(chunk_results)
+        return results
+
+    # ----------------------------------------------------------------- one request
+
+    def _apply_chunk(self, chunk: list[ConditionalWrite]) -> list[WriteResult]:
+        started = time.monotonic()
+        try:
+            return self._send(chunk)
+        finally:
+            with self._lock:
+                self.pending -= len(chunk)
+            self._on_chunk(time.monotonic() - started)
+
+    def _send(self, chunk: list[ConditionalWrite]) -> list[WriteResult]:
+        results: list[WriteResult] = []
+        pending = chunk
+        attempt = 0
+        while pending:
+            try:
+                with dynamo_errors("applying changes", pending[0].table):
+                    if len(pending) == 1:
+                        results.append(self._put(pending[0]))
+                        pending = []
+                    else:
+                        pending, retry = self._transact(pending, results)
+                        if retry:
+                            attempt = self._wait(attempt, "TransactionCanceled")
+            except TargetUnavailable as exc:
+                attempt = self._wait(attempt, exc.code or "unavailable")
+            except TargetRejected as exc:
+                if len(pending) > 1:
+                    # Which item is invalid? Send them one by one (the single-put path tells).
+                    for w in pending:
+                        results.extend(self._send([w]))
+                else:
+                    results.append(WriteResult(pending[0], "rejected", f"{exc.code}: {exc}"))
+                pending = []
+        return results
+
+    def _put(self, w: ConditionalWrite) -> WriteResult:
+        try:
+            with dynamo_errors("applying a change", w.table):
+                self.client.put_item(**w.put_item_params())
+        except ConditionFailed:
+            return WriteResult(w, "replayed")
+        return WriteResult(w, "applied")
+
+    def _transact(self, pending: list[ConditionalWrite],
+                  results: list[WriteResult]) -> tuple[list[ConditionalWrite], bool]:
+        """One transaction; returns (writes still to send, whether to back off first)."""
+        try:
+            with dynamo_errors("applying changes", pending[0].table):
+                self.client.transact_write_items(TransactItems=[w.transact_item() for w in pending])
+        except TransactionCancelled as exc:
+            if len(exc.reasons) != len(pending):
+                return pending, True
+            again: list[ConditionalWrite] = []
+            retry = False
+            for w, code, message in zip(pending, exc.reasons, exc.messages, strict=True):
+                if code == "ConditionalCheckFailed":
+                    results.append(WriteResult(w, "replayed"))
+                elif code == "ValidationError":
+                    results.append(WriteResult(w, "rejected", f"{code}: {message}"))
+                else:
+                    again.append(w)
+                    retry = retry or code != "None"
+            return again, retry
+        results.extend(WriteResult(w, "applied") for w in pending)
+        return [], False
+
+    def _wait(self, attempt: int, reason: str) -> int:
+        self._on_retry(reason)
+        delay = self.backoff.delay(attempt)
+        if attempt in (0, 4) or attempt % 20 == 19:
+            log.warning("dynamodb_write_retry", marker="DualWrite", outcome="retry", error=reason,
+                        attempt=attempt + 1, delay_s=round(delay, 3))
+        self._sleep(delay)
+        return attempt + 1
