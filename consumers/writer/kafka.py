@@ -19,6 +19,7 @@ from consumers.writer.batch import DeadLetter, RawMessage
 from replicator.adapters import kafka
 from replicator.errors import BrokerUnavailable
 from replicator.settings import Settings
+from replicator.topics import TopicSpec
 
 log = structlog.get_logger("consumers.writer")
 
@@ -172,7 +173,7 @@ class KafkaDeadLetterProducer:
         self._producer: Any = None
 
     def start(self) -> None:
-        kafka.ensure_topics(self._settings.kafka, [kafka.TopicSpec(self._topic, partitions=1)], timeout_s=10)
+        kafka.ensure_topics(self._settings.kafka, [TopicSpec(self._topic, partitions=1)], timeout_s=10)
         self._producer = kafka.producer(self._settings.kafka, **{"enable.idempotence": True, "acks": "all",
                                                                  "linger.ms": 5})
 

@@ -100,8 +100,8 @@ def _translate_client_error(exc: ClientError, what: str, table: str) -> Exceptio
         return TargetUnavailable(f"DynamoDB {code or _status(exc)} while {what}{on}: {message}",
                                  code=code or str(_status(exc)))
     if code == "ResourceNotFoundException":
-        return TableNotFoundError(f"DynamoDB table {table or '(unknown)'} does not exist ({what}); create it, "
-                                "or start the writer with `replicator write --create-tables`")
+        return TableNotFoundError(f"DynamoDB table {table or '(unknown)'} does not exist ({what}); create "
+                                  "it, or start the writer with `replicator write --create-tables`")
     if code in _DENIED_CODES:
         return TargetFatalError(f"DynamoDB refused the credentials while {what}{on}: {code}: {message}; "
                                 "check the AWS credentials (environment, profile or role) and their "

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -22,9 +21,11 @@ from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-def
 
 from replicator.errors import BrokerUnavailable, ConfigError
 from replicator.settings import KafkaSettings
+from replicator.topics import TopicSpec
 
 __all__ = [
-    "AdminClient", "Consumer", "KafkaError", "Message", "Producer", "TopicPartition", "TopicSpec",
+    "AdminClient", "Consumer", "KafkaError", "KafkaException", "Message", "Producer", "TopicPartition",
+    "TopicSpec",
     "admin_client", "client_config", "consumer", "ensure_topics", "error_code", "is_fenced",
     "is_partition_eof", "is_unknown_topic", "kafka_errors", "producer",
 ]
@@ -89,13 +90,6 @@ def kafka_errors(what: str) -> Iterator[None]:
         raise BrokerUnavailable(f"Kafka failed while {what}: {err}") from exc
     except BufferError as exc:
         raise BrokerUnavailable(f"Kafka producer queue full while {what}: {exc}") from exc
-
-
-@dataclass(frozen=True)
-class TopicSpec:
-    name: str
-    partitions: int
-    config: dict[str, str] = field(default_factory=dict)
 
 
 def ensure_topics(kafka: KafkaSettings, specs: Sequence[TopicSpec], timeout_s: float = 30.0) -> list[str]:

@@ -15,8 +15,8 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
+from replicator.adapters import kafka
 from replicator.errors import BrokerUnavailable
 from replicator.settings import Settings
 
@@ -25,28 +25,22 @@ class SnapshotPublisher:
     """Idempotent producer; ``flush()`` returns only when every event so far is acknowledged."""
 
     def __init__(self, settings: Settings) -> None:
-        self._conf = {
-            "bootstrap.servers": settings.kafka.bootstrap_servers,
-            "enable.idempotence": True,
-            "acks": "all",
-            "linger.ms": 20,
-            "compression.type": "lz4",
-            **settings.kafka.extra,
-        }
-        self._producer: Producer | None = None
+        self._kafka = settings.kafka
+        self._producer: kafka.Producer | None = None
         self._errors: list[str] = []
         # highest acknowledged offset per (topic, partition): what the writer must pass
         self.acked: dict[tuple[str, int], int] = {}
 
     def start(self) -> None:
-        self._producer = Producer(self._conf)
+        self._producer = kafka.producer(self._kafka, **{
+            "enable.idempotence": True, "acks": "all", "linger.ms": 20, "compression.type": "lz4"})
 
     def close(self) -> None:
         if self._producer is not None:
             self._producer.flush(30)
             self._producer = None
 
-    def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
+    def _on_delivery(self, err: kafka.KafkaError | None, msg: kafka.Message) -> None:
         if err is not None:
             self._errors.append(str(err))
             return
@@ -64,6 +58,9 @@ class SnapshotPublisher:
                 return
             except BufferError:
                 self._producer.poll(0.1)  # local queue full: let deliveries drain
+            except kafka.KafkaException as exc:
+                with kafka.kafka_errors(f"publishing to {topic}"):
+                    raise exc
 
     def flush(self, timeout_s: float = 60.0) -> None:
         assert self._producer is not None, "flush() before start()"
@@ -90,16 +87,15 @@ def wait_until_applied(settings: Settings, targets: dict[tuple[str, int], int], 
     """
     if not targets:
         return True
-    consumer = Consumer({"bootstrap.servers": settings.kafka.bootstrap_servers,
-                         "group.id": settings.writer_group, "enable.auto.commit": False,
-                         **settings.kafka.extra})
+    consumer = kafka.consumer(settings.kafka, settings.writer_group)
     deadline = None if timeout_s <= 0 else time.monotonic() + timeout_s
     try:
         while not stop.is_set():
-            parts = [TopicPartition(t, p) for (t, p) in targets]
+            parts = [kafka.TopicPartition(t, p) for (t, p) in targets]
             try:
-                committed = consumer.committed(parts, timeout=10)
-            except KafkaException:
+                with kafka.kafka_errors("reading the writer's committed offsets"):
+                    committed = consumer.committed(parts, timeout=10)
+            except BrokerUnavailable:
                 committed = []
             behind = sum(
                 1 for tp in committed

@@ -22,12 +22,13 @@ from typing import Any
 import structlog
 from prometheus_client import Counter, Gauge
 
+from replicator.adapters import kafka
 from replicator.backfill.publish import SnapshotPublisher, wait_until_applied
-from replicator.backfill.source import SnapshotSource, TableVanishedError
+from replicator.backfill.source import SnapshotSource
 from replicator.backfill.throttle import Throttle
 from replicator.catalog import TableShape
 from replicator.control import ControlStore, names, open_control_store
-from replicator.errors import ConfigError, TransientError
+from replicator.errors import ConfigError, TableVanishedError, TransientError
 from replicator.events import (
     ChangeEvent,
     Position,
@@ -38,9 +39,8 @@ from replicator.events import (
     schema_fingerprint,
     snapshot_version,
 )
-from replicator.kafka_io import ensure_topics
 from replicator.settings import Settings
-from replicator.topics import dead_letter_topic, table_topic
+from replicator.topics import dead_letter_topic, pipeline_topics, table_topic
 
 log = structlog.get_logger("backfill")
 
@@ -128,7 +128,8 @@ class Backfill:
         with open_control_store(self.settings) as store, SnapshotSource(self.settings.mysql) as src:
             # Check every table before copying any, so a bad one stops the run up front.
             shapes = [src.table_shape(*t.split(".")) for t in self.tables]
-            ensure_topics(self.settings)  # the reader creates the same topics; both are idempotent
+            # The reader creates the same topics; both are idempotent.
+            kafka.ensure_topics(self.settings.kafka, pipeline_topics(self.settings))
             publisher = SnapshotPublisher(self.settings)
             publisher.start()
             try:

@@ -15,21 +15,17 @@ window is documented (README, backfill section).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import pymysql
-
+from replicator.adapters.mysql import Connection, connect, mysql_errors
 from replicator.backfill.cells import converter, select_expr
 from replicator.backfill.chunks import after_key_params, chunk_query
 from replicator.catalog import TableShape, read_table_shape
-from replicator.errors import SourceConfigError, SourceUnavailable, TableVanishedError
+from replicator.errors import ReplicatorError, SourceConfigError, StatementRejected, TableVanishedError
 from replicator.events import Row, Temporal, Value
 from replicator.settings import MySQLSettings
-
-_TRANSIENT_MYSQL_ERRORS = {2003, 2006, 2013, 1053, 1205, 1213}
 
 
 @dataclass(frozen=True)
@@ -47,35 +43,19 @@ def sql_param(value: Value) -> Any:
     return value
 
 
-@contextmanager
-def _mysql_errors(what: str) -> Iterator[None]:
-    try:
-        yield
-    except pymysql.err.OperationalError as exc:
-        code = exc.args[0] if exc.args else 0
-        if code in _TRANSIENT_MYSQL_ERRORS:
-            raise SourceUnavailable(f"MySQL unavailable while {what}: {exc}") from exc
-        raise
-
 
 class SnapshotSource:
     """Reads table shapes and consistent chunks. No I/O until :meth:`start`."""
 
     def __init__(self, cfg: MySQLSettings) -> None:
         self._cfg = cfg
-        self._conn: pymysql.Connection[Any] | None = None
+        self._conn: Connection[Any] | None = None
         self.is_mariadb = False
         # Per table shape: the SELECT list and cell converters, built once rather than per chunk.
         self._plans: dict[TableShape, tuple[list[str], list[Callable[[Any], Value]]]] = {}
 
     def start(self) -> None:
-        with _mysql_errors("connecting"):
-            self._conn = pymysql.connect(
-                host=self._cfg.host, port=self._cfg.port, user=self._cfg.user,
-                password=self._cfg.password.get_secret_value(), charset="utf8mb4",
-                connect_timeout=self._cfg.connect_timeout_s, autocommit=True,
-                init_command="SET SESSION time_zone = '+00:00'",
-            )
+        self._conn = connect(self._cfg, utc=True)
         self.is_mariadb = "mariadb" in str(self._query("SELECT VERSION()")[0][0]).lower()
 
     def close(self) -> None:
@@ -93,7 +73,7 @@ class SnapshotSource:
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         if self._conn is None:
             raise RuntimeError("SnapshotSource used before start()")
-        with _mysql_errors("reading"), self._conn.cursor() as cur:
+        with mysql_errors("reading"), self._conn.cursor() as cur:
             cur.execute(sql, params)
             return list(cur.fetchall())
 
@@ -102,7 +82,7 @@ class SnapshotSource:
     def table_shape(self, db: str, table: str) -> TableShape:
         if self._conn is None:
             raise RuntimeError("SnapshotSource used before start()")
-        with _mysql_errors("reading the table's shape"), self._conn.cursor() as cur:
+        with mysql_errors("reading the table's shape"), self._conn.cursor() as cur:
             shape = read_table_shape(cur, db, table)
         if shape is None:
             raise TableVanishedError(f"{db}.{table}: the table does not exist (dropped or renamed?); "
@@ -123,12 +103,13 @@ class SnapshotSource:
         if self._conn is None:
             raise RuntimeError("SnapshotSource used before start()")
         try:
-            with self._conn.cursor(pymysql.cursors.DictCursor) as cur:
+            with mysql_errors("reading the replica status"), self._conn.cursor() as cur:
                 cur.execute("SHOW SLAVE STATUS")
                 row = cur.fetchone()
-        except pymysql.err.MySQLError:
+                names = [d[0] for d in cur.description or ()]
+        except ReplicatorError:
             return None
-        lag = row.get("Seconds_Behind_Master") if row else None
+        lag = dict(zip(names, row, strict=False)).get("Seconds_Behind_Master") if row else None
         return None if lag is None else float(lag)
 
     # ----------------------------------------------------------------- chunks
@@ -136,7 +117,7 @@ class SnapshotSource:
     def _head(self) -> tuple[str, int]:
         try:
             row = self._query("SHOW MASTER STATUS")
-        except pymysql.err.ProgrammingError:  # MySQL 8.4 renamed it
+        except StatementRejected:  # MySQL 8.4 renamed it
             row = self._query("SHOW BINARY LOG STATUS")
         if not row:
             raise SourceConfigError("the server has no binary log (log_bin is OFF): enable it; "
@@ -157,7 +138,7 @@ class SnapshotSource:
         params = after_key_params([sql_param(v) for v in cursor]) if cursor is not None else []
         head = None if self.is_mariadb else self._head()
         t0 = time.monotonic()
-        with _mysql_errors(f"reading a chunk of {shape.source}"), self._conn.cursor() as cur:
+        with mysql_errors(f"reading a chunk of {shape.source}"), self._conn.cursor() as cur:
             cur.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
             try:
                 if head is None:
@@ -165,9 +146,10 @@ class SnapshotSource:
                     status = {str(k).lower(): str(v) for k, v in cur.fetchall()}
                     head = (status["binlog_snapshot_file"], int(status["binlog_snapshot_position"]))
                 try:
-                    cur.execute(sql, params)
-                except pymysql.err.ProgrammingError as exc:
-                    if exc.args and exc.args[0] == 1146:
+                    with mysql_errors(f"reading a chunk of {shape.source}"):
+                        cur.execute(sql, params)
+                except StatementRejected as exc:
+                    if exc.code == 1146:
                         raise TableVanishedError(
                             f"{shape.source} disappeared during the backfill (dropped or renamed): "
                             "its copy is incomplete; recreate it or remove it from tables[] and rerun"
