@@ -25,7 +25,7 @@ from typing import Any
 
 import pymysql
 
-from replicator.aws import dynamodb_client
+from replicator.adapters.dynamodb import dynamodb_client
 from replicator.backfill.source import SnapshotSource
 from replicator.mapping.mapper import TableMapper
 from replicator.phase import set_migration_phase
@@ -56,7 +56,7 @@ def create_table(db: str) -> None:
 
 
 def dynamo(settings: Settings) -> Any:
-    return dynamodb_client(settings.dynamodb.endpoint_url, settings.dynamodb.region)
+    return dynamodb_client(settings.dynamodb)
 
 
 def make_target(client: Any, name: str) -> None:

@@ -23,10 +23,10 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from consumers.writer.applier import ApplyMode, make_client
-from consumers.writer.tables import TableSpec, ensure_tables
 from consumers.writer.metrics import WriterMetrics
 from consumers.writer.runner import WriterOptions
 from consumers.writer.service import build_writer, close_writer, start_writer
+from consumers.writer.tables import TableSpec, ensure_tables
 from replicator.control import HistoryEntry, PhaseState, open_control_store
 from replicator.events import ChangeEvent, Position, Temporal, TxInfo, schema_fingerprint
 from replicator.mapping import TableMapper

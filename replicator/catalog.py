@@ -17,8 +17,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-import pymysql
-
+from replicator.adapters.mysql import mysql_errors
+from replicator.errors import StatementRejected
 from replicator.mapping.coltypes import ColumnType, parse_column_type
 
 _COLUMNS = ("SELECT COLUMN_NAME, COLUMN_TYPE FROM information_schema.COLUMNS "
@@ -65,8 +65,9 @@ def read_table_shape(cur: Any, db: str, table: str) -> TableShape | None:
     cur.execute(_PRIMARY, (db, table))
     pk = tuple(str(r[0]) for r in cur.fetchall())
     try:
-        cur.execute(_CHECKS, (db, table))
-        is_json = json_columns([str(r[0]) for r in cur.fetchall()])
-    except pymysql.err.MySQLError:  # MySQL before 8.0.16 has no CHECK_CONSTRAINTS (and native JSON)
+        with mysql_errors("reading CHECK constraints"):
+            cur.execute(_CHECKS, (db, table))
+            is_json = json_columns([str(r[0]) for r in cur.fetchall()])
+    except StatementRejected:  # MySQL before 8.0.16 has no CHECK_CONSTRAINTS (and native JSON)
         is_json = set()
     return TableShape(db, table, tuple((n, "json" if n in is_json else t) for n, t in cols), pk)

@@ -6,6 +6,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from replicator.adapters import dynamodb, kafka, mysql, redis
+from replicator.errors import ReplicatorError, SourceConfigError
 from replicator.settings import Settings
 
 
@@ -26,16 +28,11 @@ REQUIRED_BINLOG = {
 
 
 def probe_mysql(s: Settings) -> str:
-    import pymysql
-
-    conn = pymysql.connect(
-        host=s.mysql.host, port=s.mysql.port, user=s.mysql.user,
-        password=s.mysql.password.get_secret_value(), connect_timeout=s.mysql.connect_timeout_s,
-    )
+    conn = mysql.connect(s.mysql)
     try:
-        with conn.cursor() as cur:
+        with mysql.mysql_errors("reading the server's binlog settings", s.mysql), conn.cursor() as cur:
             cur.execute("SELECT VERSION()")
-            version = str(cur.fetchone()[0])  # type: ignore[index]
+            version = str(cur.fetchone()[0])
             cur.execute(
                 "SHOW GLOBAL VARIABLES WHERE Variable_name IN "
                 "('log_bin','binlog_format','binlog_row_image','binlog_row_metadata')"
@@ -47,36 +44,33 @@ def probe_mysql(s: Settings) -> str:
     if found.get("binlog_row_metadata", "FULL") != "FULL":
         wrong.append(f"binlog_row_metadata={found['binlog_row_metadata']!r} (need FULL)")
     if wrong:
-        raise RuntimeError("binlog not usable: " + ", ".join(wrong))
+        raise SourceConfigError("binlog not usable: " + ", ".join(wrong))
     return f"{version}, binlog ROW/FULL"
 
 
 def probe_kafka(s: Settings) -> str:
-    from confluent_kafka.admin import AdminClient
-
-    admin = AdminClient({"bootstrap.servers": s.kafka.bootstrap_servers, **s.kafka.extra})
-    md = admin.list_topics(timeout=5)
+    admin = kafka.admin_client(s.kafka)
+    with kafka.kafka_errors("listing topics"):
+        md = admin.list_topics(timeout=5)
     return f"{len(md.brokers)} broker(s), {len(md.topics)} topic(s)"
 
 
 def probe_dynamodb(s: Settings) -> str:
-    from replicator.aws import dynamodb_client
-
-    client = dynamodb_client(s.dynamodb.endpoint_url, s.dynamodb.region)
-    tables = client.list_tables(Limit=100)["TableNames"]
+    client = dynamodb.dynamodb_client(s.dynamodb)
+    with dynamodb.dynamo_errors("listing tables"):
+        tables = client.list_tables(Limit=100)["TableNames"]
     return f"{len(tables)} table(s) visible"
 
 
 def probe_redis(s: Settings) -> str:
-    import redis
-
-    r = redis.Redis.from_url(s.control.redis_url, socket_timeout=5, socket_connect_timeout=5)
+    r = redis.redis_client(s.control.redis_url, decode_responses=False)
     try:
-        r.ping()
-        info: dict[str, object] = r.info("server")  # type: ignore[assignment]
+        with redis.redis_errors("pinging"):
+            r.ping()
+            info: dict[str, object] = r.info("server")  # type: ignore[assignment]
         return f"redis {info['redis_version']}"
     finally:
-        r.close()
+        redis.close_quietly(r)
 
 
 def run_probes(s: Settings) -> list[Probe]:
@@ -92,7 +86,7 @@ def run_probes(s: Settings) -> list[Probe]:
         t0 = time.monotonic()
         try:
             detail, ok = fn(s), True
-        except Exception as exc:
+        except ReplicatorError as exc:
             detail, ok = f"{type(exc).__name__}: {exc}", False
         results.append(Probe(name, endpoint, ok, detail, time.monotonic() - t0))
     return results

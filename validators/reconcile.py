@@ -17,6 +17,7 @@ from typing import Any
 
 import structlog
 
+from replicator.adapters.dynamodb import dynamo_errors
 from replicator.backfill.source import SnapshotSource
 from replicator.catalog import TableShape
 from replicator.control import ControlStore, names
@@ -70,7 +71,8 @@ def scan_items(client: Any, table: str, segments: int = 4) -> Iterator[dict[str,
         kwargs: dict[str, Any] = {"TableName": table, "Segment": n, "TotalSegments": segments,
                                   "ConsistentRead": True}
         while True:
-            page = client.scan(**kwargs)
+            with dynamo_errors("scanning the table", table):
+                page = client.scan(**kwargs)
             items.extend(page.get("Items", []))
             if "LastEvaluatedKey" not in page:
                 return items

@@ -32,10 +32,10 @@ def register(app: typer.Typer) -> None:
         a field-by-field diff. Exit 0 when every table matches, 1 when any differs.
         """
         settings = bootstrap(config)
-        from replicator.aws import dynamodb_client
+        from replicator.adapters.dynamodb import dynamodb_client
         from replicator.backfill.source import SnapshotSource
         from replicator.control import open_control_store
-        from validators.diff import describe
+        from replicator.diff import describe
         from validators.reconcile import reconcile_table
 
         chosen = list(table or ()) or [t.source for t in settings.tables]
@@ -47,7 +47,7 @@ def register(app: typer.Typer) -> None:
             missing = [s for s, m in zip(chosen, mappings, strict=True) if m is None]
             if missing:
                 raise ConfigError(f"--table {missing[0]} is not a mapped table")
-            client = dynamodb_client(settings.dynamodb.endpoint_url, settings.dynamodb.region)
+            client = dynamodb_client(settings.dynamodb)
             with SnapshotSource(settings.mysql) as src, open_control_store(settings) as store:
                 reports = [reconcile_table(settings, m, src, client, settle_s=settle_s,
                                            record=store if record else None)
