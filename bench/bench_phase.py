@@ -12,6 +12,8 @@ import time
 import uuid
 from typing import Any
 
+from replicator.adapters.dynamodb import dynamodb_client
+from replicator.adapters.redis import redis_client
 from replicator.control import PhaseState, control_table_name, open_control_store
 from replicator.logs import configure_logging
 from replicator.phase import PhaseController, PhaseWatcher
@@ -76,15 +78,10 @@ def main() -> dict[str, Any]:
 
 def _cleanup(s: Settings, ns: str) -> None:
     if s.control.backend == "redis":
-        import redis
-
-        r = redis.Redis.from_url(s.control.redis_url)
+        r = redis_client(s.control.redis_url)
         keys = list(r.scan_iter(match=f"{ns}:*"))
         if keys:
             r.delete(*keys)
         r.close()
     else:
-        import boto3
-
-        boto3.client("dynamodb", endpoint_url=s.dynamodb.endpoint_url, region_name=s.dynamodb.region) \
-            .delete_table(TableName=control_table_name(s))
+        dynamodb_client(s.dynamodb).delete_table(TableName=control_table_name(s))

@@ -19,20 +19,19 @@ from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
 
-from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
-
 from consumers.writer.applier import ApplyMode, make_client
 from consumers.writer.metrics import WriterMetrics
 from consumers.writer.runner import WriterOptions
 from consumers.writer.service import build_writer, close_writer, start_writer
 from consumers.writer.tables import TableSpec, ensure_tables
+from replicator.adapters import kafka
+from replicator.adapters.redis import redis_client
 from replicator.control import HistoryEntry, PhaseState, open_control_store
 from replicator.events import ChangeEvent, Position, Temporal, TxInfo, schema_fingerprint
 from replicator.mapping import TableMapper
 from replicator.mapping.conditional import metadata
 from replicator.settings import Settings, load_settings
-from replicator.topics import table_topic
+from replicator.topics import TopicSpec, table_topic
 
 ITEMS = int(os.environ.get("BENCH_WRITER_ITEMS", "4000"))
 PUT_ITEMS = int(os.environ.get("BENCH_WRITER_PUT_ITEMS", "1000"))  # put mode stalls on a busy DynamoDB Local
@@ -69,7 +68,7 @@ class Bench:
         self.client = make_client(self.settings)
         self.mapper = TableMapper(self.settings.tables[0], COLUMNS, ("id",))
         self.topic = table_topic(self.unique, f"{self.db}.users")
-        self.admin = AdminClient({"bootstrap.servers": self.settings.kafka.bootstrap_servers})
+        self.admin = kafka.admin_client(self.settings.kafka)
         self.tables: list[str] = []
 
     # ----------------------------------------------------------------- set-up / tear-down
@@ -82,8 +81,7 @@ class Bench:
         return full
 
     def topics(self) -> None:
-        for fut in self.admin.create_topics([NewTopic(self.topic, 3, 1)]).values():
-            fut.result()
+        kafka.ensure_topics(self.settings.kafka, [TopicSpec(self.topic, 3)])
 
     def cleanup(self) -> None:
         for name in self.tables:
@@ -92,15 +90,13 @@ class Bench:
         if topics:
             for fut in self.admin.delete_topics(topics).values():
                 fut.result()
-        import redis
-
-        r = redis.Redis.from_url(self.settings.control.redis_url)
+        r = redis_client(self.settings.control.redis_url)
         keys = list(r.scan_iter(match=f"{self.unique}:*"))
         if keys:
             r.delete(*keys)
 
     def produce(self, events: list[ChangeEvent]) -> None:
-        p = Producer({"bootstrap.servers": self.settings.kafka.bootstrap_servers, "linger.ms": 20})
+        p = kafka.producer(self.settings.kafka, **{"linger.ms": 20})
         for e in events:
             p.produce(self.topic, key=e.key_bytes(), value=e.to_json())
         assert p.flush(60) == 0
