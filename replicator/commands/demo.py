@@ -3,12 +3,32 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from replicator.commands.common import ConfigOption, bootstrap, exit_on_error
 from replicator.errors import ConfigError
+from replicator.settings import Settings
+
+if TYPE_CHECKING:
+    from validators.reconcile import TableReport
+
+# Differences seen while the pipeline still carries changes are compared again after this.
+SETTLE_S = 3.0
+
+
+def reconcile_tables(settings: Settings) -> list[TableReport]:
+    """Every mapped table, MySQL against DynamoDB; each key compared counts for the gates."""
+    from replicator.adapters.dynamodb import dynamodb_client
+    from replicator.backfill.source import SnapshotSource
+    from replicator.control import open_control_store
+    from validators.reconcile import reconcile_table
+
+    client = dynamodb_client(settings.dynamodb)
+    with SnapshotSource(settings.mysql) as src, open_control_store(settings) as store:
+        return [reconcile_table(settings, m, src, client, settle_s=SETTLE_S, record=store)
+                for m in settings.tables]
 
 
 def register(app: typer.Typer) -> None:
@@ -53,7 +73,6 @@ def register(app: typer.Typer) -> None:
                     "--admin-user (or STACK_MYSQL_ADMIN_USER) is needed to create the demo database; "
                     "`make demo` sets it from .stack/env"
                 )
-            code = Demo(
-                settings, DemoOptions(admin_user, admin_password, rows, ops_per_s, soak_s, keep, log_dir)
-            ).run()
+            opts = DemoOptions(admin_user, admin_password, rows, ops_per_s, soak_s, keep, log_dir)
+            code = Demo(settings, opts, compare=reconcile_tables).run()
         raise typer.Exit(code)

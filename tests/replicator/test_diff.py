@@ -5,10 +5,11 @@ from __future__ import annotations
 from decimal import Decimal
 
 from replicator.diff import describe, diff_row, diff_tables
+from replicator.events import Row
 
 
 def test_equal_tables_have_no_difference() -> None:
-    rows = {"id=1": {"id": 1, "n": Decimal("1.50")}}
+    rows: dict[str, Row] = {"id=1": {"id": 1, "n": Decimal("1.50")}}
     assert diff_tables("d.t", rows, dict(rows)) == []
 
 
