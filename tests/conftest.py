@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import hypothesis
 import pymysql
 import pytest
 
@@ -24,6 +25,23 @@ from replicator.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 STACK_ENV = ROOT / ".stack" / "env"
+
+# Hypothesis profiles. "dev" is Hypothesis's defaults. "ci" (loaded when CI is set) prints the
+# reproduce blob of a failure next to its seed, so a red CI run can be replayed locally with
+# `pytest --hypothesis-seed=N` or `@reproduce_failure(...)`; it keeps inputs random (Hypothesis's
+# own built-in "ci" profile, which this replaces, derandomizes), drops the deadline (shared
+# runners stall often enough to fail a timing check that says nothing about the code) and the
+# example database (the workspace is thrown away). Both start from Hypothesis's "default"
+# profile, not from whatever Hypothesis auto-loaded on import (its "ci" whenever CI is set at
+# all, even to "false"). HYPOTHESIS_PROFILE=dev|ci picks one explicitly. No health check is
+# suppressed: strategies draw inside their domains instead of filtering, so filter_too_much
+# means a real regression.
+_HYPOTHESIS_BASE = hypothesis.settings.get_profile("default")
+hypothesis.settings.register_profile("dev", _HYPOTHESIS_BASE)
+hypothesis.settings.register_profile(
+    "ci", _HYPOTHESIS_BASE, derandomize=False, print_blob=True, deadline=None, database=None)
+_IN_CI = os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
+hypothesis.settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if _IN_CI else "dev"))
 
 
 def _read_stack_env() -> dict[str, str]:
