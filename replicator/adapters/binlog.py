@@ -1,14 +1,22 @@
-"""The python-mysql-replication adapter: the binlog as a stream of :mod:`replicator.source.items`.
+"""The door to the binlog (python-mysql-replication): the binlog as a stream of
+:mod:`replicator.reader.items`, and the exception translation of that stream.
 
-The library parses the wire protocol and the table-map events; row images are decoded by
-:mod:`replicator.source.decode` from the event's bytes, with the layout the table-map event
+:class:`BinlogSource` is the real :class:`~replicator.reader.ports.ChangeSource`. The library
+parses the wire protocol and the table-map events; row images are decoded by
+:mod:`replicator.reader.decode` from the event's bytes, with the layout the table-map event
 gave (binlog_row_metadata=FULL), never today's information_schema. Rows of unmapped tables
 are filtered by the library before their bytes are touched (``only_schemas``/``only_tables``
-plus an exact ``db.table`` check here).
+plus an exact ``db.table`` check here). :func:`parse_json_binary` is the library's parser of
+MySQL's binary JSON format, for the decoder.
 
 Transactions: MariaDB opens one with a GTID event (a DDL's GTID event is flagged
 standalone), MySQL with ``BEGIN`` after its GTID event; a transaction ends with an XID event
 or a ``COMMIT`` query. A DDL statement outside ``BEGIN`` is its own transaction.
+
+:func:`binlog_errors` translates what the stream raises: what is particular to a replication
+stream here (a position the server cannot send -> :class:`BinlogPurgedError`, missing
+replication grants -> :class:`SourceConfigError`), the rest through
+:func:`replicator.adapters.mysql.mysql_errors`.
 """
 
 from __future__ import annotations
@@ -18,7 +26,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import pymysql
 import structlog
 from pymysqlreplication import BinLogStreamReader
 from pymysqlreplication.event import (
@@ -29,29 +36,33 @@ from pymysqlreplication.event import (
     RotateEvent,
     XidEvent,
 )
+from pymysqlreplication.json_binary import parse_json as parse_json_binary
 from pymysqlreplication.row_event import DeleteRowsEvent, TableMapEvent, UpdateRowsEvent, WriteRowsEvent
 
+from replicator.adapters.mysql import MySQLError, error_code, mysql_errors
 from replicator.errors import (
     BinlogPurgedError,
     ReplicatorError,
     SourceConfigError,
     SourceUnavailable,
+    StatementRejected,
     UnmappableSchemaError,
 )
+from replicator.reader.decode import decode_rows
+from replicator.reader.gtid import StartAt
+from replicator.reader.items import Heartbeat, Item, RowsChange, RowsKind, Statement, TxBegin, TxEnd
+from replicator.reader.schema import Catalog, ColumnSpec, T, TableSchema, build_schema
 from replicator.settings import MySQLSettings
-from replicator.source.decode import decode_rows
-from replicator.source.gtid import StartAt
-from replicator.source.items import Heartbeat, Item, RowsChange, RowsKind, Statement, TxBegin, TxEnd
-from replicator.source.schema import ColumnSpec, T, TableSchema, build_schema
-from replicator.source.server import Catalog
 
-log = structlog.get_logger("replicator.source")
+__all__ = ["BinlogSource", "binlog_errors", "parse_json_binary", "table_schema"]
+
+log = structlog.get_logger("replicator.adapters.binlog")
 
 _MARIADB_FL_STANDALONE = 0x01
 _CHAR_TYPES = frozenset((T.STRING, T.VAR_STRING, T.VARCHAR, T.BLOB))
 _FALLBACK_MAXLEN = {"utf8mb4": 4, "utf8mb3": 3, "utf8": 3, "ucs2": 2, "utf16": 4, "utf32": 4}
-_UNAVAILABLE = frozenset((2003, 2006, 2013, 2055, 1040, 1053, 1927, 2026))
-_FATAL_ACCESS = frozenset((1045, 1227, 1044, 1142))
+_CANNOT_SEND = 1236  # ER_MASTER_FATAL_ERROR_READING_BINLOG: purged file, bad position
+_REFUSED = frozenset((1045, 1227, 1044, 1142))  # access denied, missing REPLICATION privileges
 _ROWS_KIND: dict[type, RowsKind] = {WriteRowsEvent: "insert", UpdateRowsEvent: "update",
                                     DeleteRowsEvent: "delete"}
 
@@ -103,25 +114,41 @@ def table_schema(ev: Any, catalog: Catalog) -> TableSchema:
     return build_schema(ev.schema, ev.table, tuple(specs), pk, display_widths=catalog.display_widths)
 
 
+def _text(exc: BaseException) -> str:
+    return str(exc.args[-1]) if exc.args else str(exc)
+
+
+def _stream_error(exc: MySQLError, cfg: MySQLSettings) -> ReplicatorError:
+    code = error_code(exc)
+    if code == _CANNOT_SEND:
+        return BinlogPurgedError(
+            f"the server cannot send the binlog from the requested position: {_text(exc)}. If the file was "
+            "purged, the changes since are lost to the binlog: re-snapshot with `replicator backfill` "
+            "and restart with --from the position it reports, after deleting the checkpoint topic."
+        )
+    if code in _REFUSED:
+        return SourceConfigError(f"MySQL refused the reader ({code}: {_text(exc)}); check the user and its "
+                                 "grants (REPLICATION SLAVE, REPLICATION CLIENT, SELECT)")
+    try:
+        with mysql_errors("streaming the binlog", cfg):
+            raise exc
+    except StatementRejected:
+        # A server error the stream has no particular answer for: there is no statement to reject on a
+        # replication stream, so resume from the checkpoint, as a replica would.
+        return SourceUnavailable(f"MySQL binlog stream failed ({code}: {_text(exc)})")
+    except ReplicatorError as translated:
+        return translated
+
+
 @contextmanager
-def translate_stream_errors() -> Iterator[None]:
+def binlog_errors(cfg: MySQLSettings) -> Iterator[None]:
+    """Translate the exceptions of a binlog stream (and of decoding its rows) into the error tree."""
     try:
         yield
     except ReplicatorError:
         raise
-    except pymysql.err.MySQLError as exc:
-        code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else 0
-        msg = str(exc.args[-1]) if exc.args else str(exc)
-        if code == 1236:
-            raise BinlogPurgedError(
-                f"the server cannot send the binlog from the requested position: {msg}. If the file was "
-                "purged, the changes since are lost to the binlog: re-snapshot with `replicator backfill` "
-                "and restart with --from the position it reports, after deleting the checkpoint topic."
-            ) from exc
-        if code in _FATAL_ACCESS:
-            raise SourceConfigError(f"MySQL refused the reader ({code}: {msg}); check the user and its "
-                                    "grants (REPLICATION SLAVE, REPLICATION CLIENT, SELECT)") from exc
-        raise SourceUnavailable(f"MySQL binlog stream failed ({code}: {msg})") from exc
+    except MySQLError as exc:
+        raise _stream_error(exc, cfg) from exc
     except (OSError, EOFError) as exc:
         raise SourceUnavailable(f"MySQL binlog stream failed: {exc}") from exc
     except (UnicodeDecodeError, IndexError, ValueError) as exc:
@@ -149,7 +176,7 @@ class BinlogSource:
         if self._stream is not None:
             try:
                 self._stream.close()
-            except (OSError, pymysql.err.MySQLError) as exc:
+            except (OSError, MySQLError) as exc:
                 log.debug("binlog_close_failed", error=str(exc))
             self._stream = None
 
@@ -173,7 +200,7 @@ class BinlogSource:
         )
 
     def items(self) -> Iterator[Item]:
-        with translate_stream_errors():
+        with binlog_errors(self._cfg):
             self._catalog = self._load_catalog()
             self._stream = self._open()
             yield from self._translate(self._stream)

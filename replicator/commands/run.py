@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import signal
-import threading
 from typing import Annotated
 
-import structlog
 import typer
 
 from replicator.commands.common import ConfigOption, bootstrap, exit_on_error
@@ -38,23 +35,9 @@ def register(app: typer.Typer) -> None:
         """
         settings = bootstrap(config)
         with exit_on_error():
-            from replicator.reader import ReaderOptions
-            from replicator.reader_metrics import serve
-            from replicator.source.gtid import parse_from
-            from replicator.source.runtime import create_reader
+            from replicator.reader.gtid import parse_from
+            from replicator.reader.runner import ReaderOptions
+            from replicator.reader.service import run_reader
 
-            start = parse_from(from_) if from_ else None
-            port = settings.metrics.port if metrics_port is None else metrics_port
-            metrics = serve(port)
-            stop = threading.Event()
-
-            def on_signal(signum: int, _frame: object) -> None:
-                structlog.get_logger("replicator.reader").info("reader_stopping", signal=signum)
-                stop.set()
-
-            signal.signal(signal.SIGTERM, on_signal)
-            signal.signal(signal.SIGINT, on_signal)
-            reader = create_reader(settings, start_from=start, metrics=metrics, stop_event=stop,
-                                   options=ReaderOptions(max_batch_rows=max_batch_rows,
-                                                         max_batch_s=max_batch_ms / 1000))
-            reader.run()
+            run_reader(settings, start_from=parse_from(from_) if from_ else None, metrics_port=metrics_port,
+                       options=ReaderOptions(max_batch_rows=max_batch_rows, max_batch_s=max_batch_ms / 1000))

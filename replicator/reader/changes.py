@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from replicator.errors import UnmappableSchemaError
 from replicator.events import ChangeEvent, Position, Row, TxInfo, binlog_version
-from replicator.source.items import RowsChange
+from replicator.reader.items import RowsChange
 
 _TRUNCATE = re.compile(r"^\s*TRUNCATE\s+(?:TABLE\s+)?(?P<name>[`\w$.]+)", re.IGNORECASE)
 _DDL_TABLES = re.compile(

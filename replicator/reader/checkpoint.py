@@ -1,7 +1,7 @@
 """The reader's checkpoint: where the binlog resumes after the last complete MySQL transaction.
 
 A checkpoint is written in the same Kafka transaction as the events it covers (see
-:mod:`replicator.reader`), to the compacted topic ``<prefix>.__checkpoints`` with the
+:mod:`replicator.reader.runner`), to the compacted topic ``<prefix>.__checkpoints`` with the
 transactional id as key, so a ``read_committed`` read of the last record for that key is
 exactly the position after the last MySQL transaction whose events are visible. Pure.
 """

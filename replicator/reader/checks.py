@@ -1,6 +1,6 @@
 """Start-up checks of the source server: pure verdicts over what the server reported.
 
-Each function takes plain rows (as :mod:`replicator.source.server` reads them) and raises
+Each function takes plain rows (as :mod:`replicator.reader.server` reads them) and raises
 the error that stops the reader with exit 3 and a message saying what to do (DESIGN §4
 invariants 6 and 8). Nothing here talks to a server.
 """

@@ -6,7 +6,7 @@ BINARY loses its 0x00 padding, TIME and BIT come back as approximations, FLOAT a
 widened double), so the adapter hands the row bytes to :func:`decode_rows` instead.
 
 Formats follow the server's ``Field_*::pack``/``unpack`` (little-endian integers, big-endian
-packed temporals, the "new decimal" binary format). Every decoder is ``(buf, pos) ->
+packed temporals in :mod:`.temporal`, the "new decimal" binary format). Every decoder is ``(buf, pos) ->
 (value, next_pos)``; a table's decoders are built once per column layout and cached.
 """
 
@@ -15,7 +15,6 @@ from __future__ import annotations
 import codecs
 import struct
 from collections.abc import Callable
-from datetime import UTC, datetime
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any
@@ -23,13 +22,13 @@ from typing import Any
 import orjson
 
 from replicator.errors import UnmappableSchemaError
-from replicator.events import JsonDoc, Row, Temporal, Value
-from replicator.source.schema import ColumnSpec, T, TableSchema
+from replicator.events import JsonDoc, Row, Value
+from replicator.reader import temporal
+from replicator.reader.schema import ColumnSpec, T, TableSchema
 
 Decoder = Callable[[bytes, int], tuple[Value, int]]
 
 _DIG2BYTES = (0, 1, 1, 2, 2, 3, 3, 4, 4, 4)
-_FSP_BYTES = (0, 1, 1, 2, 2, 3, 3)
 
 # MySQL charset name -> Python codec. latin1 in MySQL is cp1252 with the five undefined bytes
 # mapped to the C1 controls; the "mysql-latin1" error handler below restores those.
@@ -152,105 +151,6 @@ def _decimal(precision: int, scale: int) -> Decoder:
     return dec
 
 
-# --------------------------------------------------------------------------- temporal
-
-
-def _frac_text(micro: int, fsp: int) -> str:
-    return "." + f"{micro:06d}"[:fsp] if fsp else ""
-
-
-def _read_frac(buf: bytes, pos: int, fsp: int) -> int:
-    """The fractional part of a packed temporal, in microseconds (unsigned)."""
-    n = _FSP_BYTES[fsp]
-    if not n:
-        return 0
-    v = int.from_bytes(buf[pos:pos + n], "big")
-    return v * (10_000, 100, 1)[n - 1]
-
-
-def _date(buf: bytes, pos: int) -> tuple[Value, int]:
-    v = buf[pos] | buf[pos + 1] << 8 | buf[pos + 2] << 16
-    return Temporal("date", f"{v >> 9:04d}-{(v >> 5) & 15:02d}-{v & 31:02d}"), pos + 3
-
-
-def _datetime2(fsp: int) -> Decoder:
-    n = 5 + _FSP_BYTES[fsp]
-
-    def dec(buf: bytes, pos: int) -> tuple[Value, int]:
-        packed = int.from_bytes(buf[pos:pos + 5], "big") - 0x8000000000
-        ymd, hms = packed >> 17, packed & 0x1FFFF
-        ym = ymd >> 5
-        text = (f"{ym // 13:04d}-{ym % 13:02d}-{ymd & 31:02d}T"
-                f"{hms >> 12:02d}:{(hms >> 6) & 63:02d}:{hms & 63:02d}")
-        return Temporal("datetime", text + _frac_text(_read_frac(buf, pos + 5, fsp), fsp)), pos + n
-
-    return dec
-
-
-def _timestamp2(fsp: int) -> Decoder:
-    n = 4 + _FSP_BYTES[fsp]
-
-    def dec(buf: bytes, pos: int) -> tuple[Value, int]:
-        secs = int.from_bytes(buf[pos:pos + 4], "big")
-        micro = _read_frac(buf, pos + 4, fsp)
-        if secs == 0 and micro == 0:
-            text = "0000-00-00T00:00:00"
-        else:
-            text = datetime.fromtimestamp(secs, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-        return Temporal("timestamp", text + _frac_text(micro, fsp) + "Z"), pos + n
-
-    return dec
-
-
-def time2_text(raw: bytes, fsp: int) -> str:
-    """TIME2 (3 bytes + fsp bytes, big-endian, offset-encoded) to ``[-]HH:MM:SS[.f]``."""
-    intpart = int.from_bytes(raw[:3], "big") - 0x800000
-    n = _FSP_BYTES[fsp]
-    if n == 3:
-        packed = int.from_bytes(raw[:6], "big") - 0x800000000000
-    else:
-        frac = int.from_bytes(raw[3:3 + n], "big") if n else 0
-        if intpart < 0 and frac:
-            intpart += 1
-            frac -= 0x100 if n == 1 else 0x10000
-        packed = (intpart << 24) + frac * (10_000 if n == 1 else 100)
-    sign = "-" if packed < 0 else ""
-    packed = abs(packed)
-    hms, micro = packed >> 24, packed & 0xFFFFFF
-    text = f"{sign}{(hms >> 12) & 0x3FF:02d}:{(hms >> 6) & 63:02d}:{hms & 63:02d}"
-    return text + _frac_text(micro, fsp)
-
-
-def _time2(fsp: int) -> Decoder:
-    n = 3 + _FSP_BYTES[fsp]
-
-    def dec(buf: bytes, pos: int) -> tuple[Value, int]:
-        return Temporal("time", time2_text(buf[pos:pos + n], fsp)), pos + n
-
-    return dec
-
-
-def _old_datetime(buf: bytes, pos: int) -> tuple[Value, int]:
-    v = int.from_bytes(buf[pos:pos + 8], "little")
-    d, t = divmod(v, 1_000_000)
-    text = (f"{d // 10000:04d}-{d // 100 % 100:02d}-{d % 100:02d}"
-            f"T{t // 10000:02d}:{t // 100 % 100:02d}:{t % 100:02d}")
-    return Temporal("datetime", text), pos + 8
-
-
-def _old_timestamp(buf: bytes, pos: int) -> tuple[Value, int]:
-    secs = int.from_bytes(buf[pos:pos + 4], "little")
-    text = ("0000-00-00T00:00:00" if secs == 0
-            else datetime.fromtimestamp(secs, UTC).strftime("%Y-%m-%dT%H:%M:%S"))
-    return Temporal("timestamp", text + "Z"), pos + 4
-
-
-def _old_time(buf: bytes, pos: int) -> tuple[Value, int]:
-    v = int.from_bytes(buf[pos:pos + 3], "little", signed=True)
-    sign, v = ("-" if v < 0 else ""), abs(v)
-    return Temporal("time", f"{sign}{v // 10000:02d}:{v // 100 % 100:02d}:{v % 100:02d}"), pos + 3
-
-
 # --------------------------------------------------------------------------- variable-size
 
 
@@ -315,13 +215,15 @@ def _plain_json(v: Any) -> Any:
 
 
 def _mysql_json(size: int) -> Decoder:
+    # MySQL's binary JSON format is parsed by the binlog library, through its adapter; imported
+    # here (once per column layout) because that adapter imports this module.
+    from replicator.adapters.binlog import parse_json_binary
+
     read = _length_prefixed(size)
 
     def dec(buf: bytes, pos: int) -> tuple[Value, int]:
-        from pymysqlreplication.json_binary import parse_json
-
         raw, nxt = read(buf, pos)
-        return JsonDoc(_plain_json(parse_json(raw[0], raw[1:])) if raw else None), nxt
+        return JsonDoc(_plain_json(parse_json_binary(raw[0], raw[1:])) if raw else None), nxt
 
     return dec
 
@@ -370,19 +272,19 @@ def column_decoder(c: ColumnSpec) -> Decoder:
     if t == T.BIT:
         return _bit((c.bits + 7) // 8)
     if t == T.DATE:
-        return _date
+        return temporal.date
     if t == T.DATETIME2:
-        return _datetime2(c.fsp)
+        return temporal.datetime2(c.fsp)
     if t == T.TIMESTAMP2:
-        return _timestamp2(c.fsp)
+        return temporal.timestamp2(c.fsp)
     if t == T.TIME2:
-        return _time2(c.fsp)
+        return temporal.time2(c.fsp)
     if t == T.DATETIME:
-        return _old_datetime
+        return temporal.old_datetime
     if t == T.TIMESTAMP:
-        return _old_timestamp
+        return temporal.old_timestamp
     if t == T.TIME:
-        return _old_time
+        return temporal.old_time
     if t in (T.STRING, T.VARCHAR, T.VAR_STRING):
         size = 2 if c.max_length > 255 else 1
         if c.is_binary:

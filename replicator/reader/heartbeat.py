@@ -2,8 +2,9 @@
 
 The reader calls the publisher whenever it learns its lag (on every checkpoint, and on the
 server's heartbeat when there is nothing newer: lag 0). Writes are throttled to one per
-``interval_s``; a control store that is down is logged and counted, never fatal, because
-losing the heartbeat only makes the gate refuse, which is the safe direction.
+``interval_s``; a control store that is down is logged and counted (``on_failure``:
+``replicator_reader_heartbeat_failures_total`` of :class:`~replicator.reader.metrics.ReaderMetrics`),
+never fatal, because losing the heartbeat only makes the gate refuse, which is the safe direction.
 """
 
 from __future__ import annotations
@@ -12,22 +13,22 @@ import time
 from collections.abc import Callable
 
 import structlog
-from prometheus_client import Counter
 
-from replicator.checkpoint import Checkpoint
 from replicator.control import ControlStore, names, open_control_store
 from replicator.errors import TransientError
+from replicator.reader.checkpoint import Checkpoint
 from replicator.settings import Settings
 
 log = structlog.get_logger("replicator.reader")
-FAILURES = Counter("replicator_reader_heartbeat_failures_total", "Heartbeats the control store refused")
 
 
 class HeartbeatPublisher:
     def __init__(self, settings: Settings, *, interval_s: float = 2.0,
                  store_factory: Callable[[Settings], ControlStore] = open_control_store,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 on_failure: Callable[[], None] | None = None) -> None:
         self._settings = settings
+        self._on_failure = on_failure
         self._interval_s = interval_s
         self._factory = store_factory
         self._clock = clock
@@ -48,7 +49,8 @@ class HeartbeatPublisher:
                 self._store = store
             self._store.put_marker(names.READER_HEARTBEAT, doc)
         except TransientError as exc:
-            FAILURES.inc()
+            if self._on_failure is not None:
+                self._on_failure()
             log.warning("reader_heartbeat_failed", error=str(exc))
             self.close()
 

@@ -1,17 +1,17 @@
 """What a change source yields: the binlog reduced to transactions, row changes and statements.
 
-Pure data, so the reader loop can be driven by the real binlog adapter or by an in-memory
-fake in unit tests (:class:`ChangeSource`).
+Pure data, so the reader loop can be driven by the real binlog adapter
+(:mod:`replicator.adapters.binlog`) or by an in-memory fake in unit tests (the
+:class:`~replicator.reader.ports.ChangeSource` Protocol).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal
 
 from replicator.events import Row
-from replicator.source.schema import TableSchema
+from replicator.reader.schema import TableSchema
 
 RowsKind = Literal["insert", "update", "delete"]
 
@@ -63,10 +63,3 @@ class Heartbeat:
 
 Item = TxBegin | RowsChange | Statement | TxEnd | Heartbeat
 
-
-class ChangeSource(Protocol):
-    """A binlog opened at a position; ``items()`` blocks until something arrives."""
-
-    def items(self) -> Iterator[Item]: ...
-
-    def close(self) -> None: ...

@@ -1,8 +1,9 @@
 """Prometheus metrics of the binlog reader (rates are ``rate()`` of the counters).
 
-Each :class:`ReaderMetrics` registers into the registry it is given: the CLI passes
-prometheus_client's default registry (served on ``--metrics-port``); tests running readers
-in-process give each its own.
+Each :class:`ReaderMetrics` registers into the registry it is given (default: a registry of
+its own, so tests can run several readers in one process); ``replicator run`` passes
+prometheus_client's default registry and serves it (:func:`serve`), so the process and
+platform collectors are served along with the reader's metrics.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ class ReaderMetrics:
                                        "Binlog offset of the last committed checkpoint", registry=reg)
         self.checkpoint_time = Gauge("replicator_reader_checkpoint_timestamp_seconds",
                                      "Unix time at which the last checkpoint was committed", registry=reg)
+        self.heartbeat_failures = Counter("replicator_reader_heartbeat_failures_total",
+                                          "Heartbeats the control store refused", registry=reg)
         self.up = Gauge("replicator_reader_streaming", "1 while the reader streams, 0 while it retries",
                         registry=reg)
 
@@ -50,9 +53,9 @@ class ReaderMetrics:
         self.checkpoint_time.set(at)
 
 
-def serve(port: int) -> ReaderMetrics:
-    """Metrics in the default registry, served on ``port`` (0: not served)."""
-    metrics = ReaderMetrics(REGISTRY)
+def serve(port: int, registry: CollectorRegistry = REGISTRY) -> ReaderMetrics:
+    """Metrics in ``registry`` (default: prometheus_client's), served on ``port`` (0: not served)."""
+    metrics = ReaderMetrics(registry)
     if port > 0:
-        start_http_server(port, registry=REGISTRY)
+        start_http_server(port, registry=registry)
     return metrics

@@ -1,8 +1,9 @@
-"""The binlog reader loop: binlog -> change events -> Kafka transactions with checkpoints.
+"""The binlog reader loop: complete MySQL transactions -> Kafka transactions with checkpoints.
 
 Exactly-once into Kafka (DESIGN §4 invariants 1, 3, 4)::
 
-    pump thread:  binlog items -> complete MySQL transactions (records + the checkpoint after them)
+    pump thread:  binlog items -> complete MySQL transactions (records + the checkpoint after them),
+                  see :mod:`.transactions`
     main loop:    begin Kafka tx -> produce the records of one or more complete MySQL transactions
                   -> produce the checkpoint record -> commit
 
@@ -26,20 +27,22 @@ import threading
 import time
 from collections import Counter as Tally
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Protocol
+from dataclasses import dataclass
 
 import structlog
 
-from replicator.checkpoint import Checkpoint
-from replicator.errors import FatalDataError, SourceUnavailable, TransientError, UnmappableSchemaError
-from replicator.kafka_io import EventSink
-from replicator.reader_metrics import ReaderMetrics
+from replicator.backoff import Backoff
+from replicator.errors import FatalDataError, SourceUnavailable, TransientError
+from replicator.reader.checkpoint import Checkpoint
+from replicator.reader.gtid import GtidState, StartAt
+from replicator.reader.metrics import ReaderMetrics
+from replicator.reader.ports import EventSink, LagListener, SinkFactory, SourceFactory
+from replicator.reader.start import StartPositions
+from replicator.reader.transactions import CaughtUp, CompleteTx, Pump, QueueItem, SourceFailure
 from replicator.settings import Settings
-from replicator.source.changes import TxContext, build_events, ddl_tables, dml_tables, truncated_tables
-from replicator.source.gtid import GtidState, StartAt
-from replicator.source.items import ChangeSource, Heartbeat, RowsChange, Statement, TxBegin, TxEnd
 from replicator.topics import checkpoint_topic, table_topic
+
+__all__ = ["Reader", "ReaderOptions"]
 
 log = structlog.get_logger("replicator.reader")
 
@@ -51,181 +54,10 @@ class ReaderOptions:
     linger_s: float = 0.02  # ... or once nothing more arrived for this long (low latency when idle)
     idle_checkpoint_s: float = 5.0  # commit a checkpoint-only transaction when only unmapped tables move
     heartbeat_s: float = 1.0
-    backoff_initial_s: float = 0.5
-    backoff_max_s: float = 15.0
+    backoff_initial_s: float = 0.5  # retry waits: full jitter below initial * 2**attempt ...
+    backoff_max_s: float = 15.0  # ... capped at this
     queue_transactions: int = 2000
     kafka_timeout_s: float = 30.0  # a Kafka call (init, commit, checkpoint read) slower than this fails
-
-
-@dataclass
-class _Tx:
-    """One complete MySQL transaction: its records and the resume position after it."""
-
-    records: list[tuple[str, bytes, bytes]]
-    rows: int
-    counts: Tally[tuple[str, str]]
-    checkpoint: Checkpoint
-
-
-@dataclass
-class _Failure:
-    error: BaseException
-
-
-_HEARTBEAT = object()
-QueueItem = _Tx | _Failure | object
-
-
-@dataclass
-class _Builder:
-    ctx: TxContext
-    changes: list[RowsChange] = field(default_factory=list)
-    rows: int = 0
-    counts: Tally[tuple[str, str]] = field(default_factory=Tally)
-    fatal: str | None = None
-
-
-class _Pump(threading.Thread):
-    """Reads the source and hands complete MySQL transactions to the main loop."""
-
-    def __init__(self, source: ChangeSource, settings: Settings, gtids: GtidState,
-                 out: queue.Queue[QueueItem]) -> None:
-        super().__init__(name="binlog-pump", daemon=True)
-        self.source = source
-        self.halt = threading.Event()
-        self._out = out
-        self._gtids = gtids
-        prefix = settings.kafka.topic_prefix
-        self._topics = {t.source: table_topic(prefix, t.source) for t in settings.tables}
-
-    def _put(self, item: QueueItem) -> None:
-        while not self.halt.is_set():
-            try:
-                self._out.put(item, timeout=0.2)
-                return
-            except queue.Full:
-                continue
-
-    def run(self) -> None:
-        try:
-            self._run()
-        except BaseException as exc:
-            self._put(_Failure(exc))
-        finally:
-            self.source.close()
-
-    def _run(self) -> None:
-        tx: _Builder | None = None
-        for item in self.source.items():
-            if self.halt.is_set():
-                return
-            if isinstance(item, RowsChange):
-                if tx is None:
-                    tx = _Builder(TxContext(f"{item.file}:{item.offset}", None))
-                self._add_rows(tx, item)
-            elif isinstance(item, TxBegin):
-                tx = _Builder(TxContext(item.gtid or f"{item.file}:{item.offset}", item.gtid))
-            elif isinstance(item, TxEnd):
-                self._finish(tx, item)
-                tx = None
-            elif isinstance(item, Statement):
-                if tx is None:
-                    tx = _Builder(TxContext(f"{item.file}:{item.offset}", None))
-                self._statement(tx, item)
-            elif isinstance(item, Heartbeat):
-                self._put(_HEARTBEAT)
-
-    def _add_rows(self, tx: _Builder, change: RowsChange) -> None:
-        tx.changes.append(change)
-        tx.rows += len(change.rows)
-
-    def _serialise(self, tx: _Builder, ts_ms: int) -> list[tuple[str, bytes, bytes]]:
-        """The transaction's events, stamped with its commit time, as Kafka records."""
-        records: list[tuple[str, bytes, bytes]] = []
-        index = 0
-        for change in tx.changes:
-            events = build_events(change, tx.ctx, index, ts_ms=ts_ms)
-            topic = self._topics[change.schema.source]
-            for ev in events:
-                records.append((topic, ev.key_bytes(), ev.to_json()))
-                tx.counts[(ev.source, ev.op)] += 1
-            index += len(events)
-        return records
-
-    def _statement(self, tx: _Builder, st: Statement) -> None:
-        truncated = [t for t in truncated_tables(st.query, st.db) if t in self._topics]
-        if truncated:
-            tx.fatal = (f"TRUNCATE of mapped table {', '.join(truncated)} at {st.file}:{st.offset}: its "
-                        "rows were deleted below the row level, so no change events exist for them")
-            return
-        statement_dml = [t for t in dml_tables(st.query, st.db) if t in self._topics]
-        if statement_dml:
-            tx.fatal = (f"a change to mapped table {statement_dml[0]} at {st.file}:{st.offset} was "
-                        "logged as a statement (a session with binlog_format=STATEMENT/MIXED), so it has no "
-                        "row images; forbid that setting for the application's sessions")
-            return
-        touched = [t for t in ddl_tables(st.query, st.db) if t in self._topics]
-        if touched:
-            log.info("ddl", tables=touched, file=st.file, offset=st.offset, statement=st.query[:200])
-
-    def _finish(self, tx: _Builder | None, end: TxEnd) -> None:
-        if tx is not None and tx.ctx.gtid:
-            self._gtids.add(tx.ctx.gtid)
-        cp = Checkpoint(end.file, end.next_offset, tx.ctx.gtid if tx else None, self._gtids.position(),
-                        end.ts * 1000)
-        if tx is not None and tx.fatal:
-            raise UnmappableSchemaError(
-                f"{tx.fatal}. Every event before it is committed. Empty the target table(s) and "
-                "re-snapshot them (`replicator backfill`), then delete the checkpoint topic and restart the "
-                f"reader with --from {end.file}:{end.next_offset}."
-            )
-        if tx is None:
-            self._put(_Tx([], 0, Tally(), cp))
-        else:
-            self._put(_Tx(self._serialise(tx, end.ts * 1000), tx.rows, tx.counts, cp))
-
-
-class Backoff:
-    def __init__(self, initial: float, maximum: float) -> None:
-        self._initial, self._max, self._next = initial, maximum, initial
-
-    def next(self) -> float:
-        delay, self._next = self._next, min(self._next * 2, self._max)
-        return delay
-
-    def reset(self) -> None:
-        self._next = self._initial
-
-
-class StartPositions:
-    """Where to (re)start: the checkpoint, else --from, else the binlog head. Injected I/O."""
-
-    def __init__(self, head: Callable[[], tuple[str, int]], binlog_files: Callable[[], list[str]],
-                 explicit: StartAt | None) -> None:
-        self._head, self._files, self._explicit = head, binlog_files, explicit
-
-    def resolve(self, cp: Checkpoint | None) -> tuple[StartAt, str]:
-        from replicator.source.checks import check_position_available
-
-        if cp is not None:
-            if self._explicit is not None:
-                log.warning("from_ignored", reason="a checkpoint exists", checkpoint=cp.describe(),
-                            requested=self._explicit.describe())
-            check_position_available(cp.file, self._files(), "the checkpoint position")
-            return StartAt(file=cp.file, offset=cp.offset), cp.gtid_position
-        if self._explicit is not None:
-            if self._explicit.file:
-                check_position_available(self._explicit.file, self._files(), "the --from position")
-            return self._explicit, (self._explicit.gtid or "")
-        file, pos = self._head()
-        return StartAt(file=file, offset=pos), ""
-
-
-class LagListener(Protocol):
-    """Told the reader's lag behind the server whenever it is known; closed when the reader stops."""
-
-    def __call__(self, lag_s: float, checkpoint: Checkpoint | None) -> None: ...
-    def close(self) -> None: ...
 
 
 class _NoLagListener:
@@ -239,8 +71,8 @@ class _NoLagListener:
 class Reader:
     """``run()`` streams until ``stop()``; usable in-process (tests) and from ``replicator run``."""
 
-    def __init__(self, settings: Settings, *, source_factory: Callable[[StartAt], ChangeSource],
-                 sink_factory: Callable[[], EventSink], positions: StartPositions,
+    def __init__(self, settings: Settings, *, source_factory: SourceFactory,
+                 sink_factory: SinkFactory, positions: StartPositions,
                  options: ReaderOptions | None = None, metrics: ReaderMetrics | None = None,
                  stop_event: threading.Event | None = None,
                  preflight: Callable[[], None] | None = None,
@@ -257,7 +89,9 @@ class Reader:
         self.stop_event = stop_event or threading.Event()
         self.committed: Checkpoint | None = None
         self._thread: threading.Thread | None = None
-        self._backoff = Backoff(self.options.backoff_initial_s, self.options.backoff_max_s)
+        self._backoff = Backoff(base_s=self.options.backoff_initial_s, cap_s=self.options.backoff_max_s)
+        prefix = settings.kafka.topic_prefix
+        self._topics = {t.source: table_topic(prefix, t.source) for t in settings.tables}
         self.error: BaseException | None = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -322,7 +156,7 @@ class Reader:
                     self._commit(sink, cp, opened=False)
             else:
                 self._note_committed(cp)
-            log.info("reader_start", position=start.describe(),
+            log.info("reader_started", position=start.describe(),
                      checkpoint_topic=checkpoint_topic(self._settings.kafka.topic_prefix))
             while not self.stop_event.is_set():
                 outcome = self._stream(sink, start, gtid_position, backoff)
@@ -335,7 +169,7 @@ class Reader:
     def _stream(self, sink: EventSink, start: StartAt, gtid_position: str,
                 backoff: Backoff) -> tuple[StartAt, str] | None:
         q: queue.Queue[QueueItem] = queue.Queue(self.options.queue_transactions)
-        pump = _Pump(self._source_factory(start), self._settings, GtidState(gtid_position), q)
+        pump = Pump(self._source_factory(start), self._topics, GtidState(gtid_position), q)
         pump.start()
         self.metrics.up.set(1)
         try:
@@ -399,7 +233,7 @@ class Reader:
                     commit()
                 continue
             last_item = time.monotonic()
-            if isinstance(item, _Tx):
+            if isinstance(item, CompleteTx):
                 if item.records:
                     if not opened:
                         sink.begin()
@@ -417,14 +251,14 @@ class Reader:
                         commit()
                 elif now - last_commit >= opts.idle_checkpoint_s:
                     commit()  # only unmapped tables move: keep the checkpoint (and lag) current anyway
-            elif isinstance(item, _Failure):
+            elif isinstance(item, SourceFailure):
                 if isinstance(item.error, FatalDataError | TransientError):
                     commit()  # complete transactions only: safe to keep
                 else:
                     log.error("reader_unexpected_error", kind=type(item.error).__name__,
                               error=str(item.error))
                 return item.error
-            elif item is _HEARTBEAT:
+            elif isinstance(item, CaughtUp):
                 idle = time.monotonic() - last_commit >= opts.idle_checkpoint_s
                 if opened or (pending is not None and idle):
                     commit()
@@ -449,7 +283,8 @@ class Reader:
             m.lag.set(lag)
             self._on_lag(lag, cp)
         self._backoff.reset()
-        log.info("checkpoint", file=cp.file, offset=cp.offset, gtid=cp.gtid, rows=rows, transactions=txs)
+        log.info("checkpoint_committed", file=cp.file, offset=cp.offset, gtid=cp.gtid, rows=rows,
+                 transactions=txs)
 
     def _note_committed(self, cp: Checkpoint) -> None:
         self.committed = cp

@@ -1,6 +1,6 @@
 """Column and table shapes as the binlog's table-map event describes them (binlog_row_metadata=FULL).
 
-Pure data: no client, no I/O. The adapter (:mod:`replicator.source.binlog`) fills a
+Pure data: no client, no I/O. The adapter (:mod:`replicator.adapters.binlog`) fills a
 :class:`ColumnSpec` per column from the table-map event; :func:`column_type` spells the
 column the way ``information_schema.COLUMNS.COLUMN_TYPE`` does, which is what the change
 event carries in ``columns`` and what the DynamoDB mapping parses.
@@ -156,3 +156,13 @@ def column_type(c: ColumnSpec, *, display_widths: bool = True) -> str:
     if t == T.GEOMETRY:
         return _GEOMETRY_NAMES[c.geometry_type] if 0 <= c.geometry_type < len(_GEOMETRY_NAMES) else "geometry"
     return f"unknown({t})"
+
+
+@dataclass(frozen=True, slots=True)
+class Catalog:
+    """What decoding needs beyond the table-map event (read by :mod:`replicator.reader.server`)."""
+
+    collations: dict[int, tuple[str, int]] = field(default_factory=dict)  # id -> (charset, mbmaxlen)
+    json_columns: dict[str, frozenset[str]] = field(default_factory=dict)  # "db.table" -> columns
+    display_widths: bool = True
+    mariadb: bool = True

@@ -1,51 +1,26 @@
-"""The source server's metadata over an ordinary SQL connection (PyMySQL): the I/O half of the
-start-up checks and the catalog the binlog decoder needs (collations, MariaDB JSON columns).
+"""The source server's metadata over an ordinary SQL connection: the I/O half of the start-up
+checks (:mod:`.checks`), the start position, and the catalog the binlog decoder needs
+(collations, MariaDB JSON columns).
 
-Vendor errors are translated here: a server that does not answer is :class:`SourceUnavailable`
-(retried by the caller), anything else is left to the caller's checks.
+Connections come from :func:`replicator.adapters.mysql.connect`, and PyMySQL's exceptions are
+translated by :func:`replicator.adapters.mysql.mysql_errors`: a server that does not answer is
+:class:`~replicator.errors.SourceUnavailable` (retried by the reader), refused access a
+:class:`~replicator.errors.ConfigError`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any
 
-import pymysql
-
-from replicator.errors import SourceConfigError, SourceUnavailable
+from replicator.adapters.mysql import connect, mysql_errors
+from replicator.errors import SourceConfigError
+from replicator.reader import checks
+from replicator.reader.schema import Catalog
 from replicator.settings import MySQLSettings
-from replicator.source import checks
 
-
-@dataclass(frozen=True, slots=True)
-class Catalog:
-    """What decoding needs beyond the table-map event."""
-
-    collations: dict[int, tuple[str, int]] = field(default_factory=dict)  # id -> (charset, mbmaxlen)
-    json_columns: dict[str, frozenset[str]] = field(default_factory=dict)  # "db.table" -> columns
-    display_widths: bool = True
-    mariadb: bool = True
-
-
-@contextmanager
-def translate_errors(what: str) -> Iterator[None]:
-    try:
-        yield
-    except pymysql.err.OperationalError as exc:
-        code = exc.args[0] if exc.args else 0
-        if code in (2003, 2006, 2013, 2055, 1040, 1053, 1927):
-            raise SourceUnavailable(f"MySQL unavailable while {what}: {exc.args[-1]}") from exc
-        raise
-
-
-def connect(cfg: MySQLSettings) -> pymysql.Connection[Any]:
-    with translate_errors("connecting"):
-        return pymysql.connect(
-            host=cfg.host, port=cfg.port, user=cfg.user, password=cfg.password.get_secret_value(),
-            connect_timeout=cfg.connect_timeout_s, read_timeout=30, autocommit=True, charset="utf8mb4",
-        )
+__all__ = ["ServerInfo"]
 
 
 class ServerInfo:
@@ -56,9 +31,9 @@ class ServerInfo:
 
     @contextmanager
     def _cursor(self, what: str) -> Iterator[Any]:
-        conn = connect(self._cfg)
+        conn = connect(self._cfg, read_timeout_s=30.0)
         try:
-            with translate_errors(what), conn.cursor() as cur:
+            with mysql_errors(what, self._cfg), conn.cursor() as cur:
                 yield cur
         finally:
             conn.close()

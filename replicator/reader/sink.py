@@ -1,133 +1,87 @@
-"""Kafka adapter of the reader: topic creation, the transactional producer, the checkpoint read.
+"""The reader's Kafka side: the transactional sink and the checkpoint read.
 
-confluent-kafka exceptions are translated here: a broker that does not answer, or a
-transaction that must be aborted, is :class:`BrokerUnavailable` (the reader rebuilds the
-producer and resumes from the committed checkpoint); a fenced producer (another reader with
-the same ``transactional.id``) is a :class:`ConfigError`.
+The topics it writes (:func:`replicator.topics.pipeline_topics`) are created by
+:mod:`replicator.reader.service` with :func:`replicator.adapters.kafka.ensure_topics`.
+
+Clients come from :mod:`replicator.adapters.kafka` and its :func:`kafka_errors` translates
+confluent-kafka's exceptions: a broker that does not answer, or a transaction that must be
+aborted, is :class:`~replicator.errors.BrokerUnavailable` (the reader rebuilds the sink and
+resumes from the committed checkpoint); a fenced producer (another reader with the same
+``transactional.id``) is a :class:`~replicator.errors.ConfigError`.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Any
 
 import structlog
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
-from replicator.checkpoint import Checkpoint
-from replicator.errors import BrokerUnavailable, ConfigError
+from replicator.adapters.kafka import (
+    Consumer,
+    KafkaError,
+    Producer,
+    TopicPartition,
+    consumer,
+    is_partition_eof,
+    kafka_errors,
+    producer,
+)
+from replicator.errors import BrokerUnavailable
+from replicator.reader.checkpoint import Checkpoint
 from replicator.settings import Settings
-from replicator.topics import checkpoint_topic, table_topic
+from replicator.topics import checkpoint_topic
 
-log = structlog.get_logger("replicator.kafka")
+__all__ = ["KafkaTransactionalSink", "read_last_checkpoint"]
 
+log = structlog.get_logger("replicator.reader")
 
-class EventSink(Protocol):
-    """A transactional sink: records and the checkpoint become visible together or not at all."""
-
-    def begin(self) -> None: ...
-
-    def send(self, topic: str, key: bytes, value: bytes) -> None: ...
-
-    def commit(self, checkpoint: Checkpoint) -> None: ...
-
-    def abort(self) -> None: ...
-
-    def last_checkpoint(self) -> Checkpoint | None: ...
-
-    def close(self) -> None: ...
-
-
-@contextmanager
-def translate_kafka_errors(what: str) -> Iterator[None]:
-    try:
-        yield
-    except KafkaException as exc:
-        err = exc.args[0] if exc.args else None
-        if isinstance(err, KafkaError) and err.code() in (KafkaError._FENCED, KafkaError.PRODUCER_FENCED,
-                                                          KafkaError.INVALID_PRODUCER_EPOCH):
-            raise ConfigError(
-                f"Kafka fenced this reader while {what}: another `replicator run` uses the same "
-                "transactional id (kafka.transactional_id / topic_prefix). Run one reader per migration."
-            ) from exc
-        raise BrokerUnavailable(f"Kafka failed while {what}: {err}") from exc
-
-
-def _base_config(settings: Settings) -> dict[str, Any]:
-    return {"bootstrap.servers": settings.kafka.bootstrap_servers, **settings.kafka.extra}
-
-
-def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> list[str]:
-    """Create the mapped tables' topics and the compacted checkpoint topic if missing."""
-    admin = AdminClient(_base_config(settings))
-    prefix = settings.kafka.topic_prefix
-    wanted: dict[str, NewTopic] = {}
-    for t in settings.tables:
-        name = table_topic(prefix, t.source)
-        wanted[name] = NewTopic(name, num_partitions=settings.kafka.partitions,
-                                replication_factor=settings.kafka.replication_factor)
-    cp = checkpoint_topic(prefix)
-    wanted[cp] = NewTopic(cp, num_partitions=1, replication_factor=settings.kafka.replication_factor,
-                          config={"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"})
-    with translate_kafka_errors("listing topics"):
-        existing = set(admin.list_topics(timeout=timeout_s).topics)
-    missing = [nt for name, nt in wanted.items() if name not in existing]
-    if missing:
-        futures = admin.create_topics(missing, operation_timeout=timeout_s, request_timeout=timeout_s)
-        for name, fut in futures.items():
-            try:
-                fut.result()
-                log.info("topic_created", topic=name)
-            except KafkaException as exc:
-                err = exc.args[0]
-                if isinstance(err, KafkaError) and err.code() == KafkaError.TOPIC_ALREADY_EXISTS:
-                    continue
-                raise BrokerUnavailable(f"creating Kafka topic {name} failed: {err}") from exc
-    return [nt.topic for nt in missing]
+_CHECKPOINT_READ_CONFIG: dict[str, Any] = {"isolation.level": "read_committed", "enable.partition.eof": True}
+_PRODUCER_CONFIG: dict[str, Any] = {
+    "enable.idempotence": True, "acks": "all", "linger.ms": 5, "compression.type": "lz4",
+    "batch.num.messages": 10000, "queue.buffering.max.messages": 500000,
+    "queue.buffering.max.kbytes": 1048576, "transaction.timeout.ms": 60000,
+    "message.max.bytes": 8 * 1024 * 1024,
+}
 
 
 def read_last_checkpoint(settings: Settings, key: bytes, timeout_s: float = 30.0) -> Checkpoint | None:
     """The last committed (``read_committed``) checkpoint record for ``key``."""
     topic = checkpoint_topic(settings.kafka.topic_prefix)
-    consumer = Consumer({
-        **_base_config(settings),
-        "group.id": f"{settings.kafka.topic_prefix}.checkpoint-reader.{uuid.uuid4().hex[:8]}",
-        "enable.auto.commit": False, "isolation.level": "read_committed", "enable.partition.eof": True,
-    })
+    group = f"{settings.kafka.topic_prefix}.checkpoint-reader.{uuid.uuid4().hex[:8]}"
+    reader = consumer(settings.kafka, group, **_CHECKPOINT_READ_CONFIG)
     try:
-        with translate_kafka_errors("reading the checkpoint topic"):
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=timeout_s)
-        if high <= low:
-            return None
-        window = 64
-        while True:
-            start = max(low, high - window)
-            found = _scan(consumer, topic, start, high, key, timeout_s)
-            if found is not None:
-                return Checkpoint.from_json(found, where=f"topic {topic}")
-            if start == low:
+        with kafka_errors("reading the checkpoint topic"):
+            low, high = reader.get_watermark_offsets(TopicPartition(topic, 0), timeout=timeout_s)
+            if high <= low:
                 return None
-            window *= 16
+            window = 64
+            while True:
+                start = max(low, high - window)
+                found = _scan(reader, topic, start, high, key, timeout_s)
+                if found is not None:
+                    return Checkpoint.from_json(found, where=f"topic {topic}")
+                if start == low:
+                    return None
+                window *= 16
     finally:
-        consumer.close()
+        reader.close()
 
 
-def _scan(consumer: Consumer, topic: str, start: int, high: int, key: bytes,
-          timeout_s: float) -> bytes | None:
-    consumer.assign([TopicPartition(topic, 0, start)])
+def _scan(reader: Consumer, topic: str, start: int, high: int, key: bytes, timeout_s: float) -> bytes | None:
+    """The last value for ``key`` in ``[start, high)`` of partition 0."""
+    reader.assign([TopicPartition(topic, 0, start)])
     last: bytes | None = None
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        msg = consumer.poll(0.5)
+        msg = reader.poll(0.5)
         if msg is None:
             continue
         err = msg.error()
         if err is not None:
-            if err.code() == KafkaError._PARTITION_EOF:
+            if is_partition_eof(err):
                 return last
             raise BrokerUnavailable(f"reading {topic} failed: {err}")
         if msg.key() == key and msg.value() is not None:
@@ -139,7 +93,11 @@ def _scan(consumer: Consumer, topic: str, start: int, high: int, key: bytes,
 
 
 class KafkaTransactionalSink:
-    """One transactional producer; ``commit`` writes the checkpoint record and commits."""
+    """One transactional producer; ``commit`` writes the checkpoint record and commits.
+
+    Implements :class:`~replicator.reader.ports.EventSink`. No network in ``__init__``:
+    :meth:`start` creates the producer.
+    """
 
     def __init__(self, settings: Settings, *, on_delivery_error: Callable[[], None] | None = None,
                  timeout_s: float = 30.0) -> None:
@@ -153,14 +111,9 @@ class KafkaTransactionalSink:
 
     def start(self) -> None:
         """Create the producer and fence/abort any transaction a previous instance left open."""
-        self._producer = Producer({
-            **_base_config(self._settings), "transactional.id": self._settings.transactional_id,
-            "enable.idempotence": True, "acks": "all", "linger.ms": 5, "compression.type": "lz4",
-            "batch.num.messages": 10000, "queue.buffering.max.messages": 500000,
-            "queue.buffering.max.kbytes": 1048576, "transaction.timeout.ms": 60000,
-            "message.max.bytes": 8 * 1024 * 1024,
-        })
-        with translate_kafka_errors("initialising transactions"):
+        self._producer = producer(self._settings.kafka, **_PRODUCER_CONFIG,
+                                  **{"transactional.id": self._settings.transactional_id})
+        with kafka_errors("initialising transactions"):
             self._producer.init_transactions(self._timeout_s)
 
     @property
@@ -173,7 +126,7 @@ class KafkaTransactionalSink:
         return read_last_checkpoint(self._settings, self._key, self._timeout_s)
 
     def begin(self) -> None:
-        with translate_kafka_errors("beginning a transaction"):
+        with kafka_errors("beginning a transaction"):
             self.producer.begin_transaction()
 
     def _delivered(self, err: KafkaError | None, _msg: Any) -> None:
@@ -183,31 +136,28 @@ class KafkaTransactionalSink:
                 self._on_delivery_error()
 
     def send(self, topic: str, key: bytes, value: bytes, partition: int | None = None) -> None:
-        producer = self.producer
-        while True:
-            try:
-                if partition is None:
-                    producer.produce(topic, value=value, key=key, on_delivery=self._delivered)
-                else:
-                    producer.produce(topic, value=value, key=key, partition=partition,
-                                     on_delivery=self._delivered)
-                break
-            except BufferError:
-                producer.poll(0.05)
-            except KafkaException as exc:
-                with translate_kafka_errors("producing"):
-                    raise exc
+        target = self.producer
+        with kafka_errors("producing"):
+            while True:
+                try:
+                    if partition is None:
+                        target.produce(topic, value=value, key=key, on_delivery=self._delivered)
+                    else:
+                        target.produce(topic, value=value, key=key, partition=partition,
+                                       on_delivery=self._delivered)
+                    break
+                except BufferError:
+                    target.poll(0.05)  # the local queue is full: serve delivery reports, then retry
         self.bytes_sent += len(value) + len(key)
 
     def commit(self, checkpoint: Checkpoint) -> None:
-        producer = self.producer
         # Always partition 0, the one read back, even if someone created the topic with more.
         self.send(self._checkpoint_topic, self._key, checkpoint.to_json(), partition=0)
-        with translate_kafka_errors("committing a transaction"):
-            producer.commit_transaction(self._timeout_s)
+        with kafka_errors("committing a transaction"):
+            self.producer.commit_transaction(self._timeout_s)
 
     def abort(self) -> None:
-        with translate_kafka_errors("aborting a transaction"):
+        with kafka_errors("aborting a transaction"):
             self.producer.abort_transaction(self._timeout_s)
 
     def poll(self) -> None:

@@ -8,12 +8,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, TopicPartition
-
+from replicator.adapters.kafka import TopicPartition, consumer, is_partition_eof
 from replicator.events import ChangeEvent
-from replicator.reader import Reader, ReaderOptions
+from replicator.reader.runner import Reader, ReaderOptions
+from replicator.reader.service import create_reader
 from replicator.settings import Settings, load_settings
-from replicator.source.runtime import create_reader
 from replicator.topics import table_topic
 
 FAST = ReaderOptions(
@@ -74,40 +73,36 @@ def read_topic_raw(
     settings: Settings, source: str, *, min_count: int = 0, timeout_s: float = 30
 ) -> list[tuple[int, ChangeEvent]]:
     topic = table_topic(settings.kafka.topic_prefix, source)
-    consumer = Consumer(
-        {
-            "bootstrap.servers": settings.kafka.bootstrap_servers,
-            "group.id": f"t-{random.random()}",
-            "isolation.level": "read_committed",
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-        }
-    )
+    reader = consumer(settings.kafka, f"t-{random.random()}",
+                      **{"isolation.level": "read_committed", "enable.partition.eof": True})
     try:
-        md = consumer.list_topics(topic, timeout=10).topics[topic]
+        md = reader.list_topics(topic, timeout=10).topics[topic]
         parts = sorted(md.partitions)
-        consumer.assign([TopicPartition(topic, p, 0) for p in parts])
+        reader.assign([TopicPartition(topic, p, 0) for p in parts])
         out: list[tuple[int, ChangeEvent]] = []
         eof: set[int] = set()
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            msg = consumer.poll(0.5)
+            msg = reader.poll(0.5)
             if msg is None:
                 if len(eof) == len(parts) and len(out) >= min_count:
                     break
                 continue
-            if msg.error():
-                if msg.error().code() == KafkaError._PARTITION_EOF:
-                    eof.add(msg.partition())
+            err, partition, value = msg.error(), msg.partition(), msg.value()
+            assert partition is not None
+            if err is not None:
+                if is_partition_eof(err):
+                    eof.add(partition)
                     if len(eof) == len(parts) and len(out) >= min_count:
                         break
                     continue
-                raise RuntimeError(str(msg.error()))
-            eof.discard(msg.partition())
-            out.append((msg.partition(), ChangeEvent.from_json(msg.value())))
+                raise RuntimeError(str(err))
+            assert value is not None
+            eof.discard(partition)
+            out.append((partition, ChangeEvent.from_json(value)))
         return out
     finally:
-        consumer.close()
+        reader.close()
 
 
 def run_until_error(reader: Reader, timeout_s: float = 60) -> BaseException:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from replicator.checkpoint import Checkpoint
-from replicator.errors import CorruptCheckpointError
-from replicator.errors import EXIT_FATAL_DATA
+from replicator.errors import EXIT_FATAL_DATA, CorruptCheckpointError
+from replicator.reader.checkpoint import Checkpoint
 
 
 def test_checkpoint_round_trips_through_json() -> None:

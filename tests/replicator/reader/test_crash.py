@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from replicator.errors import BrokerUnavailable
-from replicator.kafka_io import read_last_checkpoint
+from replicator.reader.sink import read_last_checkpoint
 from replicator.settings import Settings, load_settings
 from tests.conftest import admin_connect
 from tests.replicator.reader.oracle import binlog_changes, event_change, per_key
@@ -34,7 +34,8 @@ def _workload(env: dict[str, str], db: str, stop: threading.Event, seed: int) ->
     rng = random.Random(seed)
     conn = admin_connect(env, db)
     conn.autocommit(False)
-    next_id, live, txs = 1, [], 0
+    live: list[int] = []
+    next_id, txs = 1, 0
     try:
         with conn.cursor() as cur:
             while not stop.is_set():

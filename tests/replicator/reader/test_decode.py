@@ -11,14 +11,14 @@ from hypothesis import strategies as st
 
 from replicator.errors import UnmappableSchemaError
 from replicator.events import JsonDoc, Temporal
-from replicator.source.decode import (
+from replicator.reader.decode import (
     column_decoder,
     decode_decimal,
     decode_rows,
     shortest_float32,
-    time2_text,
 )
-from replicator.source.schema import ColumnSpec, T, build_schema
+from replicator.reader.schema import ColumnSpec, T, build_schema
+from replicator.reader.temporal import time2_text
 
 
 def dec(spec: ColumnSpec, raw: bytes) -> object:

@@ -9,14 +9,13 @@ from typing import Any
 
 import pytest
 import yaml
-from confluent_kafka import Producer
 
-from replicator.checkpoint import Checkpoint
+from replicator.adapters.kafka import ensure_topics, producer
 from replicator.errors import EXIT_FATAL_DATA, SourceConfigError
-from replicator.kafka_io import ensure_topics
+from replicator.reader.checkpoint import Checkpoint
+from replicator.reader.service import create_reader
 from replicator.settings import load_settings
-from replicator.source.runtime import create_reader
-from replicator.topics import checkpoint_topic
+from replicator.topics import checkpoint_topic, pipeline_topics
 from tests.replicator.reader.support import FAST, reader_settings, run_until_error
 
 pytestmark = pytest.mark.integration
@@ -49,14 +48,14 @@ def test_purged_checkpoint_position_exits_3_with_what_to_do(
     config = tmp_path / "reader.yaml"
     config.write_text(yaml.safe_dump({"tables": [{"source": f"{mysql_db}.t"}]}))
     settings = load_settings(config)
-    ensure_topics(settings)
-    producer = Producer({"bootstrap.servers": settings.kafka.bootstrap_servers})
-    producer.produce(
+    ensure_topics(settings.kafka, pipeline_topics(settings))
+    planted = producer(settings.kafka)
+    planted.produce(
         checkpoint_topic(settings.kafka.topic_prefix),
         key=settings.transactional_id.encode(),
         value=Checkpoint(purged, 4).to_json(),
     )
-    producer.flush(10)
+    planted.flush(10)
 
     res = _run_cli(config)
 
@@ -92,8 +91,8 @@ def test_restrict_foreign_key_is_accepted_by_the_start_up_checks(
     mysql_db: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from replicator.source.runtime import preflight
-    from replicator.source.server import ServerInfo
+    from replicator.reader.server import ServerInfo
+    from replicator.reader.service import preflight
 
     with mysql_admin.cursor() as cur:
         cur.execute("CREATE TABLE parent (id INT PRIMARY KEY)")

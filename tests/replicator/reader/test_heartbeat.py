@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from replicator.checkpoint import Checkpoint
 from replicator.control import names, open_control_store
-from replicator.errors import ControlStoreUnavailable
 from replicator.control.memory import MemoryControlStore
-from replicator.reader_heartbeat import HeartbeatPublisher
+from replicator.errors import ControlStoreUnavailable
+from replicator.reader.checkpoint import Checkpoint
+from replicator.reader.heartbeat import HeartbeatPublisher
 from replicator.settings import Settings, load_settings
 from tests.replicator.reader.support import head, reader_settings, running_reader, wait_caught_up
 
@@ -41,8 +41,10 @@ def test_an_unreachable_store_is_counted_not_fatal() -> None:
     def down(_s: Settings) -> Any:
         raise ControlStoreUnavailable("redis down")
 
-    hb = HeartbeatPublisher(load_settings(), store_factory=down)
+    failures: list[None] = []
+    hb = HeartbeatPublisher(load_settings(), store_factory=down, on_failure=lambda: failures.append(None))
     hb(0.0, None)  # must not raise
+    assert len(failures) == 1
 
 
 @pytest.mark.integration

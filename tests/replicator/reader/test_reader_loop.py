@@ -6,13 +6,15 @@ import threading
 import time
 from collections.abc import Iterator
 
-from replicator.checkpoint import Checkpoint
 from replicator.errors import BrokerUnavailable, SourceUnavailable
-from replicator.reader import Reader, ReaderOptions, StartPositions
+from replicator.events import Row
+from replicator.reader.checkpoint import Checkpoint
+from replicator.reader.gtid import StartAt
+from replicator.reader.items import Heartbeat, Item, RowsChange, TxBegin, TxEnd
+from replicator.reader.runner import Reader, ReaderOptions
+from replicator.reader.schema import ColumnSpec, T, build_schema
+from replicator.reader.start import StartPositions
 from replicator.settings import load_settings
-from replicator.source.gtid import StartAt
-from replicator.source.items import Heartbeat, Item, RowsChange, TxBegin, TxEnd
-from replicator.source.schema import ColumnSpec, T, build_schema
 
 FILE = "bin.000001"
 SCHEMA = build_schema("d", "t", (ColumnSpec("id", T.LONG),), ("id",))
@@ -31,7 +33,7 @@ def binlog(txs: list[list[int]]) -> list[tuple[int, list[Item]]]:
     out = []
     for i, ids in enumerate(txs):
         start = 100 * i + 4
-        rows = [({"id": k},) for k in ids]
+        rows: list[tuple[Row, ...]] = [({"id": k},) for k in ids]
         items: list[Item] = [
             TxBegin(f"0-1-{i + 1}", FILE, start, 0),
             RowsChange(SCHEMA, "insert", rows, FILE, start + 10, 0),

@@ -6,11 +6,11 @@ import pytest
 
 from replicator.errors import BinlogPurgedError, ConfigError, SourceConfigError, UnmappableSchemaError
 from replicator.events import binlog_version
-from replicator.source import checks
-from replicator.source.changes import TxContext, build_events, ddl_tables, dml_tables, truncated_tables
-from replicator.source.gtid import GtidState, parse_from
-from replicator.source.items import RowsChange
-from replicator.source.schema import ColumnSpec, T, build_schema, column_type
+from replicator.reader import checks
+from replicator.reader.changes import TxContext, build_events, ddl_tables, dml_tables, truncated_tables
+from replicator.reader.gtid import GtidState, parse_from
+from replicator.reader.items import RowsChange
+from replicator.reader.schema import ColumnSpec, T, build_schema, column_type
 
 
 @pytest.mark.parametrize(

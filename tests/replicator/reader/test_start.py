@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import yaml
 
-from replicator.source.gtid import parse_from
-from replicator.source.runtime import create_reader
+from replicator.reader.gtid import parse_from
+from replicator.reader.service import create_reader
 from tests.replicator.reader.support import (
     FAST,
     head,

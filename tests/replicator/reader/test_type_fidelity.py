@@ -21,8 +21,8 @@ import pytest
 from confluent_kafka.admin import AdminClient
 
 from replicator.events import JsonDoc, Temporal, Value
+from replicator.reader.decode import shortest_float32
 from replicator.settings import Settings, load_settings
-from replicator.source.decode import shortest_float32
 from tests.conftest import admin_connect
 from tests.replicator.reader.support import head, read_topic, running_reader, wait_caught_up
 
@@ -55,7 +55,7 @@ def _float32(v: Any) -> Value:
 
 def _json_int(text: str) -> int | float:
     # Integers beyond 64 bits become doubles, as in MySQL's own JSON type: the orjson envelope
-    # carries 64-bit integers only (documented in replicator.source.decode).
+    # carries 64-bit integers only (documented in replicator.reader.decode).
     n = int(text)
     return n if -(2**63) <= n < 2**64 else float(n)
 

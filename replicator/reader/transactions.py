@@ -1,0 +1,171 @@
+"""Transaction assembly: binlog items -> complete MySQL transactions, in a thread of their own.
+
+The :class:`Pump` iterates a :class:`~replicator.reader.ports.ChangeSource` and puts on a
+bounded queue, for the reader loop (:mod:`.runner`):
+
+- a :class:`CompleteTx` per MySQL transaction: its change events as Kafka records, stamped
+  with the transaction's commit time, and the checkpoint after it (DESIGN §4 invariant 4:
+  checkpoints sit on transaction boundaries);
+- :data:`CAUGHT_UP` when the server reports nothing newer (its heartbeat);
+- a :class:`SourceFailure` with whatever stopped the source, then nothing more.
+
+Statements are judged here: TRUNCATE of a mapped table, or a change to one logged as a
+statement, has no row images, so the transaction carrying it fails with
+:class:`~replicator.errors.UnmappableSchemaError` once it is complete (everything before it
+is still committed).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections import Counter as Tally
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import structlog
+
+from replicator.errors import UnmappableSchemaError
+from replicator.reader.changes import TxContext, build_events, ddl_tables, dml_tables, truncated_tables
+from replicator.reader.checkpoint import Checkpoint
+from replicator.reader.gtid import GtidState
+from replicator.reader.items import Heartbeat, RowsChange, Statement, TxBegin, TxEnd
+from replicator.reader.ports import ChangeSource
+
+__all__ = ["CAUGHT_UP", "CaughtUp", "CompleteTx", "Pump", "QueueItem", "SourceFailure"]
+
+log = structlog.get_logger("replicator.reader")
+
+
+@dataclass
+class CompleteTx:
+    """One complete MySQL transaction: its records and the resume position after it."""
+
+    records: list[tuple[str, bytes, bytes]]  # (topic, key, value)
+    rows: int  # row changes of mapped tables
+    counts: Tally[tuple[str, str]]  # events per (table, op)
+    checkpoint: Checkpoint
+
+
+@dataclass(frozen=True)
+class SourceFailure:
+    """What stopped the source; the pump puts nothing after it."""
+
+    error: BaseException
+
+
+@dataclass(frozen=True)
+class CaughtUp:
+    """The server has nothing newer to send."""
+
+
+CAUGHT_UP = CaughtUp()
+QueueItem = CompleteTx | SourceFailure | CaughtUp
+
+
+@dataclass
+class _Builder:
+    ctx: TxContext
+    changes: list[RowsChange] = field(default_factory=list)
+    rows: int = 0
+    counts: Tally[tuple[str, str]] = field(default_factory=Tally)
+    fatal: str | None = None
+
+
+class Pump(threading.Thread):
+    """Reads the source and hands complete MySQL transactions to the main loop."""
+
+    def __init__(self, source: ChangeSource, topics: Mapping[str, str], gtids: GtidState,
+                 out: queue.Queue[QueueItem]) -> None:
+        super().__init__(name="binlog-pump", daemon=True)
+        self.source = source
+        self.halt = threading.Event()
+        self._out = out
+        self._gtids = gtids
+        self._topics = topics
+
+    def _put(self, item: QueueItem) -> None:
+        while not self.halt.is_set():
+            try:
+                self._out.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    def run(self) -> None:
+        try:
+            self._run()
+        except BaseException as exc:
+            self._put(SourceFailure(exc))
+        finally:
+            self.source.close()
+
+    def _run(self) -> None:
+        tx: _Builder | None = None
+        for item in self.source.items():
+            if self.halt.is_set():
+                return
+            if isinstance(item, RowsChange):
+                if tx is None:
+                    tx = _Builder(TxContext(f"{item.file}:{item.offset}", None))
+                self._add_rows(tx, item)
+            elif isinstance(item, TxBegin):
+                tx = _Builder(TxContext(item.gtid or f"{item.file}:{item.offset}", item.gtid))
+            elif isinstance(item, TxEnd):
+                self._finish(tx, item)
+                tx = None
+            elif isinstance(item, Statement):
+                if tx is None:
+                    tx = _Builder(TxContext(f"{item.file}:{item.offset}", None))
+                self._statement(tx, item)
+            elif isinstance(item, Heartbeat):
+                self._put(CAUGHT_UP)
+
+    def _add_rows(self, tx: _Builder, change: RowsChange) -> None:
+        tx.changes.append(change)
+        tx.rows += len(change.rows)
+
+    def _serialise(self, tx: _Builder, ts_ms: int) -> list[tuple[str, bytes, bytes]]:
+        """The transaction's events, stamped with its commit time, as Kafka records."""
+        records: list[tuple[str, bytes, bytes]] = []
+        index = 0
+        for change in tx.changes:
+            events = build_events(change, tx.ctx, index, ts_ms=ts_ms)
+            topic = self._topics[change.schema.source]
+            for ev in events:
+                records.append((topic, ev.key_bytes(), ev.to_json()))
+                tx.counts[(ev.source, ev.op)] += 1
+            index += len(events)
+        return records
+
+    def _statement(self, tx: _Builder, st: Statement) -> None:
+        truncated = [t for t in truncated_tables(st.query, st.db) if t in self._topics]
+        if truncated:
+            tx.fatal = (f"TRUNCATE of mapped table {', '.join(truncated)} at {st.file}:{st.offset}: its "
+                        "rows were deleted below the row level, so no change events exist for them")
+            return
+        statement_dml = [t for t in dml_tables(st.query, st.db) if t in self._topics]
+        if statement_dml:
+            tx.fatal = (f"a change to mapped table {statement_dml[0]} at {st.file}:{st.offset} was "
+                        "logged as a statement (a session with binlog_format=STATEMENT/MIXED), so it has no "
+                        "row images; forbid that setting for the application's sessions")
+            return
+        touched = [t for t in ddl_tables(st.query, st.db) if t in self._topics]
+        if touched:
+            log.info("ddl_seen", tables=touched, file=st.file, offset=st.offset, statement=st.query[:200])
+
+    def _finish(self, tx: _Builder | None, end: TxEnd) -> None:
+        if tx is not None and tx.ctx.gtid:
+            self._gtids.add(tx.ctx.gtid)
+        cp = Checkpoint(end.file, end.next_offset, tx.ctx.gtid if tx else None, self._gtids.position(),
+                        end.ts * 1000)
+        if tx is not None and tx.fatal:
+            raise UnmappableSchemaError(
+                f"{tx.fatal}. Every event before it is committed. Empty the target table(s) and "
+                "re-snapshot them (`replicator backfill`), then delete the checkpoint topic and restart the "
+                f"reader with --from {end.file}:{end.next_offset}."
+            )
+        if tx is None:
+            self._put(CompleteTx([], 0, Tally(), cp))
+        else:
+            self._put(CompleteTx(self._serialise(tx, end.ts * 1000), tx.rows, tx.counts, cp))
