@@ -24,16 +24,18 @@ import time
 import uuid
 from typing import Any
 
-import pymysql
-from confluent_kafka import Consumer, TopicPartition
-from confluent_kafka.admin import AdminClient
+from pydantic import SecretStr
+
+# The bare-library baseline loop is the point of this benchmark: the only vendor use outside the adapters.
 from pymysqlreplication import BinLogStreamReader
 from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, WriteRowsEvent
 
-from replicator.reader import ReaderOptions
+from replicator.adapters.kafka import TopicPartition, admin_client, consumer
+from replicator.adapters.mysql import Connection, connect
+from replicator.reader.gtid import StartAt
+from replicator.reader.runner import ReaderOptions
+from replicator.reader.service import create_reader
 from replicator.settings import Settings, load_settings
-from replicator.source.gtid import StartAt
-from replicator.source.runtime import create_reader
 from replicator.topics import table_topic
 
 ROWS = int(os.environ.get("BENCH_READER_ROWS", "1000000"))
@@ -42,19 +44,16 @@ LATENCY_RATE = 2000  # rows/s
 LATENCY_SECONDS = 20
 
 
-def _admin(database: str | None = None) -> pymysql.Connection[Any]:
-    return pymysql.connect(
-        host=os.environ["REPLICATOR_MYSQL__HOST"],
-        port=int(os.environ["REPLICATOR_MYSQL__PORT"]),
-        user=os.environ.get("STACK_MYSQL_ADMIN_USER", "admin"),
-        password=os.environ.get("STACK_MYSQL_ADMIN_PASSWORD", ""),
-        database=database,
-        autocommit=False,
-        charset="utf8mb4",
-    )
+def _admin(database: str | None = None) -> Connection[Any]:
+    """A connection as the stack's administrator (creates and fills the benchmark's database)."""
+    cfg = load_settings().mysql.model_copy(update={
+        "user": os.environ.get("STACK_MYSQL_ADMIN_USER", "admin"),
+        "password": SecretStr(os.environ.get("STACK_MYSQL_ADMIN_PASSWORD", "")),
+    })
+    return connect(cfg, database=database, autocommit=False, read_timeout_s=600.0)
 
 
-def _head(conn: pymysql.Connection[Any]) -> tuple[str, int]:
+def _head(conn: Connection[Any]) -> tuple[str, int]:
     with conn.cursor() as cur:
         cur.execute("SHOW MASTER STATUS")
         row = cur.fetchone()
@@ -130,11 +129,11 @@ def _bare_loop(db: str, start: tuple[str, int], end: tuple[str, int]) -> tuple[i
 PREFIXES: list[str] = []  # topic prefixes this run created (deleted at the end)
 
 
-def _settings(db: str, prefix: str) -> Settings:
+def _settings(db: str, prefix: str, table: str = "t") -> Settings:
     PREFIXES.append(prefix + ".")
     os.environ["REPLICATOR_KAFKA__TOPIC_PREFIX"] = prefix
     os.environ["REPLICATOR_MYSQL__SERVER_ID"] = str(random.randint(100_000, 4_000_000))
-    return load_settings(tables=[{"source": f"{db}.t"}])
+    return load_settings(tables=[{"source": f"{db}.{table}"}])
 
 
 def _reader_run(settings: Settings, start: tuple[str, int], end: tuple[str, int]) -> float:
@@ -157,10 +156,10 @@ def _reader_run(settings: Settings, start: tuple[str, int], end: tuple[str, int]
 def _profile_pipeline(settings: Settings, start: tuple[str, int], rows: int) -> str:
     """cProfile of the reader's per-row work (binlog -> decoded rows -> serialised events), run
     synchronously in this thread (the reader runs it in its pump thread, which cProfile cannot see)."""
-    from replicator.source.binlog import BinlogSource
-    from replicator.source.changes import TxContext, build_events
-    from replicator.source.items import RowsChange
-    from replicator.source.server import ServerInfo
+    from replicator.adapters.binlog import BinlogSource
+    from replicator.reader.changes import TxContext, build_events
+    from replicator.reader.items import RowsChange
+    from replicator.reader.server import ServerInfo
 
     info = ServerInfo(settings.mysql)
     mapped = {t.source for t in settings.tables}
@@ -193,37 +192,30 @@ def _latency(db: str) -> tuple[float, float, int]:
     with conn.cursor() as cur:
         cur.execute("CREATE TABLE lat (id INT PRIMARY KEY, v INT)")
         conn.commit()
-    settings = _settings(db, "bl" + uuid.uuid4().hex[:8])
-    settings = load_settings(tables=[{"source": f"{db}.lat"}])
+    settings = _settings(db, "bl" + uuid.uuid4().hex[:8], table="lat")
     warmup_s = 2.0  # transactions of the first seconds (consumer fetch start-up) are not counted
     reader = create_reader(settings, options=ReaderOptions())
     reader.start()
     while reader.committed is None:
         time.sleep(0.05)
     topic = table_topic(settings.kafka.topic_prefix, f"{db}.lat")
-    consumer = Consumer(
-        {
-            "bootstrap.servers": settings.kafka.bootstrap_servers,
-            "group.id": "bench-lat",
-            "isolation.level": "read_committed",
-            "fetch.wait.max.ms": 5,
-            "fetch.min.bytes": 1,
-            "enable.auto.commit": False,
-        }
-    )
-    parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-    consumer.assign([TopicPartition(topic, p, 0) for p in parts])
+    events = consumer(settings.kafka, "bench-lat", **{
+        "isolation.level": "read_committed", "fetch.wait.max.ms": 5, "fetch.min.bytes": 1,
+    })
+    parts = events.list_topics(topic, timeout=10).topics[topic].partitions
+    events.assign([TopicPartition(topic, p, 0) for p in parts])
     committed_at: dict[int, float] = {}
     latencies: list[float] = []
     stop = threading.Event()
 
     def consume() -> None:
         while not stop.is_set():
-            msg = consumer.poll(0.05)
-            if msg is None or msg.error():
+            msg = events.poll(0.05)
+            raw_key = None if msg is None or msg.error() else msg.key()
+            if raw_key is None:
                 continue
             now = time.time()
-            key = int(msg.key().decode().split(":")[1].rstrip("}"))
+            key = int(raw_key.decode().split(":")[1].rstrip("}"))
             tx_id = key // 20
             if tx_id in committed_at and tx_id >= warmup_s * LATENCY_RATE / 20:
                 latencies.append(now - committed_at[tx_id])
@@ -242,7 +234,7 @@ def _latency(db: str) -> tuple[float, float, int]:
     time.sleep(2)
     stop.set()
     thread.join(30)
-    consumer.close()
+    events.close()
     reader.stop()
     conn.close()
     latencies.sort()
@@ -294,7 +286,7 @@ def main() -> dict[str, Any]:
         with conn.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS `{db}`")
         conn.close()
-        admin = AdminClient({"bootstrap.servers": os.environ["REPLICATOR_KAFKA__BOOTSTRAP_SERVERS"]})
+        admin = admin_client(load_settings().kafka)
         topics = [t for t in admin.list_topics(timeout=10).topics if t.startswith(tuple(PREFIXES))]
         if topics:
             admin.delete_topics(topics, operation_timeout=30)
