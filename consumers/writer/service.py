@@ -19,6 +19,7 @@ from consumers.writer.tables import TableSpec, ensure_tables
 from replicator.control import ControlStore, open_control_store
 from replicator.errors import ConfigError
 from replicator.mapping import TableMapper
+from replicator.metrics import serve_metrics
 from replicator.settings import Settings
 from replicator.topics import dead_letter_topic, table_topic
 
@@ -93,10 +94,7 @@ def run_writer(settings: Settings, *, create_tables: bool = False, mode: ApplyMo
     if created:
         log.info("dynamodb_tables_created", tables=created)
     metrics = WriterMetrics()
-    if settings.metrics.port:
-        from prometheus_client import start_http_server
-
-        start_http_server(settings.metrics.port, registry=metrics.registry)
+    serve_metrics(settings.metrics.port, metrics.registry)
     with open_control_store(settings) as control:
         writer = build_writer(settings, control, mode=mode, instance_id=instance_id, client=client,
                               metrics=metrics)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
-from prometheus_client import Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from replicator.adapters import kafka
 from replicator.backfill.publish import SnapshotPublisher, wait_until_applied
@@ -44,13 +44,26 @@ from replicator.topics import dead_letter_topic, pipeline_topics, table_topic
 
 log = structlog.get_logger("backfill")
 
-ROWS = Counter("replicator_backfill_rows_total", "Snapshot rows published to Kafka", ["table"])
-CHUNKS = Counter("replicator_backfill_chunks_total", "Snapshot chunks published", ["table"])
-DEAD = Counter("replicator_backfill_dead_letter_total", "Snapshot rows sent to the dead-letter topic",
-               ["table"])
-ESTIMATE = Gauge("replicator_backfill_rows_estimate", "Rows to copy, from table statistics", ["table"])
-RATE = Gauge("replicator_backfill_rows_per_second", "Recent backfill rate", ["table"])
-PAUSE = Gauge("replicator_backfill_throttle_pause_seconds", "Current adaptive pause between chunks")
+
+
+class BackfillMetrics:
+    """The backfill's Prometheus metrics, on an injected registry (a fresh one by default)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        r = self.registry = registry if registry is not None else CollectorRegistry()
+        per_table = ["table"]
+        self.rows = Counter("replicator_backfill_rows_total", "Snapshot rows published to Kafka",
+                            per_table, registry=r)
+        self.chunks = Counter("replicator_backfill_chunks_total", "Snapshot chunks published",
+                              per_table, registry=r)
+        self.dead = Counter("replicator_backfill_dead_letter_total",
+                            "Snapshot rows sent to the dead-letter topic", per_table, registry=r)
+        self.estimate = Gauge("replicator_backfill_rows_estimate", "Rows to copy, from table statistics",
+                              per_table, registry=r)
+        self.rate = Gauge("replicator_backfill_rows_per_second", "Recent backfill rate", per_table,
+                          registry=r)
+        self.pause = Gauge("replicator_backfill_throttle_pause_seconds",
+                           "Current adaptive pause between chunks", registry=r)
 
 
 @dataclass(frozen=True)
@@ -100,8 +113,10 @@ class Backfill:
 
     def __init__(self, settings: Settings, opts: BackfillOptions, *, stop: threading.Event | None = None,
                  on_progress: ProgressHook | None = None,
-                 sleep: Callable[[float], object] | None = None) -> None:
+                 sleep: Callable[[float], object] | None = None,
+                 metrics: BackfillMetrics | None = None) -> None:
         self.settings = settings
+        self.metrics = metrics or BackfillMetrics()
         self.opts = opts
         self.stop = stop or threading.Event()
         self.on_progress = on_progress or (lambda _p: None)
@@ -162,7 +177,7 @@ class Backfill:
             log.info("backfill resuming", table=shape.source, done=p.done, cursor=cursor_json)
         else:
             store.put_marker(marker_name, _marker(p, None, False))
-        ESTIMATE.labels(shape.source).set(p.total_estimate)
+        self.metrics.estimate.labels(shape.source).set(p.total_estimate)
         throttle = Throttle(self.opts.max_rows_per_s, self.opts.max_query_s, self.opts.max_lag_s,
                             sleep=self._sleep)
         topic = table_topic(self.settings.kafka.topic_prefix, shape.source)
@@ -195,18 +210,18 @@ class Backfill:
             p.done += sent
             p.dead_lettered += dead
             p.chunks += 1
-            ROWS.labels(shape.source).inc(sent)
-            CHUNKS.labels(shape.source).inc()
+            self.metrics.rows.labels(shape.source).inc(sent)
+            self.metrics.chunks.labels(shape.source).inc()
             store.put_marker(marker_name, _marker(p, cursor_json, False))
             now = time.monotonic()
             window = [(t, n) for t, n in window if now - t < 10] + [(now, sent + dead)]
             p.rate = sum(n for _, n in window) / max(now - window[0][0], 1e-3) if len(window) > 1 else 0.0
-            RATE.labels(shape.source).set(p.rate)
+            self.metrics.rate.labels(shape.source).set(p.rate)
             self.on_progress(p)
             reason = throttle.observe(chunk.query_s, src.replication_lag_s())
             if reason:
                 log.info("backfill backing off", table=shape.source, reason=reason, pause_s=throttle.pause_s)
-            PAUSE.set(throttle.pause_s)
+            self.metrics.pause.set(throttle.pause_s)
             throttle.wait(sent + dead)
         if self.stop.is_set():
             return p
@@ -234,7 +249,7 @@ class Backfill:
                 sent += 1
             except (TypeError, ValueError) as exc:
                 dead += 1
-                DEAD.labels(shape.source).inc()
+                self.metrics.dead.labels(shape.source).inc()
                 log.warning("backfill row dead-lettered", table=shape.source, pk=repr(pk), error=str(exc))
                 pub.dead_letter(dlq, shape.source, repr(pk), str(exc), {"version": version})
         return sent, dead

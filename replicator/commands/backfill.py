@@ -55,13 +55,11 @@ def register(app: typer.Typer) -> None:
         2 bad usage, 3 a table without primary key or one that vanished.
         """
         settings = bootstrap(config)
-        from replicator.backfill.runner import Backfill, BackfillOptions, TableProgress
+        from replicator.backfill.runner import Backfill, BackfillMetrics, BackfillOptions, TableProgress
+        from replicator.metrics import serve_metrics
 
-        port = settings.metrics.port if metrics_port is None else metrics_port
-        if port:
-            from prometheus_client import start_http_server
-
-            start_http_server(port)
+        metrics = BackfillMetrics()
+        serve_metrics(settings.metrics.port if metrics_port is None else metrics_port, metrics.registry)
         stop = threading.Event()
 
         def _stop(signum: int, _frame: FrameType | None) -> None:
@@ -86,7 +84,7 @@ def register(app: typer.Typer) -> None:
             bars.update(tasks[p.source], completed=p.done, total=total, rate=p.rate)
 
         with exit_on_error(), bars:
-            run = Backfill(settings, opts, stop=stop, on_progress=on_progress)
+            run = Backfill(settings, opts, stop=stop, on_progress=on_progress, metrics=metrics)
             results = run.run()
         for p in results:
             state = "complete" if p.complete else ("FAILED: " + p.error if p.error else "interrupted")

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 import structlog
-from prometheus_client import Counter, Gauge
 
 from replicator.control import (
     FLAG_NAMES,
@@ -30,14 +29,13 @@ from replicator.control import (
 from replicator.errors import ConfigError, GatesNotMet, TransitionError
 from replicator.phase.clock import Clock, SystemClock
 from replicator.phase.gates import GateResult
+from replicator.phase.metrics import PhaseMetrics
 from replicator.phase.rules import Direction, Transition, plan_transition
 from replicator.phase.watcher import PhaseWatcher
 from replicator.settings import Settings
 
 log = structlog.get_logger(__name__)
 
-PHASE_GAUGE = Gauge("replicator_migration_phase", "Migration phase last seen or set by this process (1-5)")
-PHASE_CHANGES = Counter("replicator_phase_changes_total", "Phase changes made by this process", ["direction"])
 
 
 class GateEvaluator(Protocol):
@@ -72,15 +70,17 @@ def flags_document(state: PhaseState) -> dict[str, Any]:
 
 
 class PhaseController:
-    def __init__(self, store: ControlStore, gates: GateEvaluator, clock: Clock | None = None) -> None:
+    def __init__(self, store: ControlStore, gates: GateEvaluator, clock: Clock | None = None,
+                 metrics: PhaseMetrics | None = None) -> None:
         self.store = store
+        self.metrics = metrics or PhaseMetrics()
         self.gates = gates
         self.clock = clock or SystemClock()
 
     # -- reading
     def get_state(self) -> PhaseState:
         state = self.store.get_phase()
-        PHASE_GAUGE.set(state.phase)
+        self.metrics.phase.set(state.phase)
         return state
 
     def get_all_flags(self) -> dict[str, Any]:
@@ -143,8 +143,8 @@ class PhaseController:
             forced_gates=forced, acknowledgements=transition.acknowledgements,
         )
         self.store.compare_and_set(new, entry)
-        PHASE_GAUGE.set(target)
-        PHASE_CHANGES.labels(direction=transition.direction.value).inc()
+        self.metrics.phase.set(target)
+        self.metrics.changes.labels(direction=transition.direction.value).inc()
         log.info(
             "Migration phase changed", from_phase=current.phase, to_phase=target, actor=actor, reason=reason,
             epoch=new.epoch, direction=transition.direction.value, forced_gates=list(forced),

@@ -11,13 +11,12 @@ import threading
 from collections.abc import Callable
 
 import structlog
-from prometheus_client import Counter
 
 from replicator.control import ControlStore, ControlStoreUnavailable, PhaseState
+from replicator.phase.metrics import PhaseMetrics
 
 log = structlog.get_logger(__name__)
 
-WATCH_ERRORS = Counter("replicator_phase_watch_errors_total", "Phase watcher failures", ["kind"])
 
 
 class PhaseWatcher:
@@ -28,9 +27,10 @@ class PhaseWatcher:
 
     def __init__(
         self, store: ControlStore, on_change: Callable[[PhaseState], None], *,
-        wait_s: float = 1.0, retry_s: float = 0.5,
+        wait_s: float = 1.0, retry_s: float = 0.5, metrics: PhaseMetrics | None = None,
     ) -> None:
         self._store = store
+        self.metrics = metrics or PhaseMetrics()
         self._on_change = on_change
         self._wait_s = wait_s
         self._retry_s = retry_s
@@ -70,7 +70,7 @@ class PhaseWatcher:
             try:
                 state = self._store.wait_for_change(known, self._wait_s)
             except ControlStoreUnavailable as exc:
-                WATCH_ERRORS.labels(kind="store_unavailable").inc()
+                self.metrics.watch_errors.labels(kind="store_unavailable").inc()
                 if not down:
                     log.warning("phase_watch_store_unavailable", error=str(exc))
                 down = True
@@ -85,6 +85,6 @@ class PhaseWatcher:
             try:
                 self._on_change(state)
             except Exception as exc:  # a failing callback must not end the watch
-                WATCH_ERRORS.labels(kind="callback").inc()
+                self.metrics.watch_errors.labels(kind="callback").inc()
                 log.exception("phase_watch_callback_failed", phase=state.phase, epoch=state.epoch,
                               error=str(exc))

@@ -23,7 +23,7 @@ import pytest
 
 from replicator.backfill.source import SnapshotSource
 from replicator.control import names, open_control_store
-from replicator.kafka_io import read_last_checkpoint
+from replicator.reader.sink import read_last_checkpoint
 from replicator.phase import set_migration_phase
 from replicator.phase.probes import KafkaOffsetProbe
 from replicator.settings import Settings, load_settings
