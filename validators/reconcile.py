@@ -113,7 +113,8 @@ def reconcile_table(settings: Settings, mapping: TableMapping, src: SnapshotSour
         dynamo, tombstones = read_dynamodb(client, target, mapper)
         diffs = diff_tables(mapping.source, mysql, dynamo)
     for d in diffs[:100]:
-        log.warning("Data validation failed", table=mapping.source, key=d.key, kind=d.kind, diff=describe(d))
+        log.warning("data_validation_failed", marker="Data validation failed", table=mapping.source,
+                    key=d.key, kind=d.kind, diff=describe(d))
     report = TableReport(mapping.source, len(mysql), len(dynamo), tombstones, diffs)
     if record is not None:
         record.incr_many({names.VALIDATION_PASSED: report.compared - len(diffs),

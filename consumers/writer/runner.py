@@ -75,11 +75,11 @@ class Writer:
     # ----------------------------------------------------------------- loop
 
     def run(self) -> None:
-        log.info("writer started", group=self.settings.writer_group, tables=len(self.settings.tables),
+        log.info("writer_started", group=self.settings.writer_group, tables=len(self.settings.tables),
                  mode=self.applier.mode, concurrency=self.applier.concurrency)
         while not self.stop_event.is_set():
             self.step()
-        log.info("writer stopped", events=self.totals.events, applied=self.totals.applied,
+        log.info("writer_stopped", events=self.totals.events, applied=self.totals.applied,
                  replayed=self.totals.replayed, failed=self.totals.failed)
 
     def step(self) -> BatchStats:
@@ -100,19 +100,19 @@ class Writer:
                 self._phase = self.control.get_phase()
                 self._phase_read_at = now
             except ControlStoreUnavailable as exc:
-                log.warning("phase state unavailable; keeping the last known phase", error=str(exc),
+                log.warning("phase_state_unavailable_keeping_last", error=str(exc),
                             phase=self._phase.phase if self._phase else None)
         enabled = self._phase is not None and self._phase.dual_write_enabled
         if enabled and self._paused:
             self.consumer.resume_all()
             self._paused = False
             self.metrics.paused.set(0)
-            log.info("writer resumed", phase=self._phase.phase if self._phase else None)
+            log.info("writer_resumed", phase=self._phase.phase if self._phase else None)
         elif not enabled and not self._paused:
             self.consumer.pause_all()
             self._paused = True
             self.metrics.paused.set(1)
-            log.info("writer paused: DynamoDB is not a pipeline write target in this phase",
+            log.info("writer_paused", reason="DynamoDB is not a pipeline write target in this phase",
                      phase=self._phase.phase if self._phase else None)
         return enabled
 
@@ -123,7 +123,7 @@ class Writer:
         try:
             self.control.put_marker(names.WRITER_HEARTBEAT, {"ts": now, "group": self.settings.writer_group})
         except ControlStoreUnavailable as exc:
-            log.warning("heartbeat not written", error=str(exc))
+            log.warning("heartbeat_not_written", error=str(exc))
 
     # ----------------------------------------------------------------- one batch
 
@@ -152,7 +152,8 @@ class Writer:
             stats.failed += 1
             self.metrics.failed.labels(letter.table or "?").inc()
             self.metrics.dead_lettered.labels(letter.reason).inc()
-            log.warning("DualWrite", outcome="failed", table=letter.table, key=letter.key,
+            log.warning("dynamodb_write_failed", marker="DualWrite",
+                        outcome="failed", table=letter.table, key=letter.key,
                         version=letter.version, error=letter.error_type, reason=letter.reason,
                         message=letter.error)
         if letters:
@@ -161,7 +162,8 @@ class Writer:
         self._report(now, stats)
         seconds = time.monotonic() - started
         self.metrics.batch_latency.observe(seconds)
-        log.debug("DualWrite", outcome="applied", events=stats.events, applied=stats.applied,
+        log.debug("dynamodb_write_applied", marker="DualWrite",
+                  outcome="applied", events=stats.events, applied=stats.applied,
                   replayed=stats.replayed, coalesced=stats.coalesced, failed=stats.failed,
                   tables=dict(per_table), seconds=round(seconds, 4))
         for field in ("events", "applied", "replayed", "coalesced", "failed"):
@@ -183,4 +185,4 @@ class Writer:
             self.control.incr_many({names.DUAL_WRITE_APPLIED: ok, names.DUAL_WRITE_FAILED: stats.failed},
                                    at=now)
         except ControlStoreUnavailable as exc:
-            log.warning("gate counters not written", error=str(exc), applied=ok, failed=stats.failed)
+            log.warning("gate_counters_not_written", error=str(exc), applied=ok, failed=stats.failed)

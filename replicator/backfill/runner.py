@@ -171,10 +171,10 @@ class Backfill:
             p.offsets = _offsets(marker)
             if marker.get("complete"):
                 p.complete = True
-                log.info("backfill table already complete", table=shape.source, rows=p.done)
+                log.info("backfill_table_already_complete", table=shape.source, rows=p.done)
                 self.on_progress(p)
                 return p
-            log.info("backfill resuming", table=shape.source, done=p.done, cursor=cursor_json)
+            log.info("backfill_resuming", table=shape.source, done=p.done, cursor=cursor_json)
         else:
             store.put_marker(marker_name, _marker(p, None, False))
         self.metrics.estimate.labels(shape.source).set(p.total_estimate)
@@ -195,11 +195,11 @@ class Backfill:
                 pub.flush()
             except TableVanishedError as exc:
                 p.error = str(exc)
-                log.error("backfill table vanished", table=shape.source, error=str(exc))
+                log.error("backfill_table_vanished", table=shape.source, error=str(exc))
                 store.put_marker(marker_name, _marker(p, cursor_json, True))
                 return p
             except TransientError as exc:
-                log.warning("backfill transient error, retrying", table=shape.source, error=str(exc))
+                log.warning("backfill_transient_error_retrying", table=shape.source, error=str(exc))
                 self._sleep(2.0)
                 continue
             for tp, off in pub.acked.items():
@@ -220,14 +220,14 @@ class Backfill:
             self.on_progress(p)
             reason = throttle.observe(chunk.query_s, src.replication_lag_s())
             if reason:
-                log.info("backfill backing off", table=shape.source, reason=reason, pause_s=throttle.pause_s)
+                log.info("backfill_backing_off", table=shape.source, reason=reason, pause_s=throttle.pause_s)
             self.metrics.pause.set(throttle.pause_s)
             throttle.wait(sent + dead)
         if self.stop.is_set():
             return p
         p.complete = True
         store.put_marker(marker_name, _marker(p, cursor_json, True))
-        log.info("backfill table copied", table=shape.source, rows=p.done, dead_lettered=p.dead_lettered,
+        log.info("backfill_table_copied", table=shape.source, rows=p.done, dead_lettered=p.dead_lettered,
                  chunks=p.chunks)
         self.on_progress(p)
         return p
@@ -250,7 +250,7 @@ class Backfill:
             except (TypeError, ValueError) as exc:
                 dead += 1
                 self.metrics.dead.labels(shape.source).inc()
-                log.warning("backfill row dead-lettered", table=shape.source, pk=repr(pk), error=str(exc))
+                log.warning("backfill_row_dead_lettered", table=shape.source, pk=repr(pk), error=str(exc))
                 pub.dead_letter(dlq, shape.source, repr(pk), str(exc), {"version": version})
         return sent, dead
 
@@ -270,18 +270,18 @@ class Backfill:
             missing = sorted(all_mapped - copied)
             store.put_marker(names.BACKFILL_COMPLETE,
                              {"complete": False, "missing": missing, "at": time.time()})
-            log.warning("backfill incomplete", missing=missing)
+            log.warning("backfill_incomplete", missing=missing)
             return
         applied = False
         if self.opts.wait_for_writer:
-            log.info("backfill waiting for the writer to apply the snapshot events", partitions=len(targets))
+            log.info("backfill_waiting_for_writer", partitions=len(targets))
             applied = self.applied = wait_until_applied(
                 self.settings, targets, timeout_s=self.opts.wait_timeout_s, stop=self.stop,
-                on_wait=lambda behind: log.debug("backfill waiting", partitions_behind=behind))
+                on_wait=lambda behind: log.debug("backfill_waiting", partitions_behind=behind))
         # "complete" means applied in DynamoDB, not merely published: the 2 -> 3 gate relies on it.
         store.put_marker(names.BACKFILL_COMPLETE, {
             "complete": applied, "tables": sorted(all_mapped), "at": time.time(), "published": True,
         })
-        log.info("backfill complete" if applied else
-                 "backfill published; the writer has not applied it yet (rerun to wait for it)",
+        log.info("backfill_complete" if applied else "backfill_published_not_applied",
+                 hint=None if applied else "the writer has not applied it yet: rerun to wait for it",
                  tables=sorted(all_mapped))

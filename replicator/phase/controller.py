@@ -121,8 +121,8 @@ class PhaseController:
         )
         self._check_direction(transition, direction)
         if transition.direction is Direction.NOOP:
-            log.info("Migration phase unchanged", phase=target, actor=actor, reason=reason,
-                     epoch=current.epoch)
+            log.info("migration_phase_unchanged", marker="Migration phase unchanged", phase=target,
+                     actor=actor, reason=reason, epoch=current.epoch)
             return ChangeResult(transition, current)
         results: list[GateResult] = []
         forced: tuple[str, ...] = ()
@@ -130,8 +130,9 @@ class PhaseController:
             results = self.gates.check(target, current)
             failed = tuple(r.gate for r in results if not r.passed)
             if failed and not force:
-                log.warning("Migration phase change refused", from_phase=current.phase, to_phase=target,
-                            actor=actor, reason=reason, failed_gates=list(failed))
+                log.warning("migration_phase_change_refused", marker="Migration phase change refused",
+                            from_phase=current.phase, to_phase=target, actor=actor, reason=reason,
+                            failed_gates=list(failed))
                 raise GatesNotMet(gates_message(transition, results), results)
             forced = failed
         now = self.clock.now()
@@ -146,7 +147,8 @@ class PhaseController:
         self.metrics.phase.set(target)
         self.metrics.changes.labels(direction=transition.direction.value).inc()
         log.info(
-            "Migration phase changed", from_phase=current.phase, to_phase=target, actor=actor, reason=reason,
+            "migration_phase_changed", marker="Migration phase changed", from_phase=current.phase,
+            to_phase=target, actor=actor, reason=reason,
             epoch=new.epoch, direction=transition.direction.value, forced_gates=list(forced),
             acknowledgements=list(transition.acknowledgements),
         )
