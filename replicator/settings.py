@@ -124,6 +124,32 @@ class GateSettings(_Section):
     )
 
 
+class ValidationSettings(_Section):
+    """Phase-3 dual reads (DESIGN §1): which reads are compared, and how long lag may hide a change."""
+
+    sample_ratio: float = Field(1.0, ge=0, le=1, description="share of phase-3 reads compared")
+    recheck_wait_s: float = Field(
+        5.0, ge=0, description="a difference is re-checked once the pipeline has applied past the read; "
+                               "how long to wait for that before counting the read as unverified")
+
+
+class ClientSettings(_Section):
+    """The application client (``replicator.client``)."""
+
+    read_timeout_s: float = Field(2.0, gt=0, description="budget of one read from one store")
+    read_your_writes_wait_s: float = Field(
+        1.0, ge=0, description="phase 4: how long a read of a row this client wrote waits for the pipeline "
+                               "to apply the write before it is served from MySQL instead")
+    remember_writes_s: float = Field(
+        60.0, gt=0, description="how long a written key is remembered for read-your-writes")
+    pool_size: int = Field(8, ge=1, le=256, description="MySQL connections (and DynamoDB pool) per client")
+    database: str | None = Field(None, description="default database for unqualified table names")
+
+
+class CutoverSettings(_Section):
+    max_write_pause_s: float = Field(2.0, gt=0, description="bound of the write pause of a 4<->5 switch")
+
+
 class LogSettings(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["console", "json"] = "console"
@@ -147,6 +173,9 @@ class Settings(BaseSettings):
     gates: GateSettings = GateSettings()
     log: LogSettings = LogSettings()
     metrics: MetricsSettings = MetricsSettings()
+    validation: ValidationSettings = ValidationSettings()
+    client: ClientSettings = ClientSettings()
+    cutover: CutoverSettings = CutoverSettings()
 
     @model_validator(mode="after")
     def _unique_tables(self) -> Settings:
