@@ -9,9 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-
-def quote_ident(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
+from replicator.mapping.cells import quote_ident
 
 
 def after_key_predicate(pk: Sequence[str]) -> str:

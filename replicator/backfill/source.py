@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from replicator.adapters.mysql import Connection, connect, mysql_errors
-from replicator.backfill.cells import converter, select_expr
 from replicator.backfill.chunks import after_key_params, chunk_query
 from replicator.catalog import TableShape, read_table_shape
 from replicator.errors import ReplicatorError, SourceConfigError, StatementRejected, TableVanishedError
 from replicator.events import Row, Temporal, Value
+from replicator.mapping.cells import converter, select_expr
 from replicator.settings import MySQLSettings
 
 

@@ -1,5 +1,9 @@
 """From a SELECT cell to the event value model (:mod:`replicator.events`), per column type.
 
+Shared by every role that reads current rows from MySQL: the backfill, the reconciliation
+and the application client, so a row read from MySQL compares exactly with one mapped back
+from DynamoDB.
+
 The SELECT list asks the server for forms that lose nothing over the text protocol:
 temporal columns as their canonical text (zero dates included; the session runs in UTC so
 TIMESTAMP text is UTC), FLOAT widened to DOUBLE (the exact stored single, then its shortest
@@ -16,10 +20,13 @@ from typing import Any
 
 import orjson
 
-from replicator.backfill.chunks import quote_ident
 from replicator.events import JsonDoc, Temporal, Value
 from replicator.mapping.coltypes import ColumnType
 from replicator.mapping.values import float_text
+
+
+def quote_ident(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
 
 
 def select_expr(name: str, ct: ColumnType) -> str:
