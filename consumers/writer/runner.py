@@ -22,10 +22,10 @@ from dataclasses import dataclass
 
 import structlog
 
-from consumers.writer.applier import ConditionalApplier, WriteResult
+from consumers.writer.applier import WriteResult
 from consumers.writer.batch import BatchPlan, DeadLetter, MapperCache, RawMessage, plan_batch
-from consumers.writer.kafka import DeadLetterSink, EventConsumer
 from consumers.writer.metrics import WriterMetrics
+from consumers.writer.ports import Applier, DeadLetterSink, EventConsumer
 from replicator.control import ControlStore, PhaseState, names
 from replicator.errors import ControlStoreUnavailable
 from replicator.settings import Settings
@@ -53,7 +53,7 @@ class BatchStats:
 class Writer:
     """Kafka -> DynamoDB; adapters injected (see :func:`consumers.writer.service.run_writer`)."""
 
-    def __init__(self, settings: Settings, consumer: EventConsumer, applier: ConditionalApplier,
+    def __init__(self, settings: Settings, consumer: EventConsumer, applier: Applier,
                  dead_letters: DeadLetterSink, control: ControlStore, metrics: WriterMetrics,
                  options: WriterOptions | None = None, clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
