@@ -8,11 +8,12 @@ field-by-field account of what differs.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Literal
 
-from replicator.events import Row, Value
+from replicator.events import JsonDoc, Row, Temporal, Value
 
 DiffKind = Literal["missing_in_dynamodb", "extra_in_dynamodb", "different"]
 
@@ -54,3 +55,42 @@ def describe(d: Difference) -> str:
         return f"{d.table} {d.key}: {d.kind.replace('_', ' ')}"
     parts = [f"{col}: mysql={a!r} dynamodb={b!r}" for col, (a, b) in d.fields.items()]
     return f"{d.table} {d.key}: " + "; ".join(parts)
+
+
+# --------------------------------------------------------------------------- classes of difference
+
+ValueClass = Literal[
+    "timestamp_precision", "null_vs_empty", "number_decimal", "binary", "key_transform", "other",
+]
+
+
+def _is_empty(v: Value) -> bool:
+    return v in ("", b"") or (isinstance(v, frozenset) and not v) or (isinstance(v, JsonDoc) and v.value in
+                                                                     ("", [], {}, None))
+
+
+def _fractionless(t: Temporal) -> str:
+    return t.text.removesuffix("Z").split(".")[0]
+
+
+def classify(column: str, mysql: Value, dynamo: Value, *, key_columns: Sequence[str] = ()) -> ValueClass:
+    """Why one column differs, in the classes an operator acts on (the guide's failure causes).
+
+    ``key_columns``: the columns the DynamoDB key is built from; a difference there is a key
+    transform (a template or type that does not carry the value back unchanged).
+    """
+    if column in key_columns:
+        return "key_transform"
+    if (mysql is None and _is_empty(dynamo)) or (dynamo is None and _is_empty(mysql)):
+        return "null_vs_empty"
+    if isinstance(mysql, Temporal) and isinstance(dynamo, Temporal) and \
+            _fractionless(mysql) == _fractionless(dynamo):
+        return "timestamp_precision"
+    numeric = (int, float, Decimal)
+    if isinstance(mysql, numeric) and isinstance(dynamo, numeric) and not isinstance(mysql, bool):
+        return "number_decimal"
+    if isinstance(mysql, Decimal | float) or isinstance(dynamo, Decimal | float):
+        return "number_decimal"
+    if isinstance(mysql, bytes) or isinstance(dynamo, bytes):
+        return "binary"
+    return "other"

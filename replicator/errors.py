@@ -23,7 +23,8 @@
     │   ├── TargetUnavailable              DynamoDB throttling, 5xx, connection errors
     │   ├── ControlStoreUnavailable        Redis / control table unreachable         2
     │   ├── ProbeError                     a gate probe could not measure
-    │   └── WriteFrozenError               writes are paused by a cutover; retry
+    │   ├── WriteFrozenError               writes are paused by a cutover; retry
+    │   └── WriteConflictError             a phase-5 write raced another; retry it
     ├── MappingError                       one row/event cannot be mapped -> dead-letter 3
     │   ├── ItemTooLargeError              over DynamoDB's 400 KB item limit
     │   ├── MissingKeyError                a key attribute NULL or empty
@@ -175,6 +176,11 @@ class ProbeError(TransientError):
 
 class WriteFrozenError(TransientError):
     """Application writes are paused (a cutover is switching the write target); retry shortly."""
+
+
+class WriteConflictError(TransientError):
+    """A phase-5 write kept losing its version condition to concurrent writers; nothing was
+    written by it; retry the operation."""
 
 
 # --------------------------------------------------------------------------- one row
