@@ -1,87 +1,31 @@
-"""The writer loop's decisions, with in-memory stand-ins for Kafka, DynamoDB and the control store."""
+"""The writer loop's decisions, with the in-memory Kafka, DynamoDB and control store of replicator.testing."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
-from typing import Any
 
-from consumers.writer.applier import ConditionalApplier
+from consumers.writer.applier import WriteResult
 from consumers.writer.batch import DeadLetter, RawMessage
 from consumers.writer.metrics import WriterMetrics
 from consumers.writer.runner import Writer, WriterOptions
-from replicator.control.memory import MemoryControlStore
 from replicator.settings import load_settings
+from replicator.testing import MemoryApplier, MemoryControlStore, MemoryDeadLetters, MemoryEventConsumer
 from tests.consumers.conftest import make_event, set_phase
 
 TOPIC = "cdc.shop.users"
 
 
-class Journal(list[str]):
-    """The order in which the stand-ins were called."""
-
-
-class FakeConsumer:
-    def __init__(self, journal: Journal, messages: list[RawMessage]) -> None:
-        self.journal, self.queue, self.paused = journal, messages, False
-        self.committed: dict[tuple[str, int], int] = {}
-
-    def start(self) -> None: ...
-    def close(self) -> None: ...
-
-    def poll_batch(self, max_messages: int, timeout: float) -> list[RawMessage]:
-        if self.paused:
-            return []
-        out, self.queue = self.queue[:max_messages], self.queue[max_messages:]
-        return out
-
-    def commit(self, offsets: dict[tuple[str, int], int]) -> None:
-        self.journal.append("commit")
-        self.committed.update(offsets)
-
-    def pause_all(self) -> None:
-        self.paused = True
-
-    def resume_all(self) -> None:
-        self.paused = False
-
-
-class FakeDeadLetters:
-    def __init__(self, journal: Journal) -> None:
-        self.journal, self.letters = journal, []  # type: ignore[var-annotated]
-
-    def start(self) -> None: ...
-    def close(self) -> None: ...
-
-    def send(self, letters: Iterable[DeadLetter]) -> None:
-        self.journal.append("dead-letter")
-        self.letters.extend(letters)
-
-
-class FakeDynamo:
-    def __init__(self, journal: Journal) -> None:
-        self.journal = journal
-
-    def transact_write_items(self, **kw: Any) -> dict[str, Any]:
-        self.journal.append("dynamodb")
-        return {}
-
-    def put_item(self, **kw: Any) -> dict[str, Any]:
-        self.journal.append("dynamodb")
-        return {}
-
-
 def _writer(messages: list[RawMessage],
-            phase: int) -> tuple[Writer, FakeConsumer, Journal, MemoryControlStore]:
-    journal = Journal()
+            phase: int) -> tuple[Writer, MemoryEventConsumer[RawMessage], list[str], MemoryControlStore]:
+    journal: list[str] = []  # the order of the acknowledgements (see replicator.testing)
     control = MemoryControlStore()
     set_phase(control, phase)
-    consumer = FakeConsumer(journal, messages)
-    applier = ConditionalApplier(FakeDynamo(journal), concurrency=2)  # type: ignore[arg-type]
+    consumer = MemoryEventConsumer(messages, journal=journal)
+    applier = MemoryApplier(WriteResult, journal=journal)
     applier.start()
     settings = load_settings(tables=[{"source": "shop.users"}])
-    writer = Writer(settings, consumer, applier, FakeDeadLetters(journal), control, WriterMetrics(),
-                    WriterOptions(phase_refresh_s=0))
+    writer = Writer(settings, consumer, applier, MemoryDeadLetters[DeadLetter](journal=journal), control,
+                    WriterMetrics(), WriterOptions(phase_refresh_s=0))
     return writer, consumer, journal, control
 
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 import pytest
 
 from replicator.control import HistoryEntry, PhaseState, names
-from replicator.control.memory import MemoryControlStore
 from replicator.phase import gates
 from replicator.phase.clock import FixedClock
 from replicator.phase.probes import GateChecker
 from replicator.settings import Settings, TableMapping
-from tests.replicator.phase.fakes import FakeOffsets, FakeTables
+from replicator.testing import MemoryControlStore, MemoryOffsetProbe, MemoryTableProbe
 
 NOW = 1_800_000_000.0
 HOUR = 3600.0
@@ -27,11 +26,11 @@ def make_settings(**gate_overrides: float) -> Settings:
 
 def checker(
     store: MemoryControlStore, settings: Settings | None = None, *, tables: set[str] | None = None,
-    offsets: FakeOffsets | None = None, now: float = NOW,
+    offsets: MemoryOffsetProbe | None = None, now: float = NOW,
 ) -> GateChecker:
     return GateChecker(settings or make_settings(), store, FixedClock(now),
-                       FakeTables(tables if tables is not None else {"p-users", "p-orders"}),
-                       offsets or FakeOffsets())
+                       MemoryTableProbe(tables if tables is not None else {"p-users", "p-orders"}),
+                       offsets or MemoryOffsetProbe())
 
 
 def by_gate(results: list[gates.GateResult]) -> dict[str, gates.GateResult]:
@@ -123,7 +122,7 @@ def test_gate_4_5_reads_the_writer_groups_lag_on_every_table_topic() -> None:
     in_phase(store, 4, NOW - 48 * HOUR)
     store.incr(names.DYNAMODB_READ_OK, 5000, at=NOW - HOUR)
     store.put_marker(names.READER_HEARTBEAT, {"ts": NOW - 1, "lag_s": 0, "position": "x"})
-    offsets = FakeOffsets()
+    offsets = MemoryOffsetProbe()
     assert all(r.passed for r in checker(store, offsets=offsets).check(5))
     assert offsets.asked == [("mig.writer", ["mig.shop.users", "mig.shop.orders"])]
 
@@ -133,7 +132,8 @@ def test_gate_4_5_fails_while_the_writer_is_behind() -> None:
     in_phase(store, 4, NOW - 48 * HOUR)
     store.incr(names.DYNAMODB_READ_OK, 5000, at=NOW - HOUR)
     store.put_marker(names.READER_HEARTBEAT, {"ts": NOW - 1, "lag_s": 0, "position": "x"})
-    r = by_gate(checker(store, offsets=FakeOffsets({"mig.shop.orders": 2})).check(5))[gates.REPLICATION_LAG]
+    offsets = MemoryOffsetProbe({"mig.shop.orders": 2})
+    r = by_gate(checker(store, offsets=offsets).check(5))[gates.REPLICATION_LAG]
     assert not r.passed and "mig.shop.orders (2)" in r.detail
 
 
@@ -141,7 +141,7 @@ def test_gate_4_5_fails_with_the_reason_when_kafka_cannot_be_read() -> None:
     store = MemoryControlStore()
     in_phase(store, 4, NOW - 48 * HOUR)
     store.put_marker(names.READER_HEARTBEAT, {"ts": NOW - 1, "lag_s": 0, "position": "x"})
-    offsets = FakeOffsets(error="Kafka unreachable: x")
+    offsets = MemoryOffsetProbe(error="Kafka unreachable: x")
     r = by_gate(checker(store, offsets=offsets).check(5))[gates.REPLICATION_LAG]
     assert not r.passed and "Kafka unreachable" in r.detail
 
