@@ -58,7 +58,7 @@ def delete(version: int, key: int = 1) -> ConditionalWrite:
 
 
 def test_every_fake_satisfies_its_protocol() -> None:
-    """What this checks, mypy checks (tests are type-checked): no fake needs a type: ignore."""
+    """Checked by ``mypy tests/replicator/test_testing.py`` (make lint type-checks the packages only)."""
     broker = MemoryBroker()
     binlog = MemoryBinlog()
     source: ChangeSource = MemoryChangeSource([])
