@@ -132,7 +132,7 @@ def test_direction_forward_refuses_a_rollback_and_vice_versa(ctl: PhaseControlle
 def test_every_change_logs_migration_phase_with_from_to_actor_reason(ctl: PhaseController) -> None:
     with capture_logs() as logs:
         ctl.set_migration_phase(2, reason="go", actor="alice")
-    changed = [e for e in logs if "Migration phase" in e["event"]]
+    changed = [e for e in logs if "Migration phase" in e.get("marker", "")]
     assert len(changed) == 1
     assert {k: changed[0][k] for k in ("from_phase", "to_phase", "actor", "reason")} == {
         "from_phase": 1, "to_phase": 2, "actor": "alice", "reason": "go"}
