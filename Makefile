@@ -44,6 +44,7 @@ bench: setup stack-up
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 clean: stack-down
 	rm -rf .stack $(VENV)
