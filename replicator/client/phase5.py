@@ -1,0 +1,139 @@
+"""Phase-5 writes: an application transaction as one optimistic DynamoDB write.
+
+Each row a transaction touches is read once (strongly consistent) into a working set; inserts,
+updates and deletes then act on that set, so several operations on one row inside one
+transaction behave as they would in MySQL (an insert after a delete, an update after an
+insert). At commit every changed row becomes one conditional put — of the new item, or of a
+tombstone — conditional on the version read (or on there being no item at all), all in one
+``TransactWriteItems`` (one ``PutItem`` for a single row). A concurrent writer makes the
+condition fail: :class:`WriteConflictError`, nothing written, and single-row operations run
+again from their read. Versions come from :func:`~replicator.client.dynamo_side.app_version`,
+above every binlog version, so no late CDC event can overwrite them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from replicator.client.dynamo_side import (
+    MAX_TRANSACT_ITEMS,
+    DynamoSide,
+    Put,
+    app_put,
+    app_tombstone,
+    app_version,
+    item_version,
+)
+from replicator.errors import DuplicateKeyError, TransactionTooLargeError
+from replicator.events import Row
+from replicator.mapping import Item, TableMapper, is_tombstone
+
+if TYPE_CHECKING:
+    from replicator.client.table import Table
+
+
+@dataclass
+class Slot:
+    table: Table
+    key: Item
+    stored: int | None  # the version in DynamoDB when read (live or tombstone); None: no item
+    was_live: bool
+    original: Row | None
+    row: Row | None
+
+    @property
+    def changed(self) -> bool:
+        return self.row != self.original
+
+
+def _identity(table: str, key: Item) -> tuple[str, tuple[tuple[str, str, str], ...]]:
+    parts = []
+    for name, av in sorted(key.items()):
+        ((tag, payload),) = av.items()
+        parts.append((name, tag, payload.hex() if isinstance(payload, bytes | bytearray) else str(payload)))
+    return table, tuple(parts)
+
+
+class Phase5Batch:
+    """The working set of one phase-5 transaction."""
+
+    def __init__(self, dynamo: DynamoSide, tombstone_ttl_s: int) -> None:
+        self._dynamo = dynamo
+        self._ttl_s = tombstone_ttl_s
+        self._slots: dict[tuple[str, tuple[tuple[str, str, str], ...]], Slot] = {}
+
+    def _slot(self, table: Table, key: Item) -> Slot:
+        ident = _identity(table.target, key)
+        slot = self._slots.get(ident)
+        if slot is None:
+            if len(self._slots) >= MAX_TRANSACT_ITEMS:
+                raise TransactionTooLargeError(
+                    "a phase-5 transaction is one DynamoDB TransactWriteItems of at most "
+                    f"{MAX_TRANSACT_ITEMS} rows (a key-changing update counts two); this one touches more: "
+                    "split it")
+            item = self._dynamo.get(table.target, key)
+            live = item is not None and not is_tombstone(item)
+            row = table.mapper.to_row(item) if live and item is not None else None
+            slot = Slot(table, key, item_version(item), live, row, row)
+            self._slots[ident] = slot
+        return slot
+
+    def current(self, table: Table, key: Item) -> Row | None:
+        return self._slot(table, key).row
+
+    def insert(self, table: Table, row: Row) -> None:
+        slot = self._slot(table, table.mapper.key(row))
+        if slot.row is not None:
+            raise DuplicateKeyError(f"{table.source}: duplicate entry for key "
+                                    f"({table.mapper.key_text(row)}): a row with this primary key exists",
+                                    code=1062)
+        slot.row = row
+
+    def update(self, table: Table, key: Item, changes: Row) -> int:
+        slot = self._slot(table, key)
+        if slot.row is None:
+            return 0
+        new = {**slot.row, **changes}
+        if new == slot.row:
+            return 0
+        new_key = table.mapper.key(new)
+        if new_key != key:
+            self.insert(table, new)
+            slot.row = None
+        else:
+            slot.row = new
+        return 1
+
+    def delete(self, table: Table, key: Item) -> int:
+        slot = self._slot(table, key)
+        if slot.row is None:
+            return 0
+        slot.row = None
+        return 1
+
+    def puts(self) -> list[Put]:
+        out: list[Put] = []
+        for slot in self._slots.values():
+            if not slot.changed:
+                continue
+            version = app_version(slot.stored)
+            mapper: TableMapper = slot.table.mapper
+            if slot.row is not None:
+                op = "update" if slot.was_live else "insert"
+                out.append(app_put(mapper, slot.table.target, slot.row, version, slot.stored, op))
+            elif slot.was_live and slot.original is not None:
+                assert slot.stored is not None
+                out.append(app_tombstone(mapper, slot.table.target, slot.original, version, slot.stored,
+                                         self._ttl_s))
+        return out
+
+    def commit(self) -> int:
+        """Write every changed row at once; the number of items written."""
+        puts = self.puts()
+        if len(puts) == 1:
+            self._dynamo.put(puts[0])
+        elif puts:
+            self._dynamo.transact(puts)
+        return len(puts)
+

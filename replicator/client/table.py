@@ -1,0 +1,475 @@
+"""One mapped table as the application sees it: reads and writes routed by the phase snapshot.
+
+========  ====================================  =======================================
+phase     reads                                 writes
+========  ====================================  =======================================
+1, 2      MySQL                                 MySQL (the pipeline carries them on)
+3         MySQL and DynamoDB concurrently;      MySQL
+          MySQL's answer, the two compared
+4         DynamoDB (read-your-writes; MySQL     MySQL
+          when DynamoDB fails: never an error)
+5         DynamoDB                              DynamoDB, version-conditional, ``_origin=app``
+========  ====================================  =======================================
+
+Rows go in and come out in PyMySQL's shape (:mod:`replicator.mapping.pytypes`) whichever store
+served them; every key, item and row goes through the table's :class:`TableMapper`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import structlog
+
+from replicator.client.dynamo_side import MAX_TRANSACT_ITEMS
+from replicator.client.mysql_side import (
+    MySQLTransaction,
+    delete_sql,
+    insert_sql,
+    sql_param,
+    update_sql,
+    where_key,
+)
+from replicator.client.phase5 import Phase5Batch
+from replicator.control import PhaseState, names
+from replicator.errors import (
+    ConditionFailed,
+    KeyShapeError,
+    MappingError,
+    ReplicatorError,
+    TransactionCancelled,
+    WriteConflictError,
+)
+from replicator.events import Row
+from replicator.mapping import TableMapper, is_tombstone
+from replicator.mapping.fit import check_row_fits
+from replicator.mapping.pytypes import from_python, to_python
+
+if TYPE_CHECKING:
+    from replicator.client.client import Client
+
+log = structlog.get_logger("replicator.client")
+
+Key = Mapping[str, Any]
+T = TypeVar("T")
+_CONFLICT_RETRIES = 5
+
+
+class Table:
+    """``client.table("db.table")``: get, get_many, query, insert, update, delete."""
+
+    def __init__(self, client: Client, mapper: TableMapper, target: str) -> None:
+        self._c = client
+        self.mapper = mapper
+        self.source = mapper.table
+        self.target = target  # the DynamoDB table, prefix included
+        self._key_columns = tuple(self._template_columns())
+
+    def _template_columns(self) -> list[str]:
+        from replicator.mapping.mapper import template_fields
+
+        cols: list[str] = []
+        for attr in self.mapper.key_attributes:
+            cols.extend(template_fields(attr.template) if attr.template else [attr.column or ""])
+        return cols
+
+    # ----------------------------------------------------------------- keys and rows
+
+    def key_of(self, key: Key) -> dict[str, Any]:
+        """The primary key as given, checked: exactly the primary-key columns."""
+        if not isinstance(key, Mapping):
+            raise KeyShapeError(f"{self.source}: a key is a dict of the primary-key columns "
+                                f"{list(self.mapper.primary_key)}, got {type(key).__name__}")
+        missing = [c for c in self.mapper.primary_key if c not in key]
+        extra = [c for c in key if c not in self.mapper.primary_key]
+        if missing or extra:
+            raise KeyShapeError(
+                f"{self.source}: the key must hold exactly the primary-key columns "
+                f"{list(self.mapper.primary_key)}" + (f"; missing {missing}" if missing else "")
+                + (f"; not key columns {extra}" if extra else ""))
+        return {c: key[c] for c in self.mapper.primary_key}
+
+    def values(self, row: Mapping[str, Any]) -> Row:
+        """Application values -> the event value model (the mapping's input)."""
+        unknown = [c for c in row if c not in self.mapper.types]
+        if unknown:
+            raise KeyShapeError(f"{self.source} has no column(s) {unknown}; its columns are "
+                                f"{list(self.mapper.types)}")
+        out: Row = {}
+        for column, value in row.items():
+            try:
+                out[column] = from_python(self.mapper.types[column], value)
+            except MappingError as exc:
+                raise type(exc)(f"{self.source}.{column}: {exc}", table=self.source,
+                                reason=exc.reason) from exc
+        return out
+
+    def shape(self, row: Row | None) -> dict[str, Any] | None:
+        """An event-model row -> the application's row (PyMySQL's types)."""
+        if row is None:
+            return None
+        mode = self._c.settings.client.json_columns
+        return {c: to_python(self.mapper.types[c], v, mode) for c, v in row.items()}
+
+    def key_text(self, key: Key) -> str:
+        return self.mapper.key_text(self.values(key))
+
+    def dynamo_key(self, key: Key) -> dict[str, Any]:
+        try:
+            return self.mapper.key(self.values(key))
+        except MappingError as exc:
+            raise KeyShapeError(
+                f"{self.source}: the DynamoDB key of tables[source={self.source}].key cannot be built from "
+                f"the primary key alone ({exc}); reads by primary key from DynamoDB need a key template "
+                "over primary-key columns") from exc
+
+    # ----------------------------------------------------------------- reads
+
+    def get(self, key: Key) -> dict[str, Any] | None:
+        """The row with this primary key, or None."""
+        return self.get_many([key])[0]
+
+    def get_many(self, keys: Sequence[Key]) -> list[dict[str, Any] | None]:
+        """The rows for ``keys``, in order (None where there is none)."""
+        state = self._c.phase
+        checked = [self.key_of(k) for k in keys]
+        if not checked:
+            return []
+        n = state.phase
+        if n <= 2:
+            rows = self._mysql_rows(checked)
+        elif n == 3:
+            rows = self._dual_rows(checked)
+        elif n == 4:
+            rows = self._phase4_rows(checked)
+        else:
+            rows = self._dynamo_rows(checked, count=True)
+        return [self.shape(r) for r in rows]
+
+    def query(self, pattern: str, values: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """The rows of a declared access pattern (``tables[].indexes``), in the pattern's order."""
+        index = self.mapper.index(pattern)
+        given = dict(values)
+        state = self._c.phase
+        n = state.phase
+        if n <= 2:
+            rows = self._mysql_query(index, given)
+        elif n == 3:
+            rows = self._dual_query(index, given)
+        elif n == 4:
+            rows = self._phase4_query(index, given)
+        else:
+            rows = self._dynamo_query(index, given, count=True)
+        return [r for r in (self.shape(x) for x in rows) if r is not None]
+
+    # MySQL
+
+    def _mysql_rows(self, keys: Sequence[dict[str, Any]]) -> list[Row | None]:
+        pk = list(self.mapper.primary_key)
+        found: dict[str, Row] = {}
+        for start in range(0, len(keys), 500):
+            chunk = keys[start:start + 500]
+            where = " OR ".join(f"({where_key(pk)})" for _ in chunk)
+            params = [sql_param(self.mapper, c, k[c]) for k in chunk for c in pk]
+            t0 = time.perf_counter()
+            for row in self._c.mysql.select(self.mapper, where, params):
+                found[self.mapper.key_text(row)] = row
+            self._c.metrics.read_seconds.labels("mysql", "get").observe(time.perf_counter() - t0)
+        return [found.get(self.key_text(k)) for k in keys]
+
+    def _mysql_query(self, index: Any, values: dict[str, Any]) -> list[Row]:
+        where, params, order = index.mysql_where(values)
+        t0 = time.perf_counter()
+        rows = self._c.mysql.select(self.mapper, where, params, order)
+        self._c.metrics.read_seconds.labels("mysql", "query").observe(time.perf_counter() - t0)
+        return rows
+
+    # DynamoDB
+
+    def _dynamo_rows(self, keys: Sequence[dict[str, Any]], *, count: bool) -> list[Row | None]:
+        dkeys = [self.dynamo_key(k) for k in keys]
+        t0 = time.perf_counter()
+        try:
+            if len(dkeys) == 1:
+                item = self._c.dynamo.get_live(self.target, dkeys[0])
+                items = [item]
+            else:
+                items = self._c.dynamo.batch_get(self.target, dkeys, time.monotonic() + self._budget())
+        except ReplicatorError as exc:
+            if count:
+                self._c.dynamodb_read_failed(exc)
+            raise
+        self._c.metrics.read_seconds.labels("dynamodb", "get").observe(time.perf_counter() - t0)
+        if count:
+            self._c.counters.incr(names.DYNAMODB_READ_OK, 1)
+        return [None if i is None else self.mapper.to_row(i) for i in items]
+
+    def _dynamo_query(self, index: Any, values: dict[str, Any], *, count: bool) -> list[Row]:
+        params = index.dynamodb_query_params(self.target, values)
+        t0 = time.perf_counter()
+        try:
+            items = self._c.dynamo.query(params)
+        except ReplicatorError as exc:
+            if count:
+                self._c.dynamodb_read_failed(exc)
+            raise
+        self._c.metrics.read_seconds.labels("dynamodb", "query").observe(time.perf_counter() - t0)
+        if count:
+            self._c.counters.incr(names.DYNAMODB_READ_OK, 1)
+        rows = [self.mapper.to_row(i) for i in items if not is_tombstone(i)]
+        rows.sort(key=index.sort_key)
+        return rows
+
+    def _budget(self) -> float:
+        return self._c.settings.client.read_timeout_s
+
+    # phase 3: both, concurrently; MySQL's answer
+
+    def _dual_rows(self, keys: Sequence[dict[str, Any]]) -> list[Row | None]:
+        future = self._c.submit_dynamo(lambda: self._dynamo_rows(keys, count=False))
+        mysql = self._mysql_rows(keys)
+        dynamo = self._await(future)
+        if dynamo is not None and self._c.validator.sampled():
+            for key, m, d in zip(keys, mysql, dynamo, strict=True):
+                self._c.validator.check(
+                    self.source, self.key_text(key), m, d, sources=[self.source],
+                    key_columns=self._key_columns, fetch=self._refetch(key))
+        return mysql
+
+    def _refetch(self, key: dict[str, Any]) -> Callable[[], tuple[Row | None, Row | None]]:
+        def fetch() -> tuple[Row | None, Row | None]:
+            return self._mysql_rows([key])[0], self._dynamo_rows([key], count=False)[0]
+        return fetch
+
+    def _dual_query(self, index: Any, values: dict[str, Any]) -> list[Row]:
+        future = self._c.submit_dynamo(lambda: self._dynamo_query(index, values, count=False))
+        mysql = self._mysql_query(index, values)
+        dynamo = self._await(future)
+        if dynamo is not None and self._c.validator.sampled():
+            by_key_m = {self.mapper.key_text(r): r for r in mysql}
+            by_key_d = {self.mapper.key_text(r): r for r in dynamo}
+            for k in sorted(by_key_m.keys() | by_key_d.keys()):
+                key = self._pk_of(by_key_m.get(k) or by_key_d[k])
+                self._c.validator.check(self.source, k, by_key_m.get(k), by_key_d.get(k),
+                                        sources=[self.source], key_columns=self._key_columns,
+                                        fetch=self._refetch(key))
+        return mysql
+
+    def _pk_of(self, row: Row) -> dict[str, Any]:
+        return {c: to_python(self.mapper.types[c], row.get(c)) for c in self.mapper.primary_key}
+
+    def _await(self, future: Future[Any]) -> Any:
+        """The DynamoDB side's result within the read budget; None (counted) when it failed."""
+        try:
+            result = future.result(timeout=self._budget())
+        except FutureTimeout:
+            future.cancel()
+            self._c.dynamodb_read_failed(None)
+            return None
+        except ReplicatorError as exc:
+            self._c.dynamodb_read_failed(exc)
+            return None
+        self._c.counters.incr(names.DYNAMODB_READ_OK, 1)
+        return result
+
+    # phase 4: DynamoDB, fresh for this client's own writes, MySQL when DynamoDB fails
+
+    def _phase4_rows(self, keys: Sequence[dict[str, Any]]) -> list[Row | None]:
+        waits = [g for g in (self._c.recent.pending(self.source, self.key_text(k)) for k in keys) if g]
+        if waits and not self._c.wait_applied(self.source, waits):
+            self._c.metrics.fallbacks.labels("read_your_writes").inc()
+            return self._mysql_rows(keys)
+        try:
+            return self._dynamo_rows(keys, count=True)
+        except ReplicatorError:
+            self._c.metrics.fallbacks.labels("dynamodb_error").inc()
+            return self._mysql_rows(keys)
+
+    def _phase4_query(self, index: Any, values: dict[str, Any]) -> list[Row]:
+        pending = self._c.recent.pending(self.source)
+        if pending and not self._c.wait_applied(self.source, [pending]):
+            self._c.metrics.fallbacks.labels("read_your_writes").inc()
+            return self._mysql_query(index, values)
+        try:
+            return self._dynamo_query(index, values, count=True)
+        except ReplicatorError:
+            self._c.metrics.fallbacks.labels("dynamodb_error").inc()
+            return self._mysql_query(index, values)
+
+    # ----------------------------------------------------------------- writes
+
+    def insert(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        """Insert one row; returns its primary key (with an AUTO_INCREMENT value filled in)."""
+        def once() -> dict[str, Any]:
+            with self._c.transaction() as tx:
+                return tx.table(self.source).insert(row)
+        return retry_conflicts(once)
+
+    def update(self, key: Key, changes: Mapping[str, Any]) -> int:
+        """Set ``changes`` on the row with this key; the number of rows changed (0 or 1)."""
+        def once() -> int:
+            with self._c.transaction() as tx:
+                return tx.table(self.source).update(key, changes)
+        return retry_conflicts(once)
+
+    def delete(self, key: Key) -> int:
+        """Delete the row with this key; the number of rows deleted (0 or 1)."""
+        def once() -> int:
+            with self._c.transaction() as tx:
+                return tx.table(self.source).delete(key)
+        return retry_conflicts(once)
+
+
+# --------------------------------------------------------------------------- transactions
+
+
+class Transaction:
+    """``with client.transaction() as tx``: writes atomic on the store that takes writes."""
+
+    def __init__(self, client: Client, state: PhaseState) -> None:
+        self._c = client
+        self.state = state
+        self.written: dict[str, list[str]] = {}  # source -> key texts, for read-your-writes
+        self.operations = 0
+
+    def table(self, source: str) -> TxTable:
+        return TxTable(self, self._c.table(source))
+
+
+class MySQLClientTransaction(Transaction):
+    def __init__(self, client: Client, state: PhaseState, tx: MySQLTransaction) -> None:
+        super().__init__(client, state)
+        self.mysql = tx
+
+
+class DynamoClientTransaction(Transaction):
+    def __init__(self, client: Client, state: PhaseState) -> None:
+        super().__init__(client, state)
+        self.batch = Phase5Batch(client.dynamo, client.settings.dynamodb.tombstone_ttl_s)
+
+
+class TxTable:
+    """One table inside a transaction."""
+
+    def __init__(self, tx: Transaction, table: Table) -> None:
+        self._tx = tx
+        self._t = table
+
+    def insert(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        t, tx = self._t, self._tx
+        values = t.values(row)
+        tx.operations += 1
+        if isinstance(tx, MySQLClientTransaction):
+            columns = list(row)
+            tx.mysql.execute(insert_sql(t.source, columns), [sql_param(t.mapper, c, row[c]) for c in columns],
+                             f"inserting into {t.source}")
+            key = {c: row[c] for c in t.mapper.primary_key if c in row}
+            if len(key) < len(t.mapper.primary_key) and len(t.mapper.primary_key) == 1:
+                key = {t.mapper.primary_key[0]: tx.mysql.last_insert_id}
+            self._written(key)
+            return key
+        assert isinstance(tx, DynamoClientTransaction)
+        missing = [c for c in t.mapper.primary_key if c not in row]
+        if missing:
+            raise KeyShapeError(f"{t.source}: phase-5 inserts need the primary key {missing}: DynamoDB "
+                                "has no AUTO_INCREMENT")
+        full = {c: values.get(c) for c in t.mapper.attributes}
+        self._check_fits(full, row)
+        tx.batch.insert(t, full)
+        return {c: row[c] for c in t.mapper.primary_key}
+
+    def update(self, key: Key, changes: Mapping[str, Any]) -> int:
+        t, tx = self._t, self._tx
+        pk = t.key_of(key)
+        new_values = t.values(changes)  # refuses unknown columns and bad values before any store
+        tx.operations += 1
+        if isinstance(tx, MySQLClientTransaction):
+            if not changes:
+                return 0
+            columns = list(changes)
+            n = tx.mysql.execute(
+                update_sql(t.source, columns, t.mapper.primary_key),
+                [sql_param(t.mapper, c, changes[c]) for c in columns]
+                + [sql_param(t.mapper, c, pk[c]) for c in t.mapper.primary_key], f"updating {t.source}")
+            self._written(pk)
+            self._written({c: changes.get(c, pk[c]) for c in t.mapper.primary_key})
+            return n
+        assert isinstance(tx, DynamoClientTransaction)
+        current = tx.batch.current(t, t.dynamo_key(pk))
+        if current is None:
+            return 0
+        self._check_fits({**current, **new_values}, changes)
+        return tx.batch.update(t, t.dynamo_key(pk), new_values)
+
+    def delete(self, key: Key) -> int:
+        t, tx = self._t, self._tx
+        pk = t.key_of(key)
+        tx.operations += 1
+        if isinstance(tx, MySQLClientTransaction):
+            n = tx.mysql.execute(delete_sql(t.source, t.mapper.primary_key),
+                                 [sql_param(t.mapper, c, pk[c]) for c in t.mapper.primary_key],
+                                 f"deleting from {t.source}")
+            self._written(pk)
+            return n
+        assert isinstance(tx, DynamoClientTransaction)
+        return tx.batch.delete(t, t.dynamo_key(pk))
+
+    def _written(self, key: Mapping[str, Any]) -> None:
+        self._tx.written.setdefault(self._t.source, []).append(self._t.key_text(key))
+
+    def _check_fits(self, row: Row, given: Mapping[str, Any]) -> None:
+        excluded = [c for c in given if c not in self._t.mapper.attributes]
+        if excluded:
+            raise KeyShapeError(f"{self._t.source}: column(s) {excluded} are excluded from the mapping "
+                                "(tables[].exclude), so DynamoDB cannot keep them in phase 5")
+        check_row_fits(self._t.mapper, row)
+
+
+@contextmanager
+def run_transaction(client: Client) -> Iterator[Transaction]:
+    """The body of :meth:`Client.transaction`: one phase snapshot, one store, atomic."""
+    state = client.phase
+    if state.phase < 5:
+        with client.mysql.transaction() as mtx:
+            tx = MySQLClientTransaction(client, state, mtx)
+            yield tx
+        if tx.operations > MAX_TRANSACT_ITEMS:
+            client.metrics.oversized_transactions.inc()
+            log.warning("transaction_over_dynamodb_limit", operations=tx.operations, limit=MAX_TRANSACT_ITEMS,
+                        hint="this transaction will fail once DynamoDB takes the writes (phase 5): split it")
+        for source, keys in tx.written.items():
+            client.metrics.writes.labels("mysql", "write", "ok").inc(len(keys))
+            if state.phase >= 2:
+                client.recent.record(source, keys, mtx.gtid)
+        return
+    dtx = DynamoClientTransaction(client, state)
+    yield dtx
+    try:
+        written = dtx.batch.commit()
+    except (ConditionFailed, TransactionCancelled) as exc:
+        client.metrics.writes.labels("dynamodb", "write", "conflict").inc()
+        log.info("dynamodb_write_conflict", marker="DualWrite", error=str(exc))
+        raise WriteConflictError(f"a phase-5 write lost its version condition to a concurrent write; "
+                                 f"nothing was written: retry it ({exc})") from exc
+    except ReplicatorError as exc:
+        client.metrics.writes.labels("dynamodb", "write", "failed").inc()
+        log.warning("dynamodb_write_failed", marker="DualWrite", error=str(exc), phase=5)
+        raise
+    client.metrics.writes.labels("dynamodb", "write", "ok").inc(written)
+
+
+def retry_conflicts(op: Callable[[], T]) -> T:
+    """Run a single-row write again (from its read) when a concurrent phase-5 write won the race."""
+    for attempt in range(_CONFLICT_RETRIES):
+        try:
+            return op()
+        except WriteConflictError:
+            if attempt == _CONFLICT_RETRIES - 1:
+                raise
+            time.sleep(0.002 * (attempt + 1))
+    raise AssertionError("unreachable")

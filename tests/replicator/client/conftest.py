@@ -1,0 +1,181 @@
+"""One shop on the real stack for the client's integration tests, shared by the package.
+
+A MySQL database with ``users`` and ``orders``, the real binlog reader and DynamoDB writer
+running as processes (``replicator run`` / ``replicator write --create-tables``), and a
+started :class:`~replicator.client.Client`. Starting the pipeline costs seconds, so it is set
+up once for the package; each test namespaces its rows by key range and sets the phase it
+needs (``shop.phase(n)``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from replicator.client import Client, connect
+from replicator.control import ControlStore, HistoryEntry, PhaseState, open_control_store
+from replicator.control.watermark import PipelineWatermark
+from replicator.demo.processes import Pipeline
+from replicator.settings import Settings, load_settings
+from tests.conftest import admin_connect
+
+SCHEMA = (
+    """CREATE TABLE users (
+         id INT PRIMARY KEY AUTO_INCREMENT,
+         email VARCHAR(120) NOT NULL,
+         name VARCHAR(80) NULL,
+         country CHAR(2) NULL,
+         balance DECIMAL(12,2) NOT NULL DEFAULT 0,
+         created_at DATETIME(6) NOT NULL,
+         seen_at TIMESTAMP(3) NULL,
+         avatar VARBINARY(64) NULL,
+         prefs JSON NULL,
+         UNIQUE KEY (email), KEY (country, created_at))""",
+    """CREATE TABLE orders (
+         id BIGINT PRIMARY KEY,
+         user_id INT NOT NULL,
+         total DECIMAL(10,2) NOT NULL,
+         status ENUM('new','paid','shipped') NOT NULL,
+         created_at DATETIME(6) NOT NULL,
+         KEY (user_id, created_at))""",
+)
+
+
+def tables(db: str) -> list[dict[str, Any]]:
+    return [
+        {"source": f"{db}.users", "target": "users",
+         "indexes": [{"name": "by_email", "pk": "email"},
+                     {"name": "by_country", "pk": "country", "sk": "created_at"}]},
+        {"source": f"{db}.orders", "target": "orders",
+         "indexes": [{"name": "by_user", "pk": "user_id", "sk": "created_at"}]},
+    ]
+
+
+@dataclass
+class Shop:
+    settings: Settings
+    db: str
+    client: Client
+    store: ControlStore
+    pipeline: Pipeline
+    admin: Any
+    keys: dict[str, int] = field(default_factory=lambda: {"n": 1000})
+
+    @property
+    def users(self) -> str:
+        return f"{self.db}.users"
+
+    @property
+    def orders(self) -> str:
+        return f"{self.db}.orders"
+
+    def phase(self, n: int, *, timeout_s: float = 10.0) -> None:
+        """Set the phase in the control store and wait until the client follows it."""
+        cur = self.store.get_phase()
+        if cur.phase != n:
+            self.store.compare_and_set(
+                PhaseState(phase=n, epoch=cur.epoch + 1, updated_at=time.time(), updated_by="test",
+                           reason="test"),
+                HistoryEntry(epoch=cur.epoch + 1, at=time.time(), actor="test", from_phase=cur.phase,
+                             to_phase=n, reason="test"))
+        deadline = time.monotonic() + timeout_s
+        while self.client.phase.phase != n:
+            assert time.monotonic() < deadline, f"the client did not follow phase {n} within {timeout_s} s"
+            time.sleep(0.02)
+
+    def next_ids(self, n: int) -> list[int]:
+        start = self.keys["n"]
+        self.keys["n"] += n
+        return list(range(start, start + n))
+
+    def user(self, uid: int, **over: Any) -> dict[str, Any]:
+        row: dict[str, Any] = {
+            "id": uid, "email": f"u{uid}@example.com", "name": f"User {uid}", "country": "FR",
+            "balance": Decimal("10.50"), "created_at": dt.datetime(2024, 1, 1, 12, 0, 0, uid % 1000),
+            "seen_at": dt.datetime(2024, 2, 1, 8, 30, 0, 123000), "avatar": b"\x00\x01\xff",
+            "prefs": '{"lang": "fr"}',
+        }
+        row.update(over)
+        return row
+
+    def mysql_row(self, table: str, key: int) -> dict[str, Any] | None:
+        with self.admin.cursor() as cur:
+            cur.execute(f"SELECT * FROM `{self.db}`.`{table}` WHERE id = %s", (key,))  # noqa: S608
+            names = [d[0] for d in cur.description]
+            row = cur.fetchone()
+        return None if row is None else dict(zip(names, row, strict=True))
+
+    def applied(self, source: str, timeout_s: float = 30.0) -> bool:
+        """Wait until the pipeline has applied everything MySQL has committed so far."""
+        with self.admin.cursor() as cur:
+            cur.execute("SELECT @@gtid_binlog_pos")
+            position = str(cur.fetchone()[0])
+        return PipelineWatermark(self.store, self.settings).wait_applied(
+            [source], gtid=position, timeout_s=timeout_s)
+
+
+@pytest.fixture(scope="package")
+def shop(stack_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
+    unique = "c" + uuid.uuid4().hex[:10]
+    admin = admin_connect(stack_env)
+    with admin.cursor() as cur:
+        cur.execute(f"CREATE DATABASE `{unique}` CHARACTER SET utf8mb4")
+        cur.execute(f"USE `{unique}`")
+        for ddl in SCHEMA:
+            cur.execute(ddl)
+    settings = load_settings(
+        kafka={"topic_prefix": unique, "partitions": 2}, dynamodb={"table_prefix": f"{unique}-"},
+        control={"namespace": unique}, tables=tables(unique),
+        client={"mysql_user": stack_env.get("STACK_MYSQL_ADMIN_USER", "admin"),
+                "mysql_password": stack_env.get("STACK_MYSQL_ADMIN_PASSWORD", ""),
+                "read_your_writes_wait_s": 2.0},
+        validation={"recheck_wait_s": 3.0}, log={"level": "warning"})
+    pipeline = Pipeline(settings, unique, Path(tmp_path_factory.mktemp("client-pipeline")))
+    pipeline.write_config()
+    pipeline.spawn("writer", "write", "--create-tables")
+    pipeline.spawn("reader", "run")
+    store = open_control_store(settings)
+    store.start()
+    client = None
+    try:
+        _wait_for_tables(settings, timeout_s=90)
+        client = connect(settings, name="tests")
+        shop = Shop(settings, unique, client, store, pipeline, admin_connect(stack_env, unique))
+        shop.phase(2)
+        assert shop.applied(shop.users, timeout_s=90), f"the pipeline did not start; see {pipeline.logs}"
+        yield shop
+    finally:
+        if client is not None:
+            client.close()
+        pipeline.stop()
+        store.close()
+        from replicator.demo.cleanup import remove_demo_resources
+
+        admin_cfg = settings.mysql.model_copy(update={
+            "user": stack_env.get("STACK_MYSQL_ADMIN_USER", "admin"),
+            "password": stack_env.get("STACK_MYSQL_ADMIN_PASSWORD", "")})
+        assert not remove_demo_resources(settings, admin_cfg, unique)
+        admin.close()
+
+
+def _wait_for_tables(settings: Settings, timeout_s: float) -> None:
+    from replicator.adapters.dynamodb import dynamodb_client
+
+    client = dynamodb_client(settings.dynamodb)
+    wanted = {settings.dynamodb.table_prefix + n for n in ("users", "orders")}
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        names = set(client.list_tables(Limit=100)["TableNames"])
+        if wanted <= names and all(
+                client.describe_table(TableName=n)["Table"]["TableStatus"] == "ACTIVE" for n in wanted):
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"the writer did not create {sorted(wanted)} within {timeout_s} s")
