@@ -77,6 +77,22 @@ class KeySpec(_Section):
 ColumnType = Literal["default", "epoch_ms", "bool", "string", "number"]
 
 
+class IndexSpec(_Section):
+    """A secondary access pattern (DESIGN §3.5): a GSI in DynamoDB, a WHERE clause in MySQL."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{3,255}$",
+                      description="the access pattern's name, used as the GSI name as is")
+    pk: str = Field(min_length=1, description="column whose value the pattern is queried by")
+    sk: str | None = Field(None, min_length=1, description="column the pattern's rows are ordered by")
+
+    @model_validator(mode="after")
+    def _two_columns(self) -> IndexSpec:
+        if self.sk == self.pk:
+            raise ValueError(f"index {self.name!r}: pk and sk are both {self.pk!r}; drop sk or pick "
+                             f"another column")
+        return self
+
+
 class TableMapping(_Section):
     source: str = Field(description="database.table")
     target: str | None = Field(None, description="DynamoDB table; default: the source table name")
@@ -85,6 +101,8 @@ class TableMapping(_Section):
     rename: dict[str, str] = Field(default_factory=dict, description="column -> attribute name")
     types: dict[str, ColumnType] = Field(default_factory=dict, description="column -> type override")
     null_mode: Literal["explicit", "omit"] = "explicit"
+    indexes: tuple[IndexSpec, ...] = Field(
+        (), description="secondary access patterns: [{name, pk: column, sk: column}], GSIs in DynamoDB")
 
     @field_validator("source")
     @classmethod
@@ -92,6 +110,15 @@ class TableMapping(_Section):
         parts = v.split(".")
         if len(parts) != 2 or not all(_IDENT.match(p) for p in parts):
             raise ValueError(f"must be 'database.table', got {v!r}")
+        return v
+
+    @field_validator("indexes")
+    @classmethod
+    def _unique_index_names(cls, v: tuple[IndexSpec, ...]) -> tuple[IndexSpec, ...]:
+        names = [ix.name for ix in v]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"index name(s) {twice} declared twice; each access pattern needs its own name")
         return v
 
     @property
