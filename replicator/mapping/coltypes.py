@@ -49,11 +49,12 @@ class ColumnType:
     text: str  # the COLUMN_TYPE string as given
     kind: Kind
     unsigned: bool = False
-    length: int = 0  # BINARY(n) / CHAR(n) / BIT(n) width
+    length: int = 0  # BINARY(n) / VARBINARY(n) / CHAR(n) / VARCHAR(n) / BIT(n) width
     precision: int = 0  # DECIMAL(p, s)
     scale: int = 0
     fsp: int = 0  # fractional-second digits of DATETIME/TIMESTAMP/TIME
     members: tuple[str, ...] = ()  # ENUM / SET members
+    base: str = ""  # the type's own name, lower case: "tinyint", "varchar", "mediumblob" ...
 
     @property
     def is_integer(self) -> bool:
@@ -85,23 +86,24 @@ def parse_column_type(text: str) -> ColumnType:
     unsigned = "unsigned" in flags
     if base in ("enum", "set"):
         members = tuple(s.replace("''", "'") for s in _QUOTED.findall(args))
-        return ColumnType(text, "enum" if base == "enum" else "set", members=members)
+        return ColumnType(text, "enum" if base == "enum" else "set", members=members, base=base)
     if base in _INTS:
-        return ColumnType(text, "int", unsigned=unsigned)
+        return ColumnType(text, "int", unsigned=unsigned, base=base)
     if base in ("decimal", "numeric", "dec", "fixed"):
         nums = _ints(args, text) or [10, 0]
         precision, scale = nums[0], nums[1] if len(nums) > 1 else 0
-        return ColumnType(text, "decimal", unsigned=unsigned, precision=precision, scale=scale)
+        return ColumnType(text, "decimal", unsigned=unsigned, precision=precision, scale=scale, base=base)
     if base in _TEXTS:
         nums = _ints(args, text)
-        return ColumnType(text, "text", length=nums[0] if nums else 0)
+        return ColumnType(text, "text", length=nums[0] if nums else 0, base=base)
     if base == "binary":
         nums = _ints(args, text)
-        return ColumnType(text, "binary", length=nums[0] if nums else 1)
+        return ColumnType(text, "binary", length=nums[0] if nums else 1, base=base)
     if base in _BLOBS:
-        return ColumnType(text, "bytes")
+        nums = _ints(args, text)
+        return ColumnType(text, "bytes", length=nums[0] if nums else 0, base=base)
     if base in _GEOMETRY:
-        return ColumnType(text, "geometry")
+        return ColumnType(text, "geometry", base=base)
     kind = _SIMPLE.get(base)
     if kind is None:
         raise UnmappableSchemaError(
@@ -109,7 +111,7 @@ def parse_column_type(text: str) -> ColumnType:
             f"(tables[].exclude) or convert it in MySQL")
     nums = _ints(args, text)
     if kind in ("datetime", "timestamp", "time"):
-        return ColumnType(text, kind, fsp=nums[0] if nums else 0)
+        return ColumnType(text, kind, fsp=nums[0] if nums else 0, base=base)
     if kind == "bit":
-        return ColumnType(text, kind, unsigned=True, length=nums[0] if nums else 1)
-    return ColumnType(text, kind, unsigned=unsigned)
+        return ColumnType(text, kind, unsigned=True, length=nums[0] if nums else 1, base=base)
+    return ColumnType(text, kind, unsigned=unsigned, base=base)
