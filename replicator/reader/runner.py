@@ -18,6 +18,12 @@ already produced, then resumes the binlog at that checkpoint after a backoff. A 
 drops the producer and everything uncommitted, and resumes from the checkpoint Kafka holds.
 Fatal conditions (purged binlog, unmappable schema, TRUNCATE of a mapped table, bad binlog
 settings, FK cascades) commit nothing further than the last complete transaction and raise.
+
+Applied watermark (:mod:`replicator.reader.watermark`): the sink reports each committed
+checkpoint with its data offsets; the loop reports (``PositionListener.settled``) positions
+reached through transactions without mapped changes, which need no Kafka commit to be claimed.
+A start without a GTID position (the binlog head, ``--from FILE:POS``) asks the server for the
+position there (``gtid_at``), so that the checkpoints carry every domain from the first one on.
 """
 
 from __future__ import annotations
@@ -27,7 +33,8 @@ import threading
 import time
 from collections import Counter as Tally
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Protocol
 
 import structlog
 
@@ -42,7 +49,7 @@ from replicator.reader.transactions import CaughtUp, CompleteTx, Pump, QueueItem
 from replicator.settings import Settings
 from replicator.topics import checkpoint_topic, table_topic
 
-__all__ = ["Reader", "ReaderOptions"]
+__all__ = ["PositionListener", "Reader", "ReaderOptions"]
 
 log = structlog.get_logger("replicator.reader")
 
@@ -58,6 +65,16 @@ class ReaderOptions:
     backoff_max_s: float = 15.0  # ... capped at this
     queue_transactions: int = 2000
     kafka_timeout_s: float = 30.0  # a Kafka call (init, commit, checkpoint read) slower than this fails
+    watermark_interval_s: float | None = 0.05  # the applied watermark: at most one write per this; None: off
+
+
+class PositionListener(Protocol):
+    """Told positions that need no Kafka commit to be claimed: every transaction since the last
+    committed checkpoint carried no change of a mapped table (the watermark publisher)."""
+
+    def settled(self, checkpoint: Checkpoint) -> None: ...
+
+    def close(self) -> None: ...
 
 
 class _NoLagListener:
@@ -76,8 +93,11 @@ class Reader:
                  options: ReaderOptions | None = None, metrics: ReaderMetrics | None = None,
                  stop_event: threading.Event | None = None,
                  preflight: Callable[[], None] | None = None,
-                 on_lag: LagListener | None = None) -> None:
+                 on_lag: LagListener | None = None, watermark: PositionListener | None = None,
+                 gtid_at: Callable[[str, int], str] | None = None) -> None:
         self._settings = settings
+        self._watermark = watermark
+        self._gtid_at = gtid_at  # the server's GTID position at a binlog position ("" if it has none)
         self._preflight = preflight
         # Told the lag whenever it is known (checkpoints, caught-up heartbeats): the control-store heartbeat.
         self._on_lag = on_lag or _NoLagListener()
@@ -125,6 +145,8 @@ class Reader:
             self._run()
         finally:
             self._on_lag.close()
+            if self._watermark is not None:
+                self._watermark.close()
 
     def _run(self) -> None:
         backoff = self._backoff
@@ -149,6 +171,12 @@ class Reader:
         try:
             cp = sink.last_checkpoint()
             start, gtid_position = self._positions.resolve(cp)
+            if not gtid_position and start.file and self._gtid_at is not None:
+                gtid_position = self._gtid_at(start.file, start.offset or 4)
+                if cp is not None and gtid_position:
+                    cp = replace(cp, gtid_position=gtid_position)
+                    if self._watermark is not None:
+                        self._watermark.settled(cp)
             if cp is None:
                 # Anchor the first start: a restart before the first commit must not re-read the head.
                 if start.file:
@@ -245,6 +273,8 @@ class Reader:
                     counts.update(item.counts)
                 pending = item.checkpoint
                 txs += 1
+                if not opened and self._watermark is not None:
+                    self._watermark.settled(pending)  # no mapped change since the last commit
                 now = time.monotonic()
                 if opened:
                     if batch_rows >= opts.max_batch_rows or now - batch_t0 >= opts.max_batch_s:

@@ -12,10 +12,12 @@ import threading
 from types import FrameType
 
 import structlog
+from prometheus_client import Counter
 
 from replicator.adapters.binlog import BinlogSource
 from replicator.adapters.kafka import ensure_topics
-from replicator.errors import ConfigError
+from replicator.adapters.mysql import connect, mysql_errors
+from replicator.errors import ConfigError, StatementRejected
 from replicator.reader import checks
 from replicator.reader.gtid import StartAt
 from replicator.reader.heartbeat import HeartbeatPublisher
@@ -25,10 +27,11 @@ from replicator.reader.runner import Reader, ReaderOptions
 from replicator.reader.server import ServerInfo
 from replicator.reader.sink import KafkaTransactionalSink
 from replicator.reader.start import StartPositions
-from replicator.settings import Settings
+from replicator.reader.watermark import WatermarkPublisher
+from replicator.settings import MySQLSettings, Settings
 from replicator.topics import pipeline_topics
 
-__all__ = ["create_reader", "preflight", "run_reader"]
+__all__ = ["create_reader", "gtid_position_at", "preflight", "run_reader"]
 
 log = structlog.get_logger("replicator.reader")
 
@@ -41,6 +44,25 @@ def preflight(settings: Settings, info: SourceServer) -> None:
     existing, with_pk = info.tables(mapped)
     checks.check_primary_keys(mapped, existing, with_pk)
     checks.check_fk_cascades(mapped, info.foreign_keys(mapped))
+
+
+def gtid_position_at(cfg: MySQLSettings, file: str, offset: int) -> str:
+    """MariaDB's GTID position (``gtid_binlog_pos`` form) at a binlog position; "" on MySQL.
+
+    ``BINLOG_GTID_POS`` reads the binlog file up to ``offset``: once per start, when the start
+    position carries no GTID position (the binlog head, ``--from FILE:POS``).
+    """
+    conn = connect(cfg, read_timeout_s=120.0)
+    try:
+        with mysql_errors("reading the GTID position of the start", cfg), conn.cursor() as cur:
+            cur.execute("SELECT BINLOG_GTID_POS(%s, %s)", (file, offset))
+            row = cur.fetchone()
+    except StatementRejected as exc:  # MySQL has no BINLOG_GTID_POS: versions only
+        log.info("gtid_position_unknown", file=file, offset=offset, error=str(exc))
+        return ""
+    finally:
+        conn.close()
+    return str(row[0]) if row and row[0] else ""
 
 
 def create_reader(settings: Settings, *, start_from: StartAt | None = None,
@@ -58,12 +80,23 @@ def create_reader(settings: Settings, *, start_from: StartAt | None = None,
         return BinlogSource(settings.mysql, start, mapped, lambda: info.catalog(mapped),
                             heartbeat_s=opts.heartbeat_s)
 
+    watermark: WatermarkPublisher | None = None
+    if opts.watermark_interval_s is not None:
+        failures = Counter("replicator_reader_watermark_failures_total",
+                           "Applied-watermark markers the control store refused", registry=m.registry)
+        watermark = WatermarkPublisher(settings, interval_s=opts.watermark_interval_s,
+                                       on_failure=failures.inc)
+
     def sink_factory() -> KafkaTransactionalSink:
         ensure_topics(settings.kafka, pipeline_topics(settings), timeout_s=opts.kafka_timeout_s)
         sink = KafkaTransactionalSink(settings, on_delivery_error=m.delivery_errors.inc,
-                                      timeout_s=opts.kafka_timeout_s)
+                                      timeout_s=opts.kafka_timeout_s,
+                                      on_committed=watermark.committed if watermark is not None else None)
         sink.start()
         return sink
+
+    def gtid_at(file: str, offset: int) -> str:
+        return gtid_position_at(settings.mysql, file, offset)
 
     def run_preflight() -> None:
         preflight(settings, info)
@@ -71,7 +104,8 @@ def create_reader(settings: Settings, *, start_from: StartAt | None = None,
     return Reader(settings, source_factory=source_factory, sink_factory=sink_factory,
                   positions=StartPositions(info.head, info.binlog_files, start_from), options=opts, metrics=m,
                   stop_event=stop_event, preflight=run_preflight,
-                  on_lag=HeartbeatPublisher(settings, on_failure=m.heartbeat_failures.inc))
+                  on_lag=HeartbeatPublisher(settings, on_failure=m.heartbeat_failures.inc),
+                  watermark=watermark, gtid_at=gtid_at)
 
 
 def run_reader(settings: Settings, *, start_from: StartAt | None = None, metrics_port: int | None = None,
