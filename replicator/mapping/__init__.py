@@ -7,6 +7,8 @@ Pure: no clients, no I/O.
 - :mod:`~replicator.mapping.mapper`: :class:`TableMapper` (keys, rename, exclude, overrides).
 - :mod:`~replicator.mapping.conditional`: the version-conditional put / tombstone requests.
 - :mod:`~replicator.mapping.names`: the fixed metadata attribute names.
+- :mod:`~replicator.mapping.indexes`: secondary access patterns (GSIs, their MySQL and DynamoDB
+  queries, the order both agree on).
 """
 
 from __future__ import annotations
@@ -20,6 +22,14 @@ from replicator.mapping.conditional import (
     tombstone,
     upsert,
     writes_for_event,
+)
+from replicator.mapping.indexes import (
+    GlobalIndex,
+    IndexKey,
+    IndexMapping,
+    dynamodb_query_params,
+    mysql_condition,
+    mysql_query,
 )
 from replicator.mapping.mapper import Item, KeyAttribute, TableMapper
 from replicator.mapping.names import (
@@ -40,7 +50,8 @@ from replicator.mapping.values import AttributeValue
 __all__ = [
     "CONDITION", "DELETED_ATTR", "MAX_ITEM_BYTES", "METADATA_ATTRS", "ORIGIN_APP", "ORIGIN_ATTR",
     "ORIGIN_CDC", "ORIGIN_SNAPSHOT", "PK_ATTR", "SK_ATTR", "TTL_ATTR", "VERSION_ATTR",
-    "AttributeValue", "ColumnType", "ConditionalWrite", "Item", "KeyAttribute", "TableMapper",
-    "UnmappableValueError", "is_tombstone", "item_size", "parse_column_type", "tombstone", "upsert",
-    "writes_for_event",
+    "AttributeValue", "ColumnType", "ConditionalWrite", "GlobalIndex", "IndexKey", "IndexMapping", "Item",
+    "KeyAttribute", "TableMapper", "UnmappableValueError", "dynamodb_query_params",
+    "is_tombstone", "item_size", "mysql_condition", "mysql_query", "parse_column_type", "tombstone",
+    "upsert", "writes_for_event",
 ]

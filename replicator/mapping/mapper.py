@@ -17,9 +17,17 @@ from typing import Any
 
 import orjson
 
-from replicator.errors import ConfigError, ItemTooLargeError, MappingError, MissingKeyError
+from replicator.errors import (
+    ConfigError,
+    ItemTooLargeError,
+    MappingError,
+    MissingKeyError,
+    UnknownAccessPatternError,
+    UnmappableValueError,
+)
 from replicator.events import JsonDoc, Row, Temporal, Value
 from replicator.mapping.coltypes import ColumnType, parse_column_type
+from replicator.mapping.indexes import IndexMapping, build_indexes, index_key_problem, validate_indexes
 from replicator.mapping.names import METADATA_ATTRS, PK_ATTR, SK_ATTR
 from replicator.mapping.size import MAX_ITEM_BYTES, item_size
 from replicator.mapping.values import (
@@ -105,6 +113,10 @@ class TableMapper:
         }
         self._overrides: dict[str, Override] = dict(mapping.types)
         self.key_attributes = self._key_attributes()
+        #: The declared access patterns (``tables[].indexes``), GSIs in DynamoDB.
+        self.indexes: tuple[IndexMapping, ...] = build_indexes(self)
+        # NULL in one of these is left out of the item (DynamoDB refuses a NULL-typed GSI key).
+        self._index_columns = frozenset(c for ix in self.indexes for c in ix.columns)
 
     @property
     def table(self) -> str:
@@ -112,6 +124,24 @@ class TableMapper:
 
     def override(self, column: str) -> Override:
         return self._overrides.get(column, "default")
+
+    @property
+    def identity_columns(self) -> tuple[str, ...]:
+        """The columns that tell rows apart: the primary key, else the key templates' columns."""
+        if self.primary_key:
+            return self.primary_key
+        fields = (f for a in self.key_attributes if a.template for f in template_fields(a.template))
+        return tuple(dict.fromkeys(fields))
+
+    def index(self, name: str) -> IndexMapping:
+        """The declared access pattern ``name``; :class:`UnknownAccessPatternError` lists the declared."""
+        for ix in self.indexes:
+            if ix.name == name:
+                return ix
+        declared = [ix.name for ix in self.indexes]
+        raise UnknownAccessPatternError(
+            f"{self.table} has no access pattern {name!r}; declared: {declared or 'none'} "
+            f"(tables[source={self.table}].indexes)")
 
     # ----------------------------------------------------------------- configuration
 
@@ -186,14 +216,13 @@ class TableMapper:
             if spec.pk is not None and attr in (PK_ATTR, SK_ATTR):
                 raise ConfigError(f"{where}: column {column!r} maps to key attribute {attr!r}; rename it")
             seen[attr] = column
+        validate_indexes(self)
 
     # ----------------------------------------------------------------- row -> item
 
     def key_text(self, row: Row) -> str:
         """A short readable key for messages: the primary-key columns (or the template columns)."""
-        columns = self.primary_key or tuple(
-            f for a in self.key_attributes if a.template for f in template_fields(a.template))
-        return ",".join(f"{c}={template_text(row.get(c))}" for c in columns)
+        return ",".join(f"{c}={template_text(row.get(c))}" for c in self.identity_columns)
 
     def key(self, row: Row) -> Item:
         """The DynamoDB key of a row; a NULL or empty key part raises :class:`MissingKeyError`."""
@@ -226,7 +255,11 @@ class TableMapper:
         return key
 
     def to_item(self, row: Row, *, metadata: Item | None = None) -> Item:
-        """The item for a row: key attributes, one attribute per mapped column, then ``metadata``."""
+        """The item for a row: key attributes, one attribute per mapped column, then ``metadata``.
+
+        A NULL column is an explicit NULL attribute (``null_mode: explicit``) or left out (``omit``);
+        a NULL in a column that keys an access pattern is always left out (a sparse GSI).
+        """
         item = self.key(row)
         explicit = self.mapping.null_mode == "explicit"
         for column, attr in self.attributes.items():
@@ -235,8 +268,13 @@ class TableMapper:
             av = self._encode(column, row.get(column), row)
             if av is not None:
                 item[attr] = av
-            elif explicit:
+            elif explicit and column not in self._index_columns:
                 item[attr] = {"NULL": True}
+        for index in self.indexes:
+            problem = index_key_problem(index, item)
+            if problem is not None:
+                column, what, reason = problem
+                raise self._error(UnmappableValueError, row, f"column {column!r} {what}", reason)
         if metadata:
             item.update(metadata)
         size = item_size(item)
