@@ -9,6 +9,7 @@ Pure: no clients, no I/O.
 - :mod:`~replicator.mapping.names`: the fixed metadata attribute names.
 - :mod:`~replicator.mapping.indexes`: secondary access patterns (GSIs, their MySQL and DynamoDB
   queries, the order both agree on).
+- :mod:`~replicator.mapping.fit`: does a row fit its MySQL columns (phase-5 writes).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from replicator.mapping.conditional import (
     upsert,
     writes_for_event,
 )
+from replicator.mapping.fit import check_row_fits
 from replicator.mapping.indexes import (
     GlobalIndex,
     IndexKey,
@@ -51,7 +53,7 @@ __all__ = [
     "CONDITION", "DELETED_ATTR", "MAX_ITEM_BYTES", "METADATA_ATTRS", "ORIGIN_APP", "ORIGIN_ATTR",
     "ORIGIN_CDC", "ORIGIN_SNAPSHOT", "PK_ATTR", "SK_ATTR", "TTL_ATTR", "VERSION_ATTR",
     "AttributeValue", "ColumnType", "ConditionalWrite", "GlobalIndex", "IndexKey", "IndexMapping", "Item",
-    "KeyAttribute", "TableMapper", "UnmappableValueError", "dynamodb_query_params",
+    "KeyAttribute", "TableMapper", "UnmappableValueError", "check_row_fits", "dynamodb_query_params",
     "is_tombstone", "item_size", "mysql_condition", "mysql_query", "parse_column_type", "tombstone",
     "upsert", "writes_for_event",
 ]

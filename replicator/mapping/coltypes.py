@@ -34,7 +34,7 @@ _SIMPLE: dict[str, Kind] = {
     "date": "date", "datetime": "datetime", "timestamp": "timestamp", "time": "time",
     "year": "year", "json": "json", "bit": "bit",
 }
-_TYPE = re.compile(r"^\s*([a-z][a-z ]*?)\s*(?:\((.*)\))?\s*((?:unsigned|signed|zerofill|\s)*)$",
+_TYPE = re.compile(r"^\s*([a-z][a-z0-9 ]*?)\s*(?:\((.*)\))?\s*((?:unsigned|signed|zerofill|\s)*)$",
                    re.DOTALL | re.IGNORECASE)
 _QUOTED = re.compile(r"'((?:[^']|'')*)'")
 
