@@ -15,10 +15,11 @@ from consumers.writer.kafka import KafkaDeadLetterProducer, KafkaEventConsumer
 from consumers.writer.metrics import WriterMetrics
 from consumers.writer.runner import Writer, WriterOptions
 from consumers.writer.schema import TableSchema, load_schemas
-from consumers.writer.tables import TableSpec, ensure_tables
+from consumers.writer.tables import SourceScope, TableSpec, ensure_tables, merge_specs
 from replicator.control import ControlStore, open_control_store
 from replicator.errors import ConfigError
 from replicator.mapping import TableMapper
+from replicator.mapping.indexes import template_prefix
 from replicator.metrics import serve_metrics
 from replicator.settings import Settings
 from replicator.topics import dead_letter_topic, table_topic
@@ -36,13 +37,15 @@ def check_mappings(settings: Settings, schemas: dict[str, TableSchema]) -> list[
         mapper = TableMapper(t, columns, primary)
         mapper.validate()
         name = settings.dynamodb.table_prefix + t.target_name
-        spec = TableSpec(name, t.source, mapper.key_attributes)
+        scope = SourceScope(t.source, template_prefix(t.key.pk), bool(mapper.indexes))
+        spec = TableSpec(name, t.source, mapper.key_attributes, tuple(ix.gsi for ix in mapper.indexes),
+                         (scope,))
         other = specs.get(name)
         if other is not None and [(k.name, k.type) for k in other.key] != [
                 (k.name, k.type) for k in spec.key]:
             raise ConfigError(f"tables {other.source} and {t.source} share DynamoDB table {name!r} "
                               f"with different keys; give them the same key templates")
-        specs.setdefault(name, spec)
+        specs[name] = spec if other is None else merge_specs(other, spec)
     return list(specs.values())
 
 

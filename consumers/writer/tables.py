@@ -1,34 +1,114 @@
-"""The DynamoDB tables the writer needs: checked against the mapping, created on request."""
+"""The DynamoDB tables the writer needs: checked against the mapping, created on request.
+
+A table carries the GSIs of the access patterns its sources declare (``tables[].indexes``,
+DESIGN §3.5), projection ALL. ``replicator write --create-tables`` creates missing tables with
+their GSIs (on-demand billing, TTL on ``_ttl``) and adds missing GSIs to existing tables, one
+UpdateTable at a time (DynamoDB takes one GSI creation per call), waiting until each is ACTIVE.
+Without ``--create-tables`` a missing table or GSI stops the writer with a message saying so.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
 
 from replicator.adapters.dynamodb import dynamo_errors, wait_for_table
-from replicator.errors import ConfigError, TableNotFoundError, TargetRejected
-from replicator.mapping import TTL_ATTR, KeyAttribute
+from replicator.errors import ConfigError, TableNotFoundError, TargetRejected, TargetUnavailable
+from replicator.mapping import TTL_ATTR, GlobalIndex, KeyAttribute
 
 log = structlog.get_logger("consumers.writer.tables")
 
+#: How long ``--create-tables`` waits for a GSI that DynamoDB builds (it backfills existing items).
+INDEX_TIMEOUT_S = 900.0
+
+
+@dataclass(frozen=True, slots=True)
+class SourceScope:
+    """One source table written to a DynamoDB table, as a GSI query must tell it apart."""
+
+    source: str
+    key_prefix: str  # the literal start of its key.pk template ("" for a column key)
+    indexed: bool  # it declares access patterns
 
 
 @dataclass(frozen=True, slots=True)
 class TableSpec:
-    """A DynamoDB table the writer needs, with the key schema the mapping gives it."""
+    """A DynamoDB table the writer needs, with the key schema and GSIs the mapping gives it."""
 
     name: str
     source: str
     key: tuple[KeyAttribute, ...]
+    indexes: tuple[GlobalIndex, ...] = ()
+    scopes: tuple[SourceScope, ...] = ()
+
+    def attribute_definitions(self) -> list[dict[str, str]]:
+        types = {k.name: k.type for k in self.key}
+        for gsi in self.indexes:
+            types.update({k.attribute: k.type for k in gsi.key})
+        return [{"AttributeName": name, "AttributeType": typ} for name, typ in types.items()]
 
 
-def ensure_tables(client: Any, specs: Iterable[TableSpec], *, create: bool) -> list[str]:
-    """Check every table exists with the mapping's key schema; create missing ones if asked.
+def merge_specs(first: TableSpec, other: TableSpec) -> TableSpec:
+    """One table written by two sources (same key, checked by the caller): the union of their GSIs.
 
-    Returns the names created. A missing table without ``create`` is a :class:`ConfigError`.
+    The same GSI declared twice must have the same key; one attribute must have one type across
+    the table's key and all its GSIs; and a GSI query must be able to tell the sources' items
+    apart (:func:`check_scopes`). Anything else is a :class:`ConfigError`.
+    """
+    indexes = {g.name: g for g in first.indexes}
+    for gsi in other.indexes:
+        mine = indexes.get(gsi.name)
+        if mine is not None and mine.schema != gsi.schema:
+            raise ConfigError(f"tables {first.source} and {other.source} share DynamoDB table "
+                              f"{first.name!r} but declare access pattern {gsi.name!r} with different keys "
+                              f"({list(mine.schema)} vs {list(gsi.schema)}); declare it the same way or "
+                              f"give one another name")
+        indexes.setdefault(gsi.name, gsi)
+    merged = TableSpec(first.name, first.source, first.key, tuple(indexes.values()),
+                       first.scopes + other.scopes)
+    types: dict[str, tuple[str, str]] = {k.name: (k.type, "the table key") for k in merged.key}
+    for gsi in merged.indexes:
+        for k in gsi.key:
+            typ, where = types.setdefault(k.attribute, (k.type, f"GSI {gsi.name!r}"))
+            if typ != k.type:
+                raise ConfigError(f"DynamoDB table {first.name!r} (tables {first.source} and "
+                                  f"{other.source}): attribute {k.attribute!r} keys {where} as {typ} but GSI "
+                                  f"{gsi.name!r} as {k.type}; rename one of the columns (tables[].rename)")
+    check_scopes(merged)
+    return merged
+
+
+def check_scopes(spec: TableSpec) -> None:
+    """On a shared table, each source with access patterns needs a key.pk prefix of its own.
+
+    A GSI holds every item that carries its key attributes, whichever source wrote it; the query
+    keeps the pattern's own items with ``begins_with(pk, <prefix>)``, which needs the prefix to
+    be non-empty and not the start of another source's prefix.
+    """
+    for scope in spec.scopes:
+        if not scope.indexed:
+            continue
+        for other in spec.scopes:
+            if other is not scope and other.key_prefix.startswith(scope.key_prefix):
+                raise ConfigError(
+                    f"tables {scope.source} and {other.source} share DynamoDB table {spec.name!r} and "
+                    f"{scope.source} declares access patterns, but a GSI query cannot tell their items "
+                    f"apart (key.pk prefixes {scope.key_prefix!r} and {other.key_prefix!r}); give their "
+                    f"key.pk templates distinct literal prefixes, e.g. \"USER#{{id}}\" and \"ORDER#{{id}}\"")
+
+
+def ensure_tables(client: Any, specs: Iterable[TableSpec], *, create: bool,
+                  index_timeout_s: float = INDEX_TIMEOUT_S, sleep: Callable[[float], None] = time.sleep,
+                  clock: Callable[[], float] = time.monotonic) -> list[str]:
+    """Check every table exists with the mapping's key schema and GSIs; create what is missing if asked.
+
+    Returns the names of the tables created. A missing table or GSI without ``create`` is a
+    :class:`ConfigError`; a GSI not ACTIVE within ``index_timeout_s`` is a
+    :class:`TargetUnavailable` (DynamoDB goes on building it: run again later).
     """
     created: list[str] = []
     for spec in specs:
@@ -41,23 +121,32 @@ def ensure_tables(client: Any, specs: Iterable[TableSpec], *, create: bool) -> l
                                   f"create it or run `replicator write --create-tables`") from None
             _create(client, spec)
             created.append(spec.name)
-            continue
+            desc = _describe(client, spec.name)
         types = {a["AttributeName"]: a["AttributeType"] for a in desc.get("AttributeDefinitions", ())}
         have = [(k["AttributeName"], k["KeyType"], types.get(k["AttributeName"])) for k in desc["KeySchema"]]
         want = [(k.name, k.role, k.type) for k in spec.key]
         if have != want:
             raise ConfigError(f"DynamoDB table {spec.name!r} has key {have} but tables[source={spec.source}] "
                               f"maps to key {want}; fix tables[].key or use another target table")
+        _ensure_indexes(client, spec, desc, create, _Deadline(index_timeout_s, sleep, clock))
     return created
 
 
+def _describe(client: Any, table: str) -> dict[str, Any]:
+    with dynamo_errors("describing the table", table):
+        return client.describe_table(TableName=table)["Table"]  # type: ignore[no-any-return]
+
+
 def _create(client: Any, spec: TableSpec) -> None:
+    extra: dict[str, Any] = {}
+    if spec.indexes:
+        extra["GlobalSecondaryIndexes"] = [gsi.definition() for gsi in spec.indexes]
     try:
         with dynamo_errors("creating the table", spec.name):
             client.create_table(
                 TableName=spec.name, BillingMode="PAY_PER_REQUEST",
                 KeySchema=[{"AttributeName": k.name, "KeyType": k.role} for k in spec.key],
-                AttributeDefinitions=[{"AttributeName": k.name, "AttributeType": k.type} for k in spec.key],
+                AttributeDefinitions=spec.attribute_definitions(), **extra,
             )
     except TargetRejected as exc:
         if exc.code != "ResourceInUseException":  # another writer created it first
@@ -70,4 +159,96 @@ def _create(client: Any, spec: TableSpec) -> None:
     except TargetRejected as exc:  # already enabled by a writer that raced us
         if exc.code != "ValidationException":
             raise
-    log.info("table_created", table=spec.name, source=spec.source, billing="PAY_PER_REQUEST", ttl=TTL_ATTR)
+    log.info("table_created", table=spec.name, source=spec.source, billing="PAY_PER_REQUEST", ttl=TTL_ATTR,
+             indexes=[gsi.name for gsi in spec.indexes])
+
+
+# --------------------------------------------------------------------------- GSIs
+
+
+@dataclass(frozen=True)
+class _Deadline:
+    timeout_s: float
+    sleep: Callable[[float], None]
+    clock: Callable[[], float]
+
+
+def _gsis(desc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {g["IndexName"]: g for g in desc.get("GlobalSecondaryIndexes", ())}
+
+
+def _ensure_indexes(client: Any, spec: TableSpec, desc: dict[str, Any], create: bool,
+                    deadline: _Deadline) -> None:
+    for gsi in spec.indexes:
+        present = _gsis(desc).get(gsi.name)
+        if present is None:
+            if not create:
+                raise ConfigError(
+                    f"DynamoDB table {spec.name!r} has no GSI {gsi.name!r}, which access pattern "
+                    f"tables[source={spec.source}].indexes[{gsi.name}] needs; run `replicator write "
+                    f"--create-tables` to add it (DynamoDB builds it from the existing items)")
+            _check_attribute_types(spec, gsi, desc)
+            _add_index(client, spec, gsi, desc)
+        else:
+            _check_index(spec, gsi, present, desc)
+        if create:
+            desc = _wait_for_index(client, spec.name, gsi.name, deadline)
+        elif present is not None and present.get("IndexStatus", "ACTIVE") != "ACTIVE":
+            log.warning("gsi_not_active", table=spec.name, index=gsi.name, status=present.get("IndexStatus"))
+
+
+def _check_index(spec: TableSpec, gsi: GlobalIndex, present: dict[str, Any], desc: dict[str, Any]) -> None:
+    types = {a["AttributeName"]: a["AttributeType"] for a in desc.get("AttributeDefinitions", ())}
+    have = tuple((k["AttributeName"], k["KeyType"], types.get(k["AttributeName"], "?"))
+                 for k in present["KeySchema"])
+    projection = present.get("Projection", {}).get("ProjectionType")
+    if have != gsi.schema or projection != "ALL":
+        raise ConfigError(
+            f"DynamoDB table {spec.name!r} has a GSI {gsi.name!r} keyed {list(have)} with projection "
+            f"{projection}, but tables[source={spec.source}].indexes[{gsi.name}] needs {list(gsi.schema)} "
+            f"with projection ALL; delete that GSI in DynamoDB or give the access pattern another name")
+
+
+def _check_attribute_types(spec: TableSpec, gsi: GlobalIndex, desc: dict[str, Any]) -> None:
+    types = {a["AttributeName"]: a["AttributeType"] for a in desc.get("AttributeDefinitions", ())}
+    for k in gsi.key:
+        if types.get(k.attribute, k.type) != k.type:
+            raise ConfigError(
+                f"DynamoDB table {spec.name!r} already defines attribute {k.attribute!r} as "
+                f"{types[k.attribute]} (for its key or another GSI), but access pattern "
+                f"tables[source={spec.source}].indexes[{gsi.name}] keys it as {k.type}; rename the column "
+                f"(tables[].rename) or drop the other GSI")
+
+
+def _add_index(client: Any, spec: TableSpec, gsi: GlobalIndex, desc: dict[str, Any]) -> None:
+    create: dict[str, Any] = gsi.definition()
+    billing = desc.get("BillingModeSummary", {}).get("BillingMode", "PROVISIONED")
+    throughput = desc.get("ProvisionedThroughput", {})
+    if billing != "PAY_PER_REQUEST" and throughput.get("ReadCapacityUnits"):
+        create["ProvisionedThroughput"] = {"ReadCapacityUnits": throughput["ReadCapacityUnits"],
+                                           "WriteCapacityUnits": throughput["WriteCapacityUnits"]}
+    try:
+        with dynamo_errors(f"adding GSI {gsi.name!r}", spec.name):
+            client.update_table(TableName=spec.name, AttributeDefinitions=gsi.attribute_definitions(),
+                                GlobalSecondaryIndexUpdates=[{"Create": create}])
+    except TargetRejected:
+        if gsi.name not in _gsis(_describe(client, spec.name)):
+            raise
+        return  # another writer added it first
+    log.info("gsi_created", table=spec.name, index=gsi.name, key=[k.attribute for k in gsi.key])
+
+
+def _wait_for_index(client: Any, table: str, index: str, deadline: _Deadline) -> dict[str, Any]:
+    """Until the GSI and the table are ACTIVE (the next UpdateTable needs the table ACTIVE)."""
+    give_up = deadline.clock() + deadline.timeout_s
+    while True:
+        desc = _describe(client, table)
+        status = _gsis(desc).get(index, {}).get("IndexStatus")
+        if status == "ACTIVE" and desc.get("TableStatus", "ACTIVE") == "ACTIVE":
+            return desc
+        if deadline.clock() >= give_up:
+            raise TargetUnavailable(
+                f"GSI {index!r} of DynamoDB table {table!r} is still {status or 'missing'} after "
+                f"{deadline.timeout_s:.0f} s (DynamoDB builds it from the table's items; a large table takes "
+                f"long); run `replicator write --create-tables` again later", code="IndexNotActive")
+        deadline.sleep(1.0)
