@@ -48,6 +48,7 @@ from replicator.errors import (
 from replicator.events import Row
 from replicator.mapping import TableMapper, is_tombstone
 from replicator.mapping.fit import check_row_fits
+from replicator.mapping.indexes import IndexMapping, dynamodb_query_params, mysql_condition
 from replicator.mapping.pytypes import from_python, to_python
 
 if TYPE_CHECKING:
@@ -152,9 +153,10 @@ class Table:
         return [self.shape(r) for r in rows]
 
     def query(self, pattern: str, values: Mapping[str, Any]) -> list[dict[str, Any]]:
-        """The rows of a declared access pattern (``tables[].indexes``), in the pattern's order."""
+        """The rows of a declared access pattern (``tables[].indexes``), in the pattern's order:
+        by its sort-key column, then by primary key, identical from either store."""
         index = self.mapper.index(pattern)
-        given = dict(values)
+        given = self.values(values) if isinstance(values, Mapping) else values
         state = self._c.phase
         n = state.phase
         if n <= 2:
@@ -182,11 +184,12 @@ class Table:
             self._c.metrics.read_seconds.labels("mysql", "get").observe(time.perf_counter() - t0)
         return [found.get(self.key_text(k)) for k in keys]
 
-    def _mysql_query(self, index: Any, values: dict[str, Any]) -> list[Row]:
-        where, params, order = index.mysql_where(values)
+    def _mysql_query(self, index: IndexMapping, values: Row) -> list[Row]:
+        where, order, params = mysql_condition(index, values)
         t0 = time.perf_counter()
         rows = self._c.mysql.select(self.mapper, where, params, order)
         self._c.metrics.read_seconds.labels("mysql", "query").observe(time.perf_counter() - t0)
+        rows.sort(key=index.sort_key)  # the pattern's order, whatever the column's collation
         return rows
 
     # DynamoDB
@@ -209,8 +212,8 @@ class Table:
             self._c.counters.incr(names.DYNAMODB_READ_OK, 1)
         return [None if i is None else self.mapper.to_row(i) for i in items]
 
-    def _dynamo_query(self, index: Any, values: dict[str, Any], *, count: bool) -> list[Row]:
-        params = index.dynamodb_query_params(self.target, values)
+    def _dynamo_query(self, index: IndexMapping, values: Row, *, count: bool) -> list[Row]:
+        params = dynamodb_query_params(self.target, index, values)
         t0 = time.perf_counter()
         try:
             items = self._c.dynamo.query(params)
@@ -246,7 +249,7 @@ class Table:
             return self._mysql_rows([key])[0], self._dynamo_rows([key], count=False)[0]
         return fetch
 
-    def _dual_query(self, index: Any, values: dict[str, Any]) -> list[Row]:
+    def _dual_query(self, index: IndexMapping, values: Row) -> list[Row]:
         future = self._c.submit_dynamo(lambda: self._dynamo_query(index, values, count=False))
         mysql = self._mysql_query(index, values)
         dynamo = self._await(future)
@@ -290,7 +293,7 @@ class Table:
             self._c.metrics.fallbacks.labels("dynamodb_error").inc()
             return self._mysql_rows(keys)
 
-    def _phase4_query(self, index: Any, values: dict[str, Any]) -> list[Row]:
+    def _phase4_query(self, index: IndexMapping, values: Row) -> list[Row]:
         pending = self._c.recent.pending(self.source)
         if pending and not self._c.wait_applied(self.source, [pending]):
             self._c.metrics.fallbacks.labels("read_your_writes").inc()

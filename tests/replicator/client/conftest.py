@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
 from replicator.client import Client, connect
 from replicator.control import ControlStore, HistoryEntry, PhaseState, open_control_store
@@ -161,7 +162,7 @@ def shop(stack_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) ->
 
         admin_cfg = settings.mysql.model_copy(update={
             "user": stack_env.get("STACK_MYSQL_ADMIN_USER", "admin"),
-            "password": stack_env.get("STACK_MYSQL_ADMIN_PASSWORD", "")})
+            "password": SecretStr(stack_env.get("STACK_MYSQL_ADMIN_PASSWORD", ""))})
         assert not remove_demo_resources(settings, admin_cfg, unique)
         admin.close()
 
