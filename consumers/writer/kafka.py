@@ -3,14 +3,22 @@
 Offsets are never committed automatically: the writer commits a batch's offsets after
 DynamoDB acknowledged every write they cover and the batch's dead letters were acknowledged
 by the broker. ``read_committed`` so that aborted reader transactions are never applied.
+
+For the applied watermark (:mod:`consumers.writer.watermark`) the consumer names its member
+(:attr:`KafkaEventConsumer.member_id`) and hands out the partitions assigned to it since the
+last call (:meth:`KafkaEventConsumer.take_assigned`), whose committed offsets the writer
+publishes even when nothing is consumed from them.
 """
 
 from __future__ import annotations
 
 import base64
+import os
+import socket
 import time
+import uuid
 from collections.abc import Callable, Iterable
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import orjson
 import structlog
@@ -33,6 +41,27 @@ class EventConsumer(Protocol):
     def pause_all(self) -> None: ...
     def resume_all(self) -> None: ...
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class AssignmentAware(Protocol):
+    """A consumer that names its group member and reports the partitions assigned to it."""
+
+    @property
+    def member_id(self) -> str: ...
+
+    def take_assigned(self) -> list[tuple[str, int]]:
+        """Partitions assigned since the last call (each assignment once)."""
+        ...
+
+    def committed(self, partitions: list[tuple[str, int]], timeout: float = 10) -> dict[tuple[str, int], int]:
+        """The group's committed offsets (negative: none committed)."""
+        ...
+
+
+def process_member_id() -> str:
+    """A member id unique to this consumer: host, process and a random suffix."""
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
 class DeadLetterSink(Protocol):
@@ -67,11 +96,25 @@ class KafkaEventConsumer:
         self._topics = topics
         self._consumer: Any = None
         self._paused = False
+        self._member_id = instance_id or process_member_id()
+        self._assigned: list[tuple[str, int]] = []
+
+    @property
+    def member_id(self) -> str:
+        return self._member_id
 
     def start(self) -> None:
         self._consumer = kafka.consumer(self._kafka, self._group, **self._config)
         with kafka.kafka_errors("subscribing to the table topics"):
-            self._consumer.subscribe(self._topics)
+            self._consumer.subscribe(self._topics, on_assign=self._on_assign)
+
+    def _on_assign(self, _consumer: Any, partitions: list[Any]) -> None:
+        # Called inside poll; the client assigns them after this returns.
+        self._assigned.extend((tp.topic, tp.partition) for tp in partitions)
+
+    def take_assigned(self) -> list[tuple[str, int]]:
+        taken, self._assigned = self._assigned, []
+        return taken
 
     def close(self) -> None:
         if self._consumer is not None:

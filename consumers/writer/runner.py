@@ -10,6 +10,11 @@ Phases: the writer applies only while ``get_phase().dual_write_enabled`` (phases
 any other phase it pauses its partitions and keeps polling (group membership kept, nothing
 consumed) until the phase changes. It reports ``dual_write.applied`` / ``dual_write.failed``
 per batch and a ``writer.heartbeat`` marker to the control store for the phase gates.
+
+Applied watermark: after each commit the batch's offsets go to the member's
+``watermark.writer.<member>`` marker (:mod:`consumers.writer.watermark`), together with the
+committed offsets of partitions newly assigned to it; the poll is shortened so that a pending
+marker write is never held back longer than ``watermark_interval_s``.
 """
 
 from __future__ import annotations
@@ -24,10 +29,12 @@ import structlog
 
 from consumers.writer.applier import WriteResult
 from consumers.writer.batch import BatchPlan, DeadLetter, MapperCache, RawMessage, plan_batch
+from consumers.writer.kafka import AssignmentAware, process_member_id
 from consumers.writer.metrics import WriterMetrics
 from consumers.writer.ports import Applier, DeadLetterSink, EventConsumer
+from consumers.writer.watermark import OffsetsPublisher
 from replicator.control import ControlStore, PhaseState, names
-from replicator.errors import ControlStoreUnavailable
+from replicator.errors import BrokerUnavailable, ControlStoreUnavailable
 from replicator.settings import Settings
 
 log = structlog.get_logger("consumers.writer")
@@ -39,6 +46,8 @@ class WriterOptions:
     poll_timeout_s: float = 0.2
     phase_refresh_s: float = 1.0
     heartbeat_s: float = 5.0
+    watermark_interval_s: float = 0.05  # the applied watermark: at most one marker write per this
+    assignment_retry_s: float = 1.0  # committed offsets of new partitions: retry after a failure
 
 
 @dataclass
@@ -71,14 +80,23 @@ class Writer:
         self._phase_read_at = 0.0
         self._heartbeat_at = 0.0
         self._paused = False
+        self._aware = consumer if isinstance(consumer, AssignmentAware) else None
+        self.watermark = OffsetsPublisher(
+            control, self._aware.member_id if self._aware is not None else process_member_id(),
+            settings.writer_group, interval_s=self.options.watermark_interval_s)
+        self._assigned: list[tuple[str, int]] = []  # whose committed offsets are still to be read
+        self._assigned_retry_at = 0.0
 
     # ----------------------------------------------------------------- loop
 
     def run(self) -> None:
         log.info("writer_started", group=self.settings.writer_group, tables=len(self.settings.tables),
                  mode=self.applier.mode, concurrency=self.applier.concurrency)
-        while not self.stop_event.is_set():
-            self.step()
+        try:
+            while not self.stop_event.is_set():
+                self.step()
+        finally:
+            self.watermark.flush()
         log.info("writer_stopped", events=self.totals.events, applied=self.totals.applied,
                  replayed=self.totals.replayed, failed=self.totals.failed)
 
@@ -86,13 +104,35 @@ class Writer:
         """One iteration: heartbeat, phase check, then one batch (or an idle poll while paused)."""
         now = self.clock()
         self._heartbeat(now)
+        self._watermark_assigned()
+        self.watermark.publish_due()
         if not self._applying(now):
-            self.consumer.poll_batch(self.options.max_batch, self.options.poll_timeout_s)
+            self.consumer.poll_batch(self.options.max_batch, self._poll_timeout())
             return BatchStats()
-        messages = self.consumer.poll_batch(self.options.max_batch, self.options.poll_timeout_s)
+        messages = self.consumer.poll_batch(self.options.max_batch, self._poll_timeout())
         if not messages:
             return BatchStats()
         return self.apply_batch(messages)
+
+    def _poll_timeout(self) -> float:
+        due = self.watermark.wait_s()
+        return self.options.poll_timeout_s if due is None else min(self.options.poll_timeout_s, due)
+
+    def _watermark_assigned(self) -> None:
+        """Publish the group's committed offsets of partitions assigned since the last step."""
+        if self._aware is None:
+            return
+        self._assigned += self._aware.take_assigned()
+        if not self._assigned or time.monotonic() < self._assigned_retry_at:
+            return
+        try:
+            committed = self._aware.committed(sorted(set(self._assigned)))
+        except BrokerUnavailable as exc:
+            self._assigned_retry_at = time.monotonic() + self.options.assignment_retry_s
+            log.warning("assigned_offsets_unread", error=str(exc), partitions=len(self._assigned))
+            return
+        self._assigned = []
+        self.watermark.record(committed)
 
     def _applying(self, now: float) -> bool:
         if self._phase is None or now - self._phase_read_at >= self.options.phase_refresh_s:
@@ -159,6 +199,9 @@ class Writer:
         if letters:
             self.dead_letters.send(letters)
         self.consumer.commit(plan.offsets)
+        # Applied, whether or not the commit went through (a partition revoked meanwhile): true either way.
+        self.watermark.record(plan.offsets)
+        self.watermark.publish_due()
         self._report(now, stats)
         seconds = time.monotonic() - started
         self.metrics.batch_latency.observe(seconds)
