@@ -200,6 +200,7 @@ class Writer:
             self.dead_letters.send(letters)
         self.consumer.commit(plan.offsets)
         # Applied, whether or not the commit went through (a partition revoked meanwhile): true either way.
+        self._watermark_assigned()  # a restarted member's first marker carries all of its partitions
         self.watermark.record(plan.offsets)
         self.watermark.publish_due()
         self._report(now, stats)

@@ -25,10 +25,11 @@ USERS = "cdc.shop.users"
 ORDERS = "cdc.shop.orders"
 
 
-def reader_doc(gtid: str = "0-1-10", version: int = 1000, **offsets: int) -> dict[str, Any]:
-    parts = offsets or {f"{USERS}:0": 5, f"{USERS}:1": -1}
+def reader_doc(gtid: str = "0-1-10", version: int = 1000,
+               offsets: dict[str, int] | None = None) -> dict[str, Any]:
+    parts = offsets if offsets is not None else {f"{USERS}:0": 5, f"{USERS}:1": -1}
     return {"ts": 1.0, "gtid_position": gtid, "version": version, "position": "bin.000001:1000",
-            "offsets": {k.replace("__", "."): v for k, v in parts.items()}}
+            "offsets": parts}
 
 
 def writer_doc(**offsets: int) -> dict[str, Any]:
@@ -99,7 +100,7 @@ def test_the_largest_offset_over_writer_members_counts() -> None:
 
 
 def test_a_partition_without_data_needs_no_writer() -> None:
-    snap = snapshot(reader_doc(**{f"{USERS}:0": -1, f"{USERS}:1": -1}))
+    snap = snapshot(reader_doc(offsets={f"{USERS}:0": -1, f"{USERS}:1": -1}))
     assert snap.applied_through([USERS], gtid={0: 10})
 
 
@@ -110,7 +111,8 @@ def test_a_topic_the_reader_does_not_list_is_not_applied() -> None:
 
 
 def test_an_unlisted_partition_of_a_listed_topic_is_applied() -> None:
-    snap = snapshot(reader_doc(**{f"{USERS}:0": 5}), writer_doc(**{f"{USERS}:0": 6}))  # partition 1 unlisted
+    unlisted_1 = reader_doc(offsets={f"{USERS}:0": 5})
+    snap = snapshot(unlisted_1, writer_doc(**{f"{USERS}:0": 6}))
     assert snap.applied_through([USERS], gtid={0: 10})
 
 
@@ -135,9 +137,9 @@ def test_a_mysql_readers_position_covers_no_gtid_target() -> None:
 # --------------------------------------------------------------------------- on a store
 
 @pytest.fixture()
-def settings() -> Settings:
-    return load_settings(tables=[{"source": "shop.users"}, {"source": "shop.orders"}],
-                         kafka={"topic_prefix": "cdc"})
+def settings(monkeypatch: pytest.MonkeyPatch) -> Settings:
+    monkeypatch.setenv("REPLICATOR_KAFKA__TOPIC_PREFIX", "cdc")  # the topics the docs above name
+    return load_settings(tables=[{"source": "shop.users"}, {"source": "shop.orders"}])
 
 
 def test_applied_through_reads_the_markers_of_the_store(settings: Settings) -> None:
