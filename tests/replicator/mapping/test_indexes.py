@@ -35,7 +35,7 @@ BY_CREATED = {"name": "by_created", "pk": "country", "sk": "created"}
 
 
 def mapper(*indexes: dict[str, Any], **kw: Any) -> TableMapper:
-    return TableMapper(TableMapping(source="shop.users", indexes=indexes, **kw), COLS, ("id",))  # type: ignore[arg-type]
+    return TableMapper(TableMapping(source="shop.users", indexes=indexes, **kw), COLS, ("id",))
 
 
 def row(**kw: Any) -> dict[str, Any]:
@@ -60,7 +60,7 @@ def test_an_index_name_dynamodb_would_refuse_is_a_settings_error(name: str) -> N
 def test_two_access_patterns_with_one_name_are_a_settings_error() -> None:
     with pytest.raises(ValidationError, match="declared twice"):
         TableMapping(source="shop.users",
-                     indexes=[BY_EMAIL, {"name": "by_email", "pk": "id"}])  # type: ignore[list-item]
+                     indexes=[BY_EMAIL, {"name": "by_email", "pk": "id"}])
 
 
 def test_an_access_pattern_keyed_twice_by_one_column_is_a_settings_error() -> None:
@@ -231,7 +231,7 @@ def test_mysql_query_with_a_sort_key_value_matches_it_as_mysql_text() -> None:
 
 
 def test_mysql_query_orders_string_primary_keys_by_their_bytes_and_quotes_odd_names() -> None:
-    m = TableMapper(TableMapping(source="shop.odd", indexes=[{"name": "by_n", "pk": "n`x"}]),  # type: ignore[list-item]
+    m = TableMapper(TableMapping(source="shop.odd", indexes=[{"name": "by_n", "pk": "n`x"}]),
                     (("code", "varchar(8)"), ("n`x", "int(11)")), ("code",))
     sql, params = mysql_query(m.index("by_n"), {"n`x": 5})
     assert sql.endswith("WHERE `n``x` = %s ORDER BY BINARY CONVERT(`code` USING utf8mb4)")
@@ -323,7 +323,7 @@ _strings = st.text(st.sampled_from(["a", "A", "b", " ", "\t", "é", "É", "€",
 @given(st.lists(st.tuples(_strings, st.integers(0, 5)), max_size=12, unique_by=lambda t: t[1]))
 def test_sort_key_orders_strings_by_code_point_like_mysqls_utf8mb4_bytes(
         pairs: list[tuple[str, int]]) -> None:
-    m = TableMapper(TableMapping(source="shop.t", indexes=[{"name": "by_g", "pk": "g", "sk": "s"}]),  # type: ignore[list-item]
+    m = TableMapper(TableMapping(source="shop.t", indexes=[{"name": "by_g", "pk": "g", "sk": "s"}]),
                     (("id", "int(11)"), ("g", "int(11)"), ("s", "varchar(10)")), ("id",))
     rows = [{"id": i, "g": 1, "s": s} for s, i in pairs]
     ours = [(r["s"], r["id"]) for r in sorted(rows, key=m.index("by_g").sort_key)]
