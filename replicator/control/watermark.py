@@ -37,6 +37,12 @@ What each claims, and why a stale one is never wrong (only conservative):
 The maximum over members is sound because each member's claim is true on its own; the
 component-wise maximum of true claims is true.
 
+What "applied" does not promise: an event that cannot be mapped is dead-lettered (DESIGN §3.2)
+and counts as applied. Changes committed before the reader's *first* start position are not
+carried by the stream at all: they reach DynamoDB through the backfill, which the 2 -> 3 gate
+requires complete; the watermark counts them as covered, so for rows older than the pipeline it
+answers correctly from phase 3 on (and in phase 2 once their table's backfill is complete).
+
 Limits: MariaDB GTIDs with ``gtid_strict_mode`` (sequence numbers increase along the binlog
 within a domain); a MySQL GTID set is not parsed (use ``version``, e.g. of ``SHOW MASTER
 STATUS`` read after the write). A ``version`` target right after a binlog rotation is covered
