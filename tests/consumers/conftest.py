@@ -140,11 +140,11 @@ class InProcessWriter:
 
     def __init__(self, env: WriterEnv, client: Any = None, max_batch: int = 500) -> None:
         from consumers.writer.applier import make_client
-        from consumers.writer.tables import ensure_tables
         from consumers.writer.metrics import WriterMetrics
         from consumers.writer.runner import WriterOptions
         from consumers.writer.schema import load_schemas
         from consumers.writer.service import build_writer, check_mappings, start_writer
+        from consumers.writer.tables import ensure_tables
 
         self.env = env
         self.client = client if client is not None else make_client(env.settings)

@@ -23,9 +23,9 @@ import pytest
 
 from replicator.backfill.source import SnapshotSource
 from replicator.control import names, open_control_store
-from replicator.reader.sink import read_last_checkpoint
 from replicator.phase import set_migration_phase
 from replicator.phase.probes import KafkaOffsetProbe
+from replicator.reader.sink import read_last_checkpoint
 from replicator.settings import Settings, load_settings
 from replicator.topics import table_topic
 from tests.conftest import admin_connect

@@ -109,7 +109,7 @@ class Shop:
 
     def mysql_row(self, table: str, key: int) -> dict[str, Any] | None:
         with self.admin.cursor() as cur:
-            cur.execute(f"SELECT * FROM `{self.db}`.`{table}` WHERE id = %s", (key,))  # noqa: S608
+            cur.execute(f"SELECT * FROM `{self.db}`.`{table}` WHERE id = %s", (key,))
             names = [d[0] for d in cur.description]
             row = cur.fetchone()
         return None if row is None else dict(zip(names, row, strict=True))

@@ -34,7 +34,8 @@ def test_an_unmapped_table_is_named_with_the_mapped_ones(shop: Shop) -> None:
     ({"id": 1, "email": "x"}, "not key columns \\['email'\\]"),
     ({"uid": 1}, "missing \\['id'\\]"),
 ])
-def test_a_key_with_missing_or_extra_columns_names_them(shop: Shop, key: dict[str, object], words: str) -> None:
+def test_a_key_with_missing_or_extra_columns_names_them(
+        shop: Shop, key: dict[str, object], words: str) -> None:
     with pytest.raises(KeyShapeError, match=words):
         shop.client.table(shop.users).get(key)
 
@@ -71,7 +72,8 @@ def phase5(shop: Shop) -> Iterator[None]:
     ({"prefs": "{broken"}, UnmappableValueError, "JSON"),
 ])
 def test_a_phase_5_value_that_mysql_could_not_hold_is_refused_before_writing(
-        shop: Shop, phase5: None, changes: dict[str, object], error: type[Exception] | None, words: str) -> None:
+        shop: Shop, phase5: None, changes: dict[str, object], error: type[Exception] | None,
+        words: str) -> None:
     users = shop.client.table(shop.users)
     (uid,) = shop.next_ids(1)
     users.insert(shop.user(uid))
@@ -94,17 +96,16 @@ def test_a_phase_5_item_over_400_kb_is_refused_naming_the_limit(shop: Shop, phas
 
 def test_a_phase_5_transaction_over_100_items_names_dynamodbs_limit(shop: Shop, phase5: None) -> None:
     ids = shop.next_ids(101)
-    with pytest.raises(TransactionTooLargeError, match="100"):
-        with shop.client.transaction() as tx:
-            for uid in ids:
-                tx.table(shop.users).insert(shop.user(uid))
+    with pytest.raises(TransactionTooLargeError, match="100"), shop.client.transaction() as tx:
+        for uid in ids:
+            tx.table(shop.users).insert(shop.user(uid))
     assert shop.client.table(shop.users).get({"id": ids[0]}) is None
 
 
 def test_an_unreachable_control_store_at_start_up_stops_the_client_saying_what_to_do(shop: Shop) -> None:
     settings = shop.settings.model_copy(update={"control": shop.settings.control.model_copy(
         update={"redis_url": "redis://127.0.0.1:1/0"})})
-    with pytest.raises(ControlStoreUnavailable, match="control.redis_url"):
+    with pytest.raises(ControlStoreUnavailable, match=r"control\.redis_url"):
         connect(settings, name="no-store")
 
 

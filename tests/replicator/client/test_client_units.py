@@ -68,8 +68,9 @@ class Recorder:
 
 
 def validator(rec: Recorder) -> DualReadValidator:
-    return DualReadValidator(sample_ratio=1.0, recheck_wait_s=0.1, count=rec.count, on_outcome=rec.outcomes.append,
-                             on_difference=lambda t, k: None, position=lambda: "0-1-99",
+    return DualReadValidator(sample_ratio=1.0, recheck_wait_s=0.1, count=rec.count,
+                             on_outcome=rec.outcomes.append, on_difference=lambda t, k: None,
+                             position=lambda: "0-1-99",
                              wait_applied=rec.wait, rng=random.Random(1))
 
 

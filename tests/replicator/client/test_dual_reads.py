@@ -26,7 +26,8 @@ def _outcomes(shop: Shop) -> dict[str, float]:
             for o in ("passed", "failed", "unverified")}
 
 
-def _wait_outcomes(shop: Shop, before: dict[str, float], total: int, timeout_s: float = 20.0) -> dict[str, float]:
+def _wait_outcomes(shop: Shop, before: dict[str, float], total: int,
+                   timeout_s: float = 20.0) -> dict[str, float]:
     deadline = time.monotonic() + timeout_s
     while True:
         now = _outcomes(shop)
@@ -74,7 +75,7 @@ def test_a_planted_difference_is_logged_with_its_class_counted_and_mysql_returne
         users.update({"id": uid}, {"name": None})
         assert shop.applied(shop.users)
     if kind == "timestamp_precision":
-        planted = Temporal("datetime", dt.datetime(2024, 1, 1, 12, 0, 0).strftime("%Y-%m-%dT%H:%M:%S") + ".000000")
+        planted = Temporal("datetime", "2024-01-01T12:00:00.000000")
         users.update({"id": uid}, {"created_at": dt.datetime(2024, 1, 1, 12, 0, 0, 123456)})
         assert shop.applied(shop.users)
     if kind == "number_decimal":
