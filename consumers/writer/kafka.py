@@ -121,11 +121,24 @@ class KafkaEventConsumer:
             self._consumer.close()  # leaves the group now rather than after the session time-out
             self._consumer = None
 
+    def _take(self, max_messages: int, timeout: float) -> list[Any]:
+        """Up to ``max_messages``: wait at most ``timeout`` for the first, then take what is already
+        fetched. ``consume(n, timeout)`` alone waits out its whole timeout unless n arrive, which
+        put a poll timeout between every change and DynamoDB at low rates (read-your-writes
+        waits on it); under load the fetch queue holds full batches, so batching is unchanged."""
+        with kafka.kafka_errors("polling the table topics"):
+            first = self._consumer.poll(timeout)
+            if first is None:
+                return []
+            if max_messages <= 1:
+                return [first]
+            return [first, *self._consumer.consume(num_messages=max_messages - 1, timeout=0)]
+
     def poll_batch(self, max_messages: int, timeout: float) -> list[RawMessage]:
         if self._paused:
             self.pause_all()  # partitions assigned since the pause start paused too
         out: list[RawMessage] = []
-        for m in self._consumer.consume(num_messages=max_messages, timeout=timeout):
+        for m in self._take(max_messages, timeout):
             err = m.error()
             if err is not None:
                 if kafka.is_unknown_topic(err) or kafka.is_partition_eof(err):
