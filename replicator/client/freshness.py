@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable
+from typing import Any
 
 
 class RecentWrites:
@@ -20,16 +21,25 @@ class RecentWrites:
         self._clock = clock
         self._lock = threading.Lock()
         self._keys: dict[tuple[str, str], tuple[str, float]] = {}  # (table, key text) -> (gtid, until)
+        self._given: dict[tuple[str, str], dict[str, Any]] = {}  # (table, key text) -> the key itself
 
-    def record(self, table: str, keys: Iterable[str], gtid: str | None) -> None:
+    def record(self, table: str, keys: Iterable[tuple[str, dict[str, Any]]], gtid: str | None) -> None:
+        """``keys``: (key text, primary-key dict) of each row a committed transaction wrote."""
         if not gtid:
             return
         until = self._clock() + self._remember_s
         with self._lock:
-            for key in keys:
-                self._keys[(table, key)] = (gtid, until)
+            for text, key in keys:
+                self._keys[(table, text)] = (gtid, until)
+                self._given[(table, text)] = key
             if len(self._keys) > 100_000:
                 self._expire()
+
+    def keys(self, table: str) -> list[dict[str, Any]]:
+        """The primary keys of ``table`` this client wrote within the memory window."""
+        now = self._clock()
+        with self._lock:
+            return [self._given[k] for k, (_, until) in self._keys.items() if k[0] == table and until >= now]
 
     def pending(self, table: str, key: str | None = None) -> str | None:
         """The GTID a read must wait for: of this key, or (key None) of any key of the table."""
@@ -51,11 +61,13 @@ class RecentWrites:
                     if k[0] == table and all(covered.get(d, -1) >= n for d, n in _seqs(g).items())]
             for k in done:
                 del self._keys[k]
+                self._given.pop(k, None)
 
     def _expire(self) -> None:
         now = self._clock()
         for k in [k for k, (_, until) in self._keys.items() if until < now]:
             del self._keys[k]
+            self._given.pop(k, None)
 
 
 def _seqs(position: str) -> dict[int, int]:

@@ -58,6 +58,7 @@ log = structlog.get_logger("replicator.client")
 
 Key = Mapping[str, Any]
 T = TypeVar("T")
+MAX_PATCHED_KEYS = 100  # own recent writes patched into a phase-4 query; beyond, MySQL answers
 _CONFLICT_RETRIES = 5
 
 
@@ -298,11 +299,29 @@ class Table:
         if pending and not self._c.wait_applied(self.source, [pending]):
             self._c.metrics.fallbacks.labels("read_your_writes").inc()
             return self._mysql_query(index, values)
+        mine = self._c.recent.keys(self.source)
+        if len(mine) > MAX_PATCHED_KEYS:
+            self._c.metrics.fallbacks.labels("read_your_writes").inc()
+            return self._mysql_query(index, values)
         try:
-            return self._dynamo_query(index, values, count=True)
+            rows = self._dynamo_query(index, values, count=True)
+            if mine:
+                rows = self._patch(index, values, rows, mine)
         except ReplicatorError:
             self._c.metrics.fallbacks.labels("dynamodb_error").inc()
             return self._mysql_query(index, values)
+        return rows
+
+    def _patch(self, index: IndexMapping, values: Row, rows: list[Row],
+               mine: list[dict[str, Any]]) -> list[Row]:
+        """A GSI is eventually consistent even once the table has the write: replace this client's
+        own recently written rows by their strongly consistent base-table state."""
+        texts = {self.key_text(k) for k in mine}
+        kept = [r for r in rows if self.mapper.key_text(r) not in texts]
+        fresh = self._dynamo_rows(mine, count=False)
+        kept += [r for r in fresh if r is not None and all(r.get(c) == v for c, v in values.items())]
+        kept.sort(key=index.sort_key)
+        return kept
 
     # ----------------------------------------------------------------- writes
 
@@ -337,7 +356,8 @@ class Transaction:
     def __init__(self, client: Client, state: PhaseState) -> None:
         self._c = client
         self.state = state
-        self.written: dict[str, list[str]] = {}  # source -> key texts, for read-your-writes
+        # source -> (key text, key) of each row written, for read-your-writes
+        self.written: dict[str, list[tuple[str, dict[str, Any]]]] = {}
         self.operations = 0
 
     def table(self, source: str) -> TxTable:
@@ -423,7 +443,7 @@ class TxTable:
         return tx.batch.delete(t, t.dynamo_key(pk))
 
     def _written(self, key: Mapping[str, Any]) -> None:
-        self._tx.written.setdefault(self._t.source, []).append(self._t.key_text(key))
+        self._tx.written.setdefault(self._t.source, []).append((self._t.key_text(key), dict(key)))
 
     def _check_fits(self, row: Row, given: Mapping[str, Any]) -> None:
         excluded = [c for c in given if c not in self._t.mapper.attributes]

@@ -16,8 +16,9 @@ from replicator.testing import ManualClock
 def test_a_written_key_waits_for_its_gtid_until_applied_or_forgotten() -> None:
     clock = ManualClock(100.0)
     recent = RecentWrites(remember_s=60, clock=clock)
-    recent.record("db.users", ["id=1"], "0-1-10")
-    recent.record("db.users", ["id=2"], "0-1-12")
+    recent.record("db.users", [("id=1", {"id": 1})], "0-1-10")
+    recent.record("db.users", [("id=2", {"id": 2})], "0-1-12")
+    assert recent.keys("db.users") == [{"id": 1}, {"id": 2}]
     assert recent.pending("db.users", "id=1") == "0-1-10"
     assert recent.pending("db.users", "id=3") is None
     assert recent.pending("db.users") == "0-0-12"  # a query waits for every write of the table
@@ -30,7 +31,7 @@ def test_a_written_key_waits_for_its_gtid_until_applied_or_forgotten() -> None:
 
 def test_a_write_without_a_gtid_is_not_remembered() -> None:
     recent = RecentWrites(remember_s=60)
-    recent.record("db.users", ["id=1"], None)
+    recent.record("db.users", [("id=1", {"id": 1})], None)
     assert recent.pending("db.users", "id=1") is None
 
 
