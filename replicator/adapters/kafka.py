@@ -11,6 +11,7 @@ migration), anything else :class:`BrokerUnavailable`.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -27,7 +28,7 @@ __all__ = [
     "AdminClient", "Consumer", "KafkaError", "KafkaException", "Message", "Producer", "TopicPartition",
     "TopicSpec",
     "admin_client", "client_config", "consumer", "ensure_topics", "error_code", "is_fenced",
-    "is_partition_eof", "is_unknown_topic", "kafka_errors", "producer",
+    "is_partition_eof", "is_unknown_topic", "kafka_errors", "producer", "read_range",
 ]
 
 log = structlog.get_logger("replicator.adapters.kafka")
@@ -120,3 +121,30 @@ def ensure_topics(kafka: KafkaSettings, specs: Sequence[TopicSpec], timeout_s: f
         log.info("topic_created", topic=name)
         created.append(name)
     return created
+
+
+def read_range(reader: Consumer, topic: str, partition: int, start: int, high: int,
+               timeout_s: float) -> Iterator[Message]:
+    """The records of ``[start, high)`` of one partition as ``reader`` sees them (with
+    ``read_committed``: committed data only, no control markers), until the partition's end.
+
+    ``reader`` needs ``enable.partition.eof``. A broker error, or not reaching the end within
+    ``timeout_s``, raises :class:`BrokerUnavailable`.
+    """
+    reader.assign([TopicPartition(topic, partition, start)])
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with kafka_errors(f"reading {topic}[{partition}]"):
+            msg = reader.poll(0.5)
+        if msg is None:
+            continue
+        err = msg.error()
+        if err is not None:
+            if is_partition_eof(err):
+                return
+            raise BrokerUnavailable(f"reading {topic}[{partition}] failed: {err}")
+        yield msg
+        offset = msg.offset()
+        if offset is not None and offset >= high - 1:
+            return
+    raise BrokerUnavailable(f"reading {topic}[{partition}] did not reach its end within {timeout_s:.0f} s")

@@ -197,37 +197,36 @@ class Table:
 
     def _dynamo_rows(self, keys: Sequence[dict[str, Any]], *, count: bool) -> list[Row | None]:
         dkeys = [self.dynamo_key(k) for k in keys]
-        t0 = time.perf_counter()
-        try:
+
+        def read() -> list[dict[str, Any] | None]:
             if len(dkeys) == 1:
-                item = self._c.dynamo.get_live(self.target, dkeys[0])
-                items = [item]
-            else:
-                items = self._c.dynamo.batch_get(self.target, dkeys, time.monotonic() + self._budget())
-        except ReplicatorError as exc:
-            if count:
-                self._c.dynamodb_read_failed(exc)
-            raise
-        self._c.metrics.read_seconds.labels("dynamodb", "get").observe(time.perf_counter() - t0)
-        if count:
-            self._c.counters.incr(names.DYNAMODB_READ_OK, 1)
+                return [self._c.dynamo.get_live(self.target, dkeys[0])]
+            return self._c.dynamo.batch_get(self.target, dkeys, time.monotonic() + self._budget())
+
+        items = self._measured("get", read, count=count)
         return [None if i is None else self.mapper.to_row(i) for i in items]
 
     def _dynamo_query(self, index: IndexMapping, values: Row, *, count: bool) -> list[Row]:
         params = dynamodb_query_params(self.target, index, values)
+        items = self._measured("query", lambda: self._c.dynamo.query(params), count=count)
+        rows = [self.mapper.to_row(i) for i in items if not is_tombstone(i)]
+        rows.sort(key=index.sort_key)
+        return rows
+
+    def _measured(self, op: str, read: Callable[[], T], *, count: bool) -> T:
+        """One DynamoDB read, timed; counted for the 4 -> 5 gate when ``count`` (phases 4-5; phase 3
+        counts once per dual read, in :meth:`_await`)."""
         t0 = time.perf_counter()
         try:
-            items = self._c.dynamo.query(params)
+            result = read()
         except ReplicatorError as exc:
             if count:
                 self._c.dynamodb_read_failed(exc)
             raise
-        self._c.metrics.read_seconds.labels("dynamodb", "query").observe(time.perf_counter() - t0)
+        self._c.metrics.read_seconds.labels("dynamodb", op).observe(time.perf_counter() - t0)
         if count:
             self._c.counters.incr(names.DYNAMODB_READ_OK, 1)
-        rows = [self.mapper.to_row(i) for i in items if not is_tombstone(i)]
-        rows.sort(key=index.sort_key)
-        return rows
+        return result
 
     def _budget(self) -> float:
         return self._c.settings.client.read_timeout_s

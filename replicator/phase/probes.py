@@ -7,7 +7,6 @@ checker can be driven by fakes in unit tests; the real adapters are :class:`Boto
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -121,20 +120,12 @@ class KafkaOffsetProbe:
         """Data messages in [start, high) as a read_committed reader sees them (no commits made)."""
         reader = self._consumer(f"{group}.phase-probe")
         try:
-            reader.assign([kafka.TopicPartition(topic, partition, start)])
-            deadline = time.monotonic() + self._timeout_s
-            while time.monotonic() < deadline:
-                msg = reader.poll(0.5)
-                if msg is None:
-                    continue
-                err = msg.error()
-                if err is not None:
-                    if kafka.is_partition_eof(err):
-                        return 0
-                    raise ProbeError(f"Kafka read of {topic}[{partition}] failed: {err}")
+            for msg in kafka.read_range(reader, topic, partition, start, high, self._timeout_s):
                 offset = msg.offset()
                 return high - offset if offset is not None and offset < high else 0
-            return high - start  # could not tell in time: count it all, the gate stays closed
+            return 0
+        except BrokerUnavailable as exc:
+            raise ProbeError(f"Kafka read of {topic}[{partition}] failed: {exc}") from exc
         finally:
             reader.close()
 

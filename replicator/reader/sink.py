@@ -35,6 +35,7 @@ from replicator.adapters.kafka import (
     is_partition_eof,
     kafka_errors,
     producer,
+    read_range,
 )
 from replicator.errors import BrokerUnavailable
 from replicator.reader.checkpoint import Checkpoint
@@ -84,24 +85,11 @@ def read_last_checkpoint(settings: Settings, key: bytes, timeout_s: float = 30.0
 
 def _scan(reader: Consumer, topic: str, start: int, high: int, key: bytes, timeout_s: float) -> bytes | None:
     """The last value for ``key`` in ``[start, high)`` of partition 0."""
-    reader.assign([TopicPartition(topic, 0, start)])
     last: bytes | None = None
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        msg = reader.poll(0.5)
-        if msg is None:
-            continue
-        err = msg.error()
-        if err is not None:
-            if is_partition_eof(err):
-                return last
-            raise BrokerUnavailable(f"reading {topic} failed: {err}")
+    for msg in read_range(reader, topic, 0, start, high, timeout_s):
         if msg.key() == key and msg.value() is not None:
             last = msg.value()
-        offset = msg.offset()
-        if offset is not None and offset >= high - 1:
-            return last
-    raise BrokerUnavailable(f"reading {topic} did not reach its end within {timeout_s:.0f} s")
+    return last
 
 
 def read_data_tails(settings: Settings, timeout_s: float = 30.0) -> dict[TopicPartitionKey, int]:
