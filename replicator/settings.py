@@ -170,7 +170,11 @@ class ClientSettings(_Section):
     remember_writes_s: float = Field(
         60.0, gt=0, description="how long a written key is remembered for read-your-writes")
     pool_size: int = Field(8, ge=1, le=256, description="MySQL connections (and DynamoDB pool) per client")
-    database: str | None = Field(None, description="default database for unqualified table names")
+    mysql_user: str | None = Field(None, description="the application's MySQL user; default: mysql.user")
+    mysql_password: SecretStr | None = Field(None, description="its password; default: mysql.password")
+    json_columns: Literal["text", "parsed"] = Field(
+        "text", description="JSON columns as canonical text (what PyMySQL gives) or parsed documents")
+    dual_read_workers: int = Field(8, ge=1, le=256, description="threads for phase-3 DynamoDB reads")
 
 
 class CutoverSettings(_Section):
