@@ -1,15 +1,15 @@
 """Remove what a demo run created, all of it namespaced by the run's id.
 
-The MySQL database, the Kafka topics and consumer groups under ``kafka.topic_prefix``, the
-DynamoDB tables under ``dynamodb.table_prefix`` (the control table among them when the
-control store is DynamoDB) and the Redis keys of the control namespace. Each kind is removed
-on its own, so one service being down does not leave the others behind; what could not be
-removed is returned, one line per service.
+The MySQL database and the application's MySQL user, the Kafka topics and consumer groups
+under ``kafka.topic_prefix``, the DynamoDB tables under ``dynamodb.table_prefix`` (the control
+table among them when the control store is DynamoDB) and the Redis keys of the control
+namespace. Each kind is removed on its own, so one service being down does not leave the
+others behind; what could not be removed is returned, one line per service.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import structlog
 
@@ -27,6 +27,16 @@ def drop_database(admin: MySQLSettings, database: str) -> None:
     try:
         with mysql.mysql_errors(f"dropping database {database}", admin), conn.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS `{database}`")
+    finally:
+        conn.close()
+
+
+def drop_users(admin: MySQLSettings, users: Sequence[str]) -> None:
+    conn = mysql.connect(admin)
+    try:
+        with mysql.mysql_errors(f"dropping the MySQL users {', '.join(users)}", admin), conn.cursor() as cur:
+            for user in users:
+                cur.execute("DROP USER IF EXISTS %s@'%%'", (user,))
     finally:
         conn.close()
 
@@ -72,10 +82,13 @@ def delete_redis_namespace(settings: Settings) -> None:
         redis.close_quietly(client)
 
 
-def remove_demo_resources(settings: Settings, admin: MySQLSettings, database: str) -> list[str]:
-    """Remove everything; returns what failed (empty when all is gone)."""
+def remove_demo_resources(settings: Settings, admin: MySQLSettings, database: str, *,
+                          users: Sequence[str] = ()) -> list[str]:
+    """Remove everything (``users``: MySQL users the run created); returns what failed (empty when
+    all is gone)."""
     steps: list[tuple[str, Callable[[], None]]] = [
         ("mysql", lambda: drop_database(admin, database)),
+        ("mysql users", lambda: drop_users(admin, users) if users else None),
         ("kafka", lambda: delete_kafka_namespace(settings)),
         ("dynamodb", lambda: delete_dynamodb_tables(settings)),
         ("redis", lambda: delete_redis_namespace(settings)),

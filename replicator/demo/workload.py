@@ -35,7 +35,7 @@ SCHEMA = (
          created_at DATETIME(6) NOT NULL, profile JSON, status ENUM('active','locked') NOT NULL)""",
     """CREATE TABLE orders (
          id BIGINT UNSIGNED PRIMARY KEY, user_id BIGINT UNSIGNED NOT NULL, total DECIMAL(12,2) NOT NULL,
-         placed_at TIMESTAMP(3) NOT NULL, note TEXT)""",
+         placed_at TIMESTAMP(3) NOT NULL, note TEXT, KEY by_user (user_id, placed_at))""",
 )
 
 
@@ -161,6 +161,13 @@ def create_schema(conn: Connection[Any], database: str) -> None:
         cur.execute(f"USE `{database}`")
         for ddl in SCHEMA:
             cur.execute(ddl)
+
+
+def create_app_user(conn: Connection[Any], database: str, user: str, password: str) -> None:
+    """The application's own MySQL user: reads and writes on ``database``, nothing else."""
+    with mysql_errors(f"creating the application's MySQL user {user}"), conn.cursor() as cur:
+        cur.execute("CREATE USER %s@'%%' IDENTIFIED BY %s", (user, password))
+        cur.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON `{database}`.* TO %s@'%%'", (user,))
 
 
 class MySQLExecutor:
