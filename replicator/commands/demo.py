@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -12,23 +13,45 @@ from replicator.errors import ConfigError
 from replicator.settings import Settings
 
 if TYPE_CHECKING:
+    from replicator.demo import SampleApp
     from validators.reconcile import TableReport
 
 # Differences seen while the pipeline still carries changes are compared again after this.
 SETTLE_S = 3.0
+# The sample application sits in the source tree, next to the packages (not installed with them).
+CHECKOUT = Path(__file__).resolve().parents[2]
 
 
 def reconcile_tables(settings: Settings) -> list[TableReport]:
-    """Every mapped table, MySQL against DynamoDB; each key compared counts for the gates."""
+    """Every mapped table, MySQL against DynamoDB.
+
+    Nothing is counted for the gates: the phase-3 gate judges the validations the application's
+    client made, and a full comparison of a few thousand rows would drown them.
+    """
     from replicator.adapters.dynamodb import dynamodb_client
     from replicator.backfill.source import SnapshotSource
-    from replicator.control import open_control_store
     from validators.reconcile import reconcile_table
 
     client = dynamodb_client(settings.dynamodb)
-    with SnapshotSource(settings.mysql) as src, open_control_store(settings) as store:
-        return [reconcile_table(settings, m, src, client, settle_s=SETTLE_S, record=store)
-                for m in settings.tables]
+    with SnapshotSource(settings.mysql) as src:
+        return [reconcile_table(settings, m, src, client, settle_s=SETTLE_S) for m in settings.tables]
+
+
+def sample_app() -> SampleApp:
+    """The shop of ``examples/shop`` (service and load generator) as the demo's application."""
+    if not (CHECKOUT / "examples" / "shop" / "__init__.py").is_file():
+        raise ConfigError(f"the demo drives the sample application examples/shop of a source checkout, "
+                          f"and {CHECKOUT} has none: run `make demo` from a clone of the repository")
+    if str(CHECKOUT) not in sys.path:
+        sys.path.append(str(CHECKOUT))  # after the installed packages: examples/ is all it adds
+    from examples.shop import serve
+    from examples.shop.load import LoadGenerator
+    from replicator.demo import SampleApp
+
+    return SampleApp(
+        serve=serve,
+        load=lambda url, workload, rate, threads: LoadGenerator(url, threads=threads, rate=rate,
+                                                                workload=workload, seed=42))
 
 
 def register(app: typer.Typer) -> None:
@@ -38,12 +61,17 @@ def register(app: typer.Typer) -> None:
         rows: Annotated[
             int, typer.Option(min=10, help="Users that exist before the migration starts.")
         ] = 3000,
-        ops_per_s: Annotated[float, typer.Option(min=1, help="The application's write rate.")] = 40.0,
+        ops_per_s: Annotated[
+            float, typer.Option(min=1, help="Requests/s the load generator sends the shop, reads and writes.")
+        ] = 40.0,
         soak_s: Annotated[
             float,
             typer.Option(min=1, help="Soak window of each gate (the guide's 24-72 h, shortened for a demo)."),
         ] = 15.0,
-        keep: Annotated[bool, typer.Option(help="Keep the demo's database, topics and tables.")] = False,
+        threads: Annotated[int, typer.Option(min=1, max=64, help="The load generator's threads.")] = 8,
+        keep: Annotated[
+            bool, typer.Option(help="Keep the demo's database, MySQL user, topics and tables.")
+        ] = False,
         admin_user: Annotated[
             str,
             typer.Option(
@@ -57,12 +85,15 @@ def register(app: typer.Typer) -> None:
             ".stack/logs"
         ),
     ) -> None:
-        """Run the five-phase migration on a demo shop database with a live workload.
+        """Run the migration's phases on a demo shop with a live application on the client.
 
-        Creates a database, starts the real binlog reader and DynamoDB writer, backfills the
-        existing rows while the application writes, proves DynamoDB equals MySQL row by row,
-        walks the phases through their measured gates, and ends with an emergency rollback
-        and the audit history. Needs the local stack (`make stack-up`); `make demo` does all.
+        Creates a database, starts the sample shop service (examples/shop, all its data access
+        through replicator.client) and its load generator, starts the real binlog reader and
+        DynamoDB writer, backfills the existing rows while the shop writes, proves DynamoDB
+        equals MySQL row by row, walks phases 1 -> 4 through their measured gates showing the
+        shop's errors and latency per phase, the client's validations and DynamoDB reads, checks
+        the 4 -> 5 gates on those reads, and ends with an emergency rollback and the audit
+        history. Needs the local stack (`make stack-up`); `make demo` does all.
         """
         settings = bootstrap(config)
         from replicator.demo import Demo, DemoOptions
@@ -73,6 +104,6 @@ def register(app: typer.Typer) -> None:
                     "--admin-user (or STACK_MYSQL_ADMIN_USER) is needed to create the demo database; "
                     "`make demo` sets it from .stack/env"
                 )
-            opts = DemoOptions(admin_user, admin_password, rows, ops_per_s, soak_s, keep, log_dir)
-            code = Demo(settings, opts, compare=reconcile_tables).run()
+            opts = DemoOptions(admin_user, admin_password, rows, ops_per_s, soak_s, keep, log_dir, threads)
+            code = Demo(settings, opts, compare=reconcile_tables, app=sample_app()).run()
         raise typer.Exit(code)

@@ -1,18 +1,22 @@
 """The demo's story: the migration guide's phases, told step by step on the local stack.
 
-A small shop database gets a live application workload; the real reader and writer run as
-processes; the backfill copies what existed; a comparison proves DynamoDB equals MySQL; and
-the phase controller walks the guide's phases with its measured gates, down to an emergency
-rollback. Every step prints what it did and what it measured. What is not built (the client
-shim, so no DynamoDB reads are measured) is said plainly where it matters.
+A small shop database and a sample application that uses it through the client
+(``examples/shop``: an HTTP service and its load generator, injected as a :class:`SampleApp`);
+the real reader and writer run as processes; the backfill copies what existed while the shop
+writes; a row-by-row comparison proves DynamoDB equals MySQL; and the phase controller walks
+the guide's phases 1 -> 2 -> 3 -> 4 on its measured gates, with what the shop's users saw at
+each phase (errors, latency), what the client counted (phase-3 validations, phase-4 reads by
+store) and the 4 -> 5 gates judged on those reads, down to an emergency rollback. The switch
+of the write target to DynamoDB (phase 5) is the cutover protocol, not shown here.
 
-The row-by-row comparison is injected (``compare``): it belongs to the validators, and this
-package sits below them.
+The row-by-row comparison is injected too (``compare``): it belongs to the validators, and
+this package sits below them.
 """
 
 from __future__ import annotations
 
 import random
+import secrets
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -26,21 +30,32 @@ from rich.table import Table
 
 from replicator.adapters import mysql
 from replicator.backfill.runner import Backfill, BackfillOptions
+from replicator.client import Client, connect
 from replicator.control import names, open_control_store
+from replicator.demo.app import ClientFigures, Load, LoadFigures, SampleApp, Service
 from replicator.demo.cleanup import remove_demo_resources
+from replicator.demo.printing import (
+    gates_table,
+    history_table,
+    load_table,
+    reads_lines,
+    validations_lines,
+    visit_line,
+)
 from replicator.demo.processes import Pipeline
-from replicator.demo.workload import MySQLExecutor, PacedWorkload, ShopWorkload, create_schema, seed
+from replicator.demo.workload import MySQLExecutor, ShopWorkload, create_app_user, create_schema, seed
 from replicator.diff import Difference
-from replicator.errors import SourceUnavailable
+from replicator.errors import ReplicatorError, SourceUnavailable
 from replicator.health import run_probes
 from replicator.phase import open_phase_controller
-from replicator.phase.gates import GateResult
-from replicator.phase.probes import KafkaOffsetProbe
+from replicator.phase.gates import DYNAMODB_READ_ERRORS, GateResult
+from replicator.phase.probes import WINDOW_INTO, KafkaOffsetProbe
 from replicator.settings import Settings, load_settings
 from replicator.topics import table_topic
 
 FLAGS = ("migration_phase", "dual_write_enabled", "dual_read_enabled", "read_from_dynamodb",
          "validation_enabled")
+GATE_WAIT_S = 60.0  # how long the 4 -> 5 gates may take to pass once the writes pause
 
 
 class TableComparison(Protocol):
@@ -69,14 +84,16 @@ class DemoOptions:
     admin_user: str
     admin_password: str
     rows: int = 3000
-    ops_per_s: float = 40.0
+    ops_per_s: float = 40.0  # requests/s the load generator sends the shop, reads and writes
     soak_s: float = 15.0
     keep: bool = False
     log_dir: Path = Path(".stack/logs")
+    threads: int = 8
 
 
 def demo_settings(base: Settings, run_id: str, soak_s: float) -> Settings:
-    """The base settings, namespaced by ``run_id``, mapping the shop's two tables, with short gates."""
+    """The base settings, namespaced by ``run_id``, mapping the shop's two tables (with the access
+    pattern the shop queries), with short gates."""
     return load_settings(
         kafka={**base.kafka.model_dump(), "topic_prefix": run_id},
         dynamodb={**base.dynamodb.model_dump(), "table_prefix": f"{run_id}-"},
@@ -86,33 +103,41 @@ def demo_settings(base: Settings, run_id: str, soak_s: float) -> Settings:
                "window_4_5_s": soak_s, "min_validations": 100},
         tables=[
             {"source": f"{run_id}.users", "target": "users", "key": {"pk": "USER#{id}"}},
-            {"source": f"{run_id}.orders", "target": "orders"},
+            {"source": f"{run_id}.orders", "target": "orders",
+             "indexes": [{"name": "by_user", "pk": "user_id", "sk": "placed_at"}]},
         ],
         log=base.log.model_dump(),
     )
 
 
 class Demo:
-    def __init__(self, base: Settings, opts: DemoOptions, compare: Compare,
+    def __init__(self, base: Settings, opts: DemoOptions, compare: Compare, app: SampleApp,
                  console: Console | None = None) -> None:
-        self.opts, self.compare = opts, compare
+        self.opts, self.compare, self.app = opts, compare, app
         self.console = console or Console()
         self.run_id = "demo" + uuid.uuid4().hex[:6]
         self.db = self.run_id
         self.settings = demo_settings(base, self.run_id, opts.soak_s)
         self.admin = self.settings.mysql.model_copy(
             update={"user": opts.admin_user, "password": SecretStr(opts.admin_password)})
+        # The shop's own MySQL user (DML on its database only); the pipeline keeps mysql.user.
+        self.app_user = f"{self.run_id}_app"
+        self.client_settings = self.settings.model_copy(update={"client": self.settings.client.model_copy(
+            update={"mysql_user": self.app_user, "mysql_password": SecretStr(secrets.token_urlsafe(18))})})
         self.pipeline = Pipeline(self.settings, self.run_id, opts.log_dir)
-        self.workload: PacedWorkload | None = None
+        self.client: Client | None = None
+        self.service: Service | None = None
+        self.load: Load | None = None
+        self.figures: LoadFigures | None = None  # the load's final report, once stopped
 
     def run(self) -> int:
         try:
             return self._run()
         finally:
-            self._stop_workload()
+            self._stop_application()
             self.pipeline.stop()
             if not self.opts.keep:
-                failed = remove_demo_resources(self.settings, self.admin, self.db)
+                failed = remove_demo_resources(self.settings, self.admin, self.db, users=[self.app_user])
                 if failed:
                     self.say(f"[yellow]cleanup incomplete ({'; '.join(failed)}); "
                              f"resources are prefixed {self.run_id}")
@@ -124,13 +149,15 @@ class Demo:
         head = self._application()
         self._pipeline(head)
         self.step(4, "phase 1 -> 2 (dual write): gated on DynamoDB tables and a connected writer")
+        self.say(visit_line(self.loaded().report().last(1), 1))
         self.change_phase(2, "demo: start dual writes")
         self._backfill()
         if not self._drain_and_compare():
             return 1
         self._validation_phases()
+        gates_passed = self._transition_phase()
         self._rollback()
-        return 0
+        return self._verdict(gates_passed)
 
     # ----------------------------------------------------------------- the steps
 
@@ -144,23 +171,31 @@ class Demo:
         return True
 
     def _application(self) -> tuple[str, int]:
-        """Create and fill the shop, start its workload; returns the binlog head before the workload."""
+        """Create and fill the shop, start its service and load; returns the binlog head before them."""
         o = self.opts
-        self.step(2, f"phase 1 (MySQL only): the application runs on MySQL ({self.db})")
+        self.step(2, f"phase 1 (MySQL only): the shop runs on MySQL ({self.db})")
         seeder = MySQLExecutor(mysql.connect(self.admin))
         try:
             create_schema(seeder.conn, self.db)
+            password = self.client_settings.client.mysql_password
+            create_app_user(seeder.conn, self.db, self.app_user,
+                            password.get_secret_value() if password else "")
             seeder.apply_many(seed(o.rows))
             head = seeder.binlog_head()
         finally:
             seeder.close()
         self.say(f"  {o.rows} users and {2 * o.rows} orders already exist; "
                  f"binlog head {head[0]}:{head[1]}")
+        self.client = connect(self.client_settings, name="shop-api")
+        self.service = self.app.serve(self.client)
         rng = random.Random(42)  # noqa: S311 - a workload, not cryptography
-        self.workload = PacedWorkload(ShopWorkload(rng, o.rows + 1),
-                                      MySQLExecutor(mysql.connect(self.admin, database=self.db)), o.ops_per_s)
-        self.workload.start()
-        self.say(f"  the application writes ~{o.ops_per_s:.0f} changes/s from now on")
+        self.load = self.app.load(self.service.url, ShopWorkload(rng, o.rows + 1), o.ops_per_s, o.threads)
+        self.load.start()
+        self.say(f"  the shop service (examples/shop) answers on {self.service.url}; all its reads and "
+                 f"writes go through replicator.client, as MySQL user {self.app_user} "
+                 f"(DML on {self.db} only)")
+        self.say(f"  its load generator sends ~{o.ops_per_s:.0f} requests/s (reads and writes) "
+                 f"from {o.threads} threads from now on")
         self.flags()
         return head
 
@@ -171,23 +206,29 @@ class Demo:
         with open_control_store(self.settings) as store:
             self.wait_for("waiting for the writer to connect",
                           lambda: store.get_marker(names.WRITER_HEARTBEAT) is not None)
-        self.say(f"  reader and writer running; logs in {self.pipeline.logs}")
+        self.say(f"  reader and writer running (the writer created the tables and the by_user GSI); "
+                 f"logs in {self.pipeline.logs}")
 
     def _backfill(self) -> None:
-        self.step(5, "backfill the rows that existed before the stream, while the application writes")
+        self.step(5, "backfill the rows that existed before the stream, while the shop writes")
         opts = BackfillOptions(chunk_rows=500, max_rows_per_s=0, wait_timeout_s=300)
         for p in Backfill(self.settings, opts).run():
             self.say(f"  {p.source}: {p.done} rows copied in {p.chunks} chunks, "
                      f"{p.dead_lettered} dead-lettered")
 
     def _drain_and_compare(self) -> bool:
-        self.step(6, "stop the application's writes, let the pipeline drain, and compare every row")
-        done = self._stop_workload()
-        self.say(f"  the application made {done} changes during the demo")
+        self.step(6, "pause the shop's writes (its reads go on), let the pipeline drain, compare every row")
+        load = self.loaded()
+        if not load.pause_writes(30.0):
+            self.say("[yellow]  writes were still in flight after 30 s")
+        self.say(f"  the shop made {load.report().changes} changes so far")
         self.wait_for("waiting for replication lag to reach zero", lambda: self.writer_lag() == 0)
-        if not all(r.ok for r in self.comparison()):
+        same = all(r.ok for r in self.comparison())
+        load.resume_writes()
+        if not same:
             self.say("[red]DynamoDB differs from MySQL: see the differences above (Data validation failed)")
             return False
+        self.say("  the shop's writes resume")
         return True
 
     def _validation_phases(self) -> None:
@@ -195,39 +236,94 @@ class Demo:
         self.step(7, f"phase 2 -> 3 (validation): dual-write success >= 99% over a {soak:.0f}s soak "
                      "(the guide's 24 h, shortened) and a complete backfill")
         self.soak()
+        self.say(visit_line(self.loaded().report().last(2), 2))
         self.change_phase(3, "demo: dual writes healthy, start validating")
 
-        self.step(8, "phase 3 -> 4 (DynamoDB reads): validation error rate < 0.1% over the soak")
+        self.step(8, "phase 3 -> 4 (DynamoDB reads): the client's validation error rate < 0.1% over the soak")
         self.soak()
-        self.comparison()
+        passed, failed = self.window(names.VALIDATION_PASSED, 4), self.window(names.VALIDATION_FAILED, 4)
+        for line in validations_lines(ClientFigures.of(self.connected().metrics.registry), passed, failed):
+            self.say(line)
+        self.say(visit_line(self.loaded().report().last(3), 3))
         self.change_phase(4, "demo: validation clean, read from DynamoDB")
 
-        self.step(9, "phase 4 -> 5 (DynamoDB only): needs measured DynamoDB reads and zero lag")
-        with open_phase_controller(self.settings) as ctl:
-            self.soak()
-            results = ctl.check(5)
-        self.gates_table(5, results)
-        self.say(
-            "  The client shim that would count the application's DynamoDB reads is not built yet, so the "
-            "read gate has no evidence and refuses: the controller does not move on an assumption."
-        )
+    def _transition_phase(self) -> bool:
+        """Phase 4: reads from DynamoDB, then the 4 -> 5 gates on what the client measured."""
+        self.step(9, "phase 4 (DynamoDB reads), and the 4 -> 5 gates on the reads the client measured")
+        registry = self.connected().metrics.registry
+        start = ClientFigures.of(registry)
+        self.soak()
+        for line in reads_lines(ClientFigures.of(registry).since(start)):
+            self.say(line)
+        self.say(visit_line(self.loaded().report().last(4), 4))
+        self.say("  a switch to phase 5 starts by freezing writes: the shop's writes pause so that the "
+                 "replication lag can reach zero")
+        self.loaded().pause_writes(30.0)
+        results = self.await_gates(5)
+        gates_table(self.console, 5, results)
+        reads = next((r.measured for r in results if r.gate == DYNAMODB_READ_ERRORS), "not measured")
+        passed = all(r.passed for r in results)
+        verdict = "[green]PASSED[/]" if passed else "[red]NOT MET[/]"
+        self.say(f"  4 -> 5 gates: {verdict}; DynamoDB read errors {reads}: the reads the client counted "
+                 f"({names.DYNAMODB_READ_OK} / {names.DYNAMODB_READ_FAILED}) over the soak window")
+        self.say("  The switch itself (freeze writes, fence MySQL, drain, flip: DESIGN §3.6) is the cutover "
+                 "protocol, another piece of work: this demo stops at phase 4.")
+        self.loaded().resume_writes()
+        return passed
 
     def _rollback(self) -> None:
-        self.step(10, "emergency rollback straight to phase 1 (allowed from any phase)")
+        self.step(10, "emergency rollback straight to phase 1 (allowed from any phase), the shop running")
         self.change_phase(1, "demo: emergency rollback drill")
+        self.soak(min(self.opts.soak_s, 5.0))
+        load = self.loaded()
+        load.stop()
+        self.figures = load.report()
+        self.say(visit_line(self.figures.last(1), 1))
+        load_table(self.console, self.figures)
         with open_phase_controller(self.settings) as ctl:
             history = ctl.history()
-        t = Table(title="audit history")
-        for col in ("epoch", "actor", "from", "to", "reason", "forced gates"):
-            t.add_column(col)
-        for h in history:
-            t.add_row(str(h.epoch), h.actor, str(h.from_phase), str(h.to_phase), h.reason,
-                      ", ".join(h.forced_gates))
-        self.console.print(t)
-        self.say("[green]demo complete: DynamoDB matched MySQL row for row, "
-                 "and every phase change is audited.")
+        history_table(self.console, history)
+
+    def _verdict(self, gates_passed: bool) -> int:
+        figures = self.figures
+        assert figures is not None  # set by _rollback
+        phases = " -> ".join(str(v.phase) for v in figures.visits)
+        self.say(f"  the shop answered {figures.requests} requests in phases {phases}: "
+                 f"{figures.errors} application errors")
+        if figures.errors or not gates_passed:
+            self.say("[red]demo failed: " + ("the shop's users saw errors (above)" if figures.errors
+                                              else "the 4 -> 5 gates were not met (above)"))
+            return 1
+        self.say("[green]demo complete: the shop ran through the phases with 0 application errors, DynamoDB "
+                 "matched MySQL row for row, the 4 -> 5 gates passed on measured DynamoDB reads, and every "
+                 "phase change is audited.")
+        return 0
+
+    def _stop_application(self) -> None:
+        """Stop the load, the service and the client (each once, each even if another fails)."""
+        load, service, client = self.load, self.service, self.client
+        self.load = self.service = self.client = None
+        if load is not None:
+            load.stop()
+        if service is not None:
+            service.stop()
+        if client is not None:
+            try:
+                client.close()
+            except ReplicatorError as exc:
+                self.say(f"[yellow]  the client did not close cleanly: {exc}")
 
     # ----------------------------------------------------------------- measuring and acting
+
+    def loaded(self) -> Load:
+        if self.load is None:
+            raise SourceUnavailable("the shop's load generator is not running")
+        return self.load
+
+    def connected(self) -> Client:
+        if self.client is None:
+            raise SourceUnavailable("the shop's client is not connected")
+        return self.client
 
     def comparison(self) -> Sequence[TableComparison]:
         reports = self.compare(self.settings)
@@ -245,10 +341,29 @@ class Demo:
         lags = KafkaOffsetProbe(self.settings.kafka).topic_lags(self.settings.writer_group, topics)
         return sum(lags.values())
 
+    def window(self, counter: str, target: int) -> int:
+        """A gate counter summed over the soak window of the step into ``target``, as the gate sums it."""
+        window = float(getattr(self.settings.gates, WINDOW_INTO[target]))
+        now = time.time()
+        with open_control_store(self.settings) as store:
+            return store.window_sum(counter, now - window, now)
+
+    def await_gates(self, target: int, timeout_s: float = GATE_WAIT_S) -> list[GateResult]:
+        """The gates into ``target``, measured again each second until they pass (bounded)."""
+        deadline = time.monotonic() + timeout_s
+        with open_phase_controller(self.settings) as ctl, \
+                self.console.status(f"checking the gates into phase {target} until they pass"):
+            while True:
+                results = ctl.check(target)
+                if all(r.passed for r in results) or time.monotonic() > deadline:
+                    return results
+                self.pipeline.check_alive()
+                time.sleep(1.0)
+
     def change_phase(self, target: int, reason: str, *, force: bool = False) -> None:
         with open_phase_controller(self.settings) as ctl:
             if target > ctl.get_state().phase:
-                self.gates_table(target, ctl.check(target))
+                gates_table(self.console, target, ctl.check(target))
             res = ctl.set_migration_phase(target, reason=reason, actor="demo", force=force)
         forced = f" (forced: {', '.join(res.forced_gates)})" if res.forced_gates else ""
         self.say(f"  Migration phase {res.transition.from_phase} -> {target}{forced}: {reason}")
@@ -268,23 +383,13 @@ class Demo:
                 self.pipeline.check_alive()
                 time.sleep(0.5)
 
-    def soak(self) -> None:
-        deadline = time.monotonic() + self.opts.soak_s + 1
-        with self.console.status(f"soaking for {self.opts.soak_s:.0f}s"):
+    def soak(self, seconds: float | None = None) -> None:
+        s = self.opts.soak_s + 1 if seconds is None else seconds
+        deadline = time.monotonic() + s
+        with self.console.status(f"soaking for {s:.0f}s"):
             while time.monotonic() < deadline:
+                self.pipeline.check_alive()
                 time.sleep(0.5)
-
-    def _stop_workload(self) -> int:
-        """Halt the application's writes (once); returns how many changes it made."""
-        w = self.workload
-        if w is None:
-            return 0
-        w.halt()
-        w.executor.close()
-        if w.error is not None:
-            self.say(f"[yellow]  the application stopped early: {w.error}")
-        self.workload = None
-        return w.done
 
     # ----------------------------------------------------------------- printing
 
@@ -293,12 +398,3 @@ class Demo:
 
     def step(self, n: int, title: str) -> None:
         self.console.rule(f"[bold]{n}. {title}")
-
-    def gates_table(self, target: int, results: list[GateResult]) -> None:
-        t = Table(title=f"gates into phase {target}")
-        for col in ("gate", "measured", "threshold", "verdict"):
-            t.add_column(col)
-        for r in results:
-            t.add_row(r.gate, r.measured, r.threshold,
-                      "[green]pass[/]" if r.passed else f"[red]fail[/] {r.detail}")
-        self.console.print(t)

@@ -1,4 +1,5 @@
-"""The demo: its workload generator, its injected comparison, and the whole story on the real stack."""
+"""The demo: its workload generator, its injected comparison and application, the client's figures it
+reads, and the whole story on the real stack."""
 
 from __future__ import annotations
 
@@ -15,8 +16,11 @@ import pytest
 from rich.console import Console
 
 from replicator.adapters import kafka
-from replicator.demo import Demo, DemoOptions
+from replicator.client.metrics import ClientMetrics
+from replicator.demo import Demo, DemoOptions, SampleApp
+from replicator.demo.app import ClientFigures
 from replicator.demo.cleanup import delete_dynamodb_tables
+from replicator.demo.printing import load_table, visit_line
 from replicator.demo.workload import (
     DeleteUser,
     InsertUser,
@@ -107,13 +111,95 @@ def test_the_story_prints_the_figures_of_the_injected_comparison() -> None:
         return [FakeReport(s.tables[0].source, 12, 12, 3), FakeReport("shop.orders", 5, 4, 0, [missing])]
 
     console = Console(record=True, width=200)
-    demo = Demo(load_settings(), DemoOptions("admin", ""), compare=compare, console=console)
+    demo = Demo(load_settings(), DemoOptions("admin", ""), compare=compare, app=NO_APP, console=console)
     reports = demo.comparison()
     out = console.export_text()
     assert [r.ok for r in reports] == [True, False]
     assert seen == [demo.settings] and demo.settings.tables[0].source == f"{demo.run_id}.users"
     assert re.search(rf"{demo.run_id}\.users\s+│ 12\s+│ 12\s+│ 3\s+│ 0", out), out
     assert re.search(r"shop\.orders\s+│ 5\s+│ 4\s+│ 0\s+│ 1", out), out
+
+
+def _not_started(*args: Any) -> Any:
+    raise AssertionError("the application is not started by this test")
+
+
+NO_APP = SampleApp(serve=_not_started, load=_not_started)
+
+
+def test_the_demo_declares_the_access_pattern_the_shop_queries() -> None:
+    demo = Demo(load_settings(), DemoOptions("admin", ""), compare=lambda s: [], app=NO_APP)
+    orders = demo.settings.table(f"{demo.run_id}.orders")
+    assert orders is not None
+    assert [(ix.name, ix.pk, ix.sk) for ix in orders.indexes] == [("by_user", "user_id", "placed_at")]
+    # The shop's own MySQL user, not the pipeline's; the pipeline's config never carries it.
+    assert demo.client_settings.client.mysql_user == f"{demo.run_id}_app" != demo.settings.mysql.user
+    assert demo.settings.client.mysql_user is None
+
+
+def test_client_figures_are_read_from_the_clients_registry_and_subtract() -> None:
+    m = ClientMetrics()
+    m.validations.labels("passed").inc(5)
+    m.read_seconds.labels("dynamodb", "get").observe(0.01)
+    before = ClientFigures.of(m.registry)
+    m.validations.labels("failed").inc()
+    m.read_seconds.labels("dynamodb", "get").observe(0.01)
+    m.read_seconds.labels("dynamodb", "query").observe(0.01)
+    m.read_seconds.labels("mysql", "get").observe(0.01)
+    m.fallbacks.labels("read_your_writes").inc(2)
+    now = ClientFigures.of(m.registry)
+    assert now.validations == {"passed": 5, "failed": 1}
+    between = now.since(before)
+    assert (between.reads_from("dynamodb"), between.reads_from("mysql")) == (2, 1)
+    assert between.validations == {"passed": 0, "failed": 1}
+    assert between.fallbacks == {"read_your_writes": 2}
+
+
+@dataclass(frozen=True)
+class Visit:
+    phase: int
+    epoch: int
+    requests: int = 10
+    reads: int = 6
+    writes: int = 4
+    changes: int = 4
+    misses: int = 0
+    errors: int = 0
+    p50_ms: float = 2.0
+    p99_ms: float = 9.5
+    error_samples: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Figures:
+    visits: tuple[Visit, ...]
+
+    @property
+    def requests(self) -> int:
+        return sum(v.requests for v in self.visits)
+
+    @property
+    def errors(self) -> int:
+        return sum(v.errors for v in self.visits)
+
+    @property
+    def changes(self) -> int:
+        return sum(v.changes for v in self.visits)
+
+    def last(self, phase: int) -> Visit | None:
+        return next((v for v in reversed(self.visits) if v.phase == phase), None)
+
+
+def test_the_load_table_has_a_row_per_phase_visit_and_shows_error_samples() -> None:
+    console = Console(record=True, width=200)
+    figures = Figures((Visit(1, 0), Visit(2, 1, errors=1, error_samples=("GET /users/5: 503 down",)),
+                       Visit(1, 2)))
+    load_table(console, figures)
+    out = console.export_text()
+    assert re.search(r"│\s+2 │\s+1 │\s+10 │\s+6 │\s+4 │\s+0 │\s+1 │\s+2\.0 │\s+9\.5 │", out), out
+    assert len(re.findall(r"│\s+1 │\s+[02] │", out)) == 2
+    assert "phase 2 error: GET /users/5: 503 down" in out
+    assert "p50 2.0 ms, p99 9.5 ms" in visit_line(figures.last(1), 1)
 
 
 def test_cleanup_never_deletes_tables_without_a_prefix() -> None:
@@ -133,29 +219,48 @@ def test_the_demo_package_imports_no_validators_nor_consumers() -> None:
 
 @pytest.mark.integration
 @pytest.mark.slow
-def test_demo_walks_the_phases_with_zero_differences_and_cleans_up(
+def test_demo_walks_the_phases_with_the_shop_error_free_and_cleans_up(
         isolated_env: dict[str, str], settings: Settings, tmp_path: Path, dynamodb: Any,
         redis_client: Any) -> None:
     res = subprocess.run(
-        [sys.executable, "-m", "replicator.cli", "demo", "--rows", "300", "--soak-s", "3",
-         "--ops-per-s", "30", "--log-dir", str(tmp_path)],
-        env=isolated_env, capture_output=True, text=True, timeout=600, check=False,
+        [sys.executable, "-m", "replicator.cli", "demo", "--rows", "300", "--soak-s", "4",
+         "--ops-per-s", "80", "--log-dir", str(tmp_path)],
+        env={**isolated_env, "COLUMNS": "250"}, capture_output=True, text=True, timeout=600, check=False,
     )
     out = res.stdout + res.stderr
-    assert res.returncode == 0, out[-3000:]
+    assert res.returncode == 0, out[-5000:]
     assert "demo complete" in out
     assert re.search(r"Migration phase 3 -> 4", out) and "emergency rollback" in out
-    # Reconciliation ran on both tables and found nothing.
+    # The shop ran through every phase with zero errors seen by its users.
+    summary = re.search(r"the shop answered (\d+) requests in phases 1 -> 2 -> 3 -> 4 -> 1: "
+                        r"(\d+) application errors", out)
+    assert summary and int(summary.group(1)) > 0 and summary.group(2) == "0", out[-5000:]
+    for phase in (1, 2, 3, 4):
+        assert re.search(rf"the shop in phase {phase}: \d+ requests .*, 0 errors, latency p50 [\d.]+ ms, "
+                         r"p99 [\d.]+ ms", out), phase
+    # Phase 3: the client's validations, none failed; none logged as failed either.
+    validated = re.search(r"(\d+) validations passed, 0 failed, \d+ unverified", out)
+    assert validated and int(validated.group(1)) >= 100, out
+    assert re.search(r"validation\.passed=\d+, validation\.failed=0", out)
     assert "Data validation failed" not in out
+    # Phase 4: reads served from DynamoDB, and the 4 -> 5 gates passed on the reads measured.
+    served = re.search(r"reads served in phase 4 .*: dynamodb (\d+)", out)
+    assert served and int(served.group(1)) > 0, out
+    gate = re.search(r"4 -> 5 gates: PASSED; DynamoDB read errors 0 % \(0/(\d+) failed\)", out)
+    assert gate and int(gate.group(1)) > 0, out[-5000:]
+    assert "stops at phase 4" in out
     assert "cleanup incomplete" not in out
-    # Nothing is left behind: the run's database, and its topics, consumer groups, DynamoDB tables
-    # and control keys (named by the run's id, or by this test's namespace: the environment wins).
-    found = re.search(r"the application runs on MySQL \((demo[0-9a-f]{6})\)", out)
+    # Nothing is left behind: the run's database and MySQL user, and its topics, consumer groups,
+    # DynamoDB tables and control keys (named by the run's id, or by this test's namespace: the
+    # environment wins).
+    found = re.search(r"the shop runs on MySQL \((demo[0-9a-f]{6})\)", out)
     assert found, out[:3000]
     names = (found.group(1), isolated_env["REPLICATOR_KAFKA__TOPIC_PREFIX"])
     conn = admin_connect(isolated_env)
     with conn.cursor() as cur:
         cur.execute("SHOW DATABASES LIKE %s", (names[0],))
+        assert cur.fetchall() == ()
+        cur.execute("SELECT user FROM mysql.user WHERE user = %s", (f"{names[0]}_app",))
         assert cur.fetchall() == ()
     conn.close()
     assert [t for t in dynamodb.list_tables()["TableNames"] if t.startswith(names)] == []
