@@ -169,6 +169,8 @@ class Client:
             except ReplicatorError as exc:
                 log.warning("client_close_step_failed", error=str(exc))
         self._executor.shutdown(wait=False, cancel_futures=True)
+        if self._started:
+            set_migration_phase_field(None)  # this process no longer follows a phase
         self._started = False
 
     def __enter__(self) -> Client:

@@ -27,6 +27,7 @@ def _restore_logging() -> Iterator[None]:
     saved_config = structlog.get_config()
     saved_handlers = list(root.handlers)
     saved_levels = {name: logging.getLogger(name).level for name in ("", *logs.OWN_LOGGERS)}
+    set_migration_phase_field(None)  # another test's process-wide phase must not leak in
     yield
     set_migration_phase_field(None)
     for h in list(root.handlers):
