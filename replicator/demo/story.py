@@ -55,6 +55,7 @@ from replicator.topics import table_topic
 
 FLAGS = ("migration_phase", "dual_write_enabled", "dual_read_enabled", "read_from_dynamodb",
          "validation_enabled")
+DEMO_SERVER_IDS = 7_000_000  # the demo readers' server_ids: this plus a number from the run's id
 GATE_WAIT_S = 60.0  # how long the 4 -> 5 gates may take to pass once the writes pause
 
 
@@ -93,12 +94,14 @@ class DemoOptions:
 
 def demo_settings(base: Settings, run_id: str, soak_s: float) -> Settings:
     """The base settings, namespaced by ``run_id``, mapping the shop's two tables (with the access
-    pattern the shop queries), with short gates."""
+    pattern the shop queries), with short gates. The reader presents a server_id of its own, so
+    that it never displaces another reader of the same server (MySQL allows one per id)."""
     return load_settings(
         kafka={**base.kafka.model_dump(), "topic_prefix": run_id},
         dynamodb={**base.dynamodb.model_dump(), "table_prefix": f"{run_id}-"},
         control={**base.control.model_dump(), "namespace": run_id},
-        mysql={**base.mysql.model_dump(), "password": base.mysql.password.get_secret_value()},
+        mysql={**base.mysql.model_dump(), "password": base.mysql.password.get_secret_value(),
+               "server_id": DEMO_SERVER_IDS + int(uuid.uuid5(uuid.NAMESPACE_DNS, run_id)) % 1_000_000},
         gates={**base.gates.model_dump(), "window_2_3_s": soak_s, "window_3_4_s": soak_s,
                "window_4_5_s": soak_s, "min_validations": 100},
         tables=[
