@@ -178,7 +178,18 @@ class ClientSettings(_Section):
 
 
 class CutoverSettings(_Section):
+    """The switch of the write target between MySQL and DynamoDB (DESIGN §3.6, docs/design.md)."""
+
     max_write_pause_s: float = Field(2.0, gt=0, description="bound of the write pause of a 4<->5 switch")
+    lease_ttl_s: float = Field(
+        5.0, gt=0, description="a client whose lease is older than this is not waited for, and refuses "
+                               "to write")
+    dynamodb_fence_table: str = Field(
+        "replicator-fence", description="DynamoDB table of the fence item (dynamodb.table_prefix prepended)")
+    mysql_user: str | None = Field(
+        None, description="MySQL user that flips the fence row (needs CREATE on its database and UPDATE); "
+                          "default: client.mysql_user, else mysql.user")
+    mysql_password: SecretStr | None = Field(None, description="its password")
 
 
 class LogSettings(_Section):

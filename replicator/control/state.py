@@ -51,14 +51,38 @@ def flags_for_phase(n: int) -> dict[str, bool | int]:
 
 
 @dataclass(frozen=True)
+class Freeze:
+    """A switch of the write target in progress (docs/design.md): writes to the current store
+    pause until the phase moves to ``target`` (or the switch aborts)."""
+
+    target: int
+    generation: int  # the generation the switch opens
+    since: float  # wall time the freeze was announced
+
+    def to_doc(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> Freeze:
+        return cls(target=int(doc["target"]), generation=int(doc["generation"]), since=float(doc["since"]))
+
+
+@dataclass(frozen=True)
 class PhaseState:
-    """The stored phase document. ``epoch`` increases by one on every change (0 = never set)."""
+    """The stored phase document. ``epoch`` increases by one on every change (0 = never set).
+
+    ``generation`` is the version generation of the store that takes writes (docs/design.md):
+    even while MySQL does (phases 1-4), odd while DynamoDB does (phase 5). ``freeze`` is set
+    while a switch of the write target is in progress.
+    """
 
     phase: int = MIN_PHASE
     epoch: int = 0
     updated_at: float = 0.0
     updated_by: str = ""
     reason: str = ""
+    generation: int = 0
+    freeze: Freeze | None = None
 
     def __post_init__(self) -> None:
         if self.phase not in _FLAGS:
@@ -93,15 +117,24 @@ class PhaseState:
     def flags(self) -> dict[str, bool | int]:
         return flags_for_phase(self.phase)
 
+    @property
+    def frozen(self) -> bool:
+        return self.freeze is not None
+
     def to_doc(self) -> dict[str, Any]:
         """The stored form: the flags are written too, so that readers in any language see them."""
-        return {**asdict(self), **self.flags()}
+        doc = {**asdict(self), **self.flags()}
+        doc["freeze"] = None if self.freeze is None else self.freeze.to_doc()
+        return doc
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> PhaseState:
+        freeze = doc.get("freeze")
         return cls(
             phase=int(doc["phase"]), epoch=int(doc["epoch"]), updated_at=float(doc["updated_at"]),
             updated_by=str(doc.get("updated_by", "")), reason=str(doc.get("reason", "")),
+            generation=int(doc.get("generation", 0)),
+            freeze=Freeze.from_doc(freeze) if isinstance(freeze, dict) else None,
         )
 
 

@@ -138,6 +138,7 @@ class PhaseController:
         now = self.clock.now()
         new = PhaseState(
             phase=target, epoch=current.epoch + 1, updated_at=now, updated_by=actor, reason=reason,
+            generation=current.generation,
         )
         entry = HistoryEntry(
             epoch=new.epoch, at=now, actor=actor, from_phase=current.phase, to_phase=target, reason=reason,
