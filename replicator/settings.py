@@ -181,6 +181,9 @@ class CutoverSettings(_Section):
     """The switch of the write target between MySQL and DynamoDB (DESIGN §3.6, docs/design.md)."""
 
     max_write_pause_s: float = Field(2.0, gt=0, description="bound of the write pause of a 4<->5 switch")
+    fence_table: str = Field(
+        "replicator.fence", description="database.table of the MySQL fence row (write target, generation of "
+                                        "versions); the pipeline reads its binlog events, not a mapped table")
     lease_ttl_s: float = Field(
         5.0, gt=0, description="a client whose lease is older than this is not waited for, and refuses "
                                "to write")
@@ -190,6 +193,14 @@ class CutoverSettings(_Section):
         None, description="MySQL user that flips the fence row (needs CREATE on its database and UPDATE); "
                           "default: client.mysql_user, else mysql.user")
     mysql_password: SecretStr | None = Field(None, description="its password")
+
+    @field_validator("fence_table")
+    @classmethod
+    def _fence_db_dot_table(cls, v: str) -> str:
+        parts = v.split(".")
+        if len(parts) != 2 or not all(_IDENT.match(p) for p in parts):
+            raise ValueError(f"must be 'database.table', got {v!r}")
+        return v
 
 
 class LogSettings(_Section):
