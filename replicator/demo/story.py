@@ -102,6 +102,9 @@ def demo_settings(base: Settings, run_id: str, soak_s: float) -> Settings:
         control={**base.control.model_dump(), "namespace": run_id},
         mysql={**base.mysql.model_dump(), "password": base.mysql.password.get_secret_value(),
                "server_id": DEMO_SERVER_IDS + int(uuid.uuid5(uuid.NAMESPACE_DNS, run_id)) % 1_000_000},
+        # The fence row of the write-target switch lives in the run's own database, where the
+        # shop's user may read it (every client write transaction does) and the clean-up drops it.
+        cutover={**base.cutover.model_dump(), "fence_table": f"{run_id}.fence"},
         gates={**base.gates.model_dump(), "window_2_3_s": soak_s, "window_3_4_s": soak_s,
                "window_4_5_s": soak_s, "min_validations": 100},
         tables=[

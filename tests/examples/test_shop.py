@@ -101,7 +101,7 @@ def _shop(stack_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -
     settings = load_settings(
         mysql={"server_id": 8_000_000 + uuid.uuid4().int % 1_000_000},  # no other reader's
         kafka={"topic_prefix": unique, "partitions": 2}, dynamodb={"table_prefix": f"{unique}-"},
-        control={"namespace": unique},
+        control={"namespace": unique}, cutover={"fence_table": f"{unique}.fence"},  # the shop's user reads it
         tables=[{"source": f"{unique}.users", "target": "users", "key": {"pk": "USER#{id}"}},
                 {"source": f"{unique}.orders", "target": "orders",
                  "indexes": [{"name": "by_user", "pk": "user_id", "sk": "placed_at"}]}],
