@@ -15,10 +15,17 @@ and on the wire (JSON, orjson) the types JSON lacks are tagged one-key objects::
 Temporal values keep MySQL's own text (zero dates included) with exactly the column's
 fractional digits, so nothing is lost to Python's datetime range.
 
-Versions: ``version = (binlog file sequence << 32) + event start offset + row index``.
+Versions (docs/design.md, "Versions across direction changes")::
+
+    version = generation << 52 | base                      (63 bits)
+    base    = (binlog file sequence << 32) + event start offset + row index   (52 bits)
+
 Every row in a rows event takes at least one byte of the event, so ``offset + row`` stays
-below the next event's offset: versions are unique and strictly increase along the binlog
-of one server, and fit in 63 bits (file offsets are 32-bit in the v4 event header).
+below the next event's offset: bases are unique and strictly increase along the binlog of one
+server. File offsets are 32-bit in the v4 event header, and the file sequence is limited to 20
+bits (binlog names have six digits), so a base fits in 52 bits. The generation (11 bits) is the
+one of the last fence state in which MySQL took writes (:mod:`replicator.fence`); it is 0 before
+any switch of the write target, where a version is exactly its base.
 """
 
 from __future__ import annotations
@@ -62,7 +69,11 @@ Row = dict[str, Value]
 
 # --------------------------------------------------------------------------- versions
 
-_FILE_SEQ_BITS = 31
+GENERATION_SHIFT = 52  # version = generation << GENERATION_SHIFT | base
+GENERATION_BITS = 11  # 63 bits in all: a version is a non-negative signed 64-bit integer
+MAX_GENERATION = (1 << GENERATION_BITS) - 1
+_BASE_MASK = (1 << GENERATION_SHIFT) - 1
+_FILE_SEQ_BITS = 20
 _OFFSET_BITS = 32
 
 
@@ -74,21 +85,39 @@ def binlog_sequence(file: str) -> int:
     return int(suffix)
 
 
-def binlog_version(file: str, offset: int, row: int = 0) -> int:
+def with_generation(generation: int, base: int) -> int:
+    """``generation << 52 | base``; ValueError when either is out of its range."""
+    if not 0 <= generation <= MAX_GENERATION:
+        raise ValueError(f"version generation {generation} out of range (0..{MAX_GENERATION})")
+    if not 0 <= base <= _BASE_MASK:
+        raise ValueError(f"version base {base} out of range (0..2**{GENERATION_SHIFT} - 1)")
+    return generation << GENERATION_SHIFT | base
+
+
+def split_version(version: int) -> tuple[int, int]:
+    """``(generation, base)`` of a version: the inverse of :func:`with_generation`."""
+    if version < 0:
+        raise ValueError(f"negative version {version}")
+    return version >> GENERATION_SHIFT, version & _BASE_MASK
+
+
+def binlog_version(file: str, offset: int, row: int = 0, generation: int = 0) -> int:
     """The version of row ``row`` of the rows event starting at ``offset`` of ``file``."""
     seq = binlog_sequence(file)
     if not (0 <= seq < 1 << _FILE_SEQ_BITS and 0 <= offset < 1 << _OFFSET_BITS and row >= 0):
         raise ValueError(f"binlog position out of range: {file}:{offset} row {row}")
-    return (seq << _OFFSET_BITS) + offset + row
+    return with_generation(generation, (seq << _OFFSET_BITS) + offset + row)
 
 
-def snapshot_version(file: str, head_offset: int) -> int:
+def snapshot_version(file: str, head_offset: int, generation: int = 0) -> int:
     """The version for snapshot rows selected after reading the binlog head ``file:head_offset``.
 
-    One below the first version a later event can have, and not below any earlier event's,
-    so stream changes the chunk did not see always win, and the ones it saw tie harmlessly.
+    Its base is one below the first base a later event can have, and not below any earlier
+    event's, so stream changes the chunk did not see always win, and the ones it saw tie
+    harmlessly. ``generation``: the fence's MySQL generation read in the chunk's snapshot.
     """
-    return binlog_version(file, head_offset) - 1
+    _, base = split_version(binlog_version(file, head_offset))
+    return with_generation(generation, base - 1)
 
 
 # --------------------------------------------------------------------------- event
@@ -103,6 +132,7 @@ class Position:
 
     @property
     def version(self) -> int:
+        """The base version of this position (generation 0); an event's ``version`` adds its generation."""
         return binlog_version(self.file, self.offset, self.row)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
@@ -10,6 +11,8 @@ from hypothesis import strategies as st
 
 from replicator.errors import BadEventError
 from replicator.events import (
+    GENERATION_SHIFT,
+    MAX_GENERATION,
     ChangeEvent,
     JsonDoc,
     Position,
@@ -20,6 +23,8 @@ from replicator.events import (
     encode_key,
     encode_value,
     snapshot_version,
+    split_version,
+    with_generation,
 )
 
 json_docs = st.recursive(
@@ -94,7 +99,7 @@ def test_kafka_key_is_independent_of_column_order() -> None:
     assert encode_key({"a": 1, "b": "x"}) == encode_key({"b": "x", "a": 1})
 
 
-@given(st.integers(1, 2**31 - 2), st.integers(4, 2**32 - 10_002), st.integers(0, 10_000))
+@given(st.integers(1, 2**20 - 2), st.integers(4, 2**32 - 10_002), st.integers(0, 10_000))
 def test_versions_increase_along_the_binlog(seq: int, offset: int, row: int) -> None:
     file = f"mysql-bin.{seq:06d}"
     v = binlog_version(file, offset, row)
@@ -108,3 +113,66 @@ def test_snapshot_version_is_below_every_later_event_and_not_below_earlier_ones(
     snap = snapshot_version(*head)
     assert snap < binlog_version(*head, 0)
     assert snap >= binlog_version("mysql-bin.000007", 4000, 999)  # an event that ended at 5000
+
+
+# --------------------------------------------------------------------------- generations (docs/design.md)
+
+positions = st.tuples(st.integers(0, 999_999), st.integers(4, 2**32 - 10_002), st.integers(0, 10_000))
+generations = st.integers(0, MAX_GENERATION)
+
+
+def test_generation_zero_keeps_the_version_of_today() -> None:
+    # (sequence << 32) + offset + row, as every version carried before generations existed
+    assert binlog_version("mysql-bin.000003", 1234, 2) == (3 << 32) + 1236
+    assert binlog_version("mysql-bin.000003", 1234, 2, 0) == binlog_version("mysql-bin.000003", 1234, 2)
+    assert snapshot_version("mysql-bin.000003", 1234, 0) == (3 << 32) + 1233
+
+
+@given(positions, generations)
+def test_a_version_splits_into_its_generation_and_binlog_base(pos: tuple[int, int, int], g: int) -> None:
+    seq, offset, row = pos
+    file = f"mysql-bin.{seq:06d}"
+    v = binlog_version(file, offset, row, g)
+    assert split_version(v) == (g, binlog_version(file, offset, row))
+    assert v == g << GENERATION_SHIFT | binlog_version(file, offset, row)
+    assert 0 <= v < 2**63
+
+
+@given(positions, positions, st.integers(0, MAX_GENERATION - 1))
+def test_a_higher_generation_beats_any_position_of_a_lower_one(
+    a: tuple[int, int, int], b: tuple[int, int, int], g: int
+) -> None:
+    early = binlog_version(f"mysql-bin.{a[0]:06d}", a[1], a[2], g)
+    late = binlog_version(f"mysql-bin.{b[0]:06d}", b[1], b[2], g + 1)
+    assert early < late
+    assert snapshot_version(f"mysql-bin.{a[0]:06d}", a[1], g) < late
+
+
+@given(positions, positions, generations)
+def test_within_a_generation_versions_follow_the_binlog(
+    a: tuple[int, int, int], b: tuple[int, int, int], g: int
+) -> None:
+    va, vb = (binlog_version(f"mysql-bin.{p[0]:06d}", p[1], p[2], g) for p in (a, b))
+    base_a, base_b = (binlog_version(f"mysql-bin.{p[0]:06d}", p[1], p[2]) for p in (a, b))
+    assert (va < vb) == (base_a < base_b)
+
+
+def test_application_microseconds_fit_the_base_until_2112() -> None:
+    at_2100 = 4_102_444_800_000_000  # 2100-01-01T00:00:00Z in microseconds
+    assert split_version(with_generation(1, at_2100)) == (1, at_2100)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        lambda: binlog_version("mysql-bin.1048576", 4),  # a seven-digit binlog sequence: beyond 20 bits
+        lambda: binlog_version("mysql-bin.1048575", 2**32 - 1, 1),  # a base past 52 bits
+        lambda: binlog_version("mysql-bin.000001", 4, 0, MAX_GENERATION + 1),
+        lambda: binlog_version("mysql-bin.000001", 4, 0, -1),
+        lambda: snapshot_version("mysql-bin.000000", 0),  # no base below the first position
+        lambda: split_version(-1),
+    ],
+)
+def test_out_of_range_versions_are_refused(bad: Callable[[], int]) -> None:
+    with pytest.raises(ValueError):
+        bad()
