@@ -335,8 +335,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--seed", type=int, help="random seed, for a repeatable run")
     p.add_argument("--every", type=float, default=5.0, help="seconds between progress lines")
     args = p.parse_args(argv)
-    gen = LoadGenerator(args.url, threads=args.threads, rate=args.rate, read_share=args.read_share,
-                        first_free_id=args.first_id or args.users + 1, seed=args.seed)
+    try:
+        gen = LoadGenerator(args.url, threads=args.threads, rate=args.rate, read_share=args.read_share,
+                            first_free_id=args.first_id or args.users + 1, seed=args.seed)
+    except ValueError as exc:
+        p.error(str(exc))
     gen.start()
     started = time.monotonic()
     try:
