@@ -36,6 +36,7 @@ ORDER_FIELDS = frozenset({"id", "user_id", "total", "note"})
 #: Ids the service allocates when the caller sends none: above any seeded id, JSON-safe.
 _ALLOCATED_IDS = (2**40, 2**53)
 _LOCK_STRIPES = 64
+BY_USER = "by_user"  # the access pattern of a user's orders (tables[].indexes)
 
 
 class ShopError(Exception):
@@ -96,6 +97,10 @@ class ShopService:
         users, orders = shop_tables(client.settings, database)
         self.users: Table = client.table(users)
         self.orders: Table = client.table(orders)
+        if not any(ix.name == BY_USER for ix in self.orders.mapper.indexes):
+            raise ConfigError(f"the shop lists a user's orders by the access pattern {BY_USER!r}: declare "
+                              f"it in tables[source={orders}].indexes as "
+                              f"{{name: {BY_USER}, pk: user_id, sk: placed_at}}")
         self._locks = [threading.Lock() for _ in range(_LOCK_STRIPES)]
 
     # ----------------------------------------------------------------- health
@@ -183,7 +188,7 @@ class ShopService:
 
     def user_orders(self, user_id: int, limit: int = 50) -> list[dict[str, Any]]:
         """The user's orders, newest first (the ``by_user`` access pattern, read backwards)."""
-        rows = self.orders.query("by_user", {"user_id": user_id})
+        rows = self.orders.query(BY_USER, {"user_id": user_id})
         return [public_order(r) for r in reversed(rows[-limit:] if limit else [])]
 
     def _lock(self, user_id: int) -> threading.Lock:
