@@ -82,10 +82,11 @@ def _pk(row: Row, names: tuple[str, ...]) -> Row:
 
 
 def build_events(change: RowsChange, tx: TxContext, first_index: int, *,
-                 ts_ms: int | None = None) -> list[ChangeEvent]:
+                 ts_ms: int | None = None, generation: int = 0) -> list[ChangeEvent]:
     """The change events of one rows event, numbered from ``first_index`` within the transaction.
 
     ``ts_ms``: the transaction's commit time (its XID/COMMIT event); default: the rows event's time.
+    ``generation``: the version generation in force at the rows event (:mod:`replicator.fence`).
     """
     schema = change.schema
     pk_names = schema.primary_key
@@ -100,7 +101,7 @@ def build_events(change: RowsChange, tx: TxContext, first_index: int, *,
     columns, fingerprint = schema.typed_columns, schema.fingerprint
     for row_i, images in enumerate(change.rows):
         pos = Position(change.file, change.offset, row_i, tx.gtid)
-        version = binlog_version(change.file, change.offset, row_i)
+        version = binlog_version(change.file, change.offset, row_i, generation)
         steps: list[tuple[str, Row | None, Row | None]]
         if change.kind == "insert":
             steps = [("c", None, images[0])]

@@ -44,10 +44,17 @@ class ReaderMetrics:
                                      "Unix time at which the last checkpoint was committed", registry=reg)
         self.heartbeat_failures = Counter("replicator_reader_heartbeat_failures_total",
                                           "Heartbeats the control store refused", registry=reg)
+        self.generation = Gauge("replicator_reader_version_generation",
+                                "Version generation in force at the last committed checkpoint (the fence "
+                                "row's MySQL generation)", registry=reg)
+        self.fence_rows_ignored = Counter("replicator_reader_fence_rows_ignored_total",
+                                          "Fence row changes that set no generation (malformed, or going "
+                                          "back)", registry=reg)
         self.up = Gauge("replicator_reader_streaming", "1 while the reader streams, 0 while it retries",
                         registry=reg)
 
-    def checkpoint(self, file: str, offset: int, at: float) -> None:
+    def checkpoint(self, file: str, offset: int, at: float, generation: int = 0) -> None:
+        self.generation.set(generation)
         self.checkpoint_file.set(binlog_sequence(file))
         self.checkpoint_offset.set(offset)
         self.checkpoint_time.set(at)

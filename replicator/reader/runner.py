@@ -24,6 +24,13 @@ checkpoint with its data offsets; the loop reports (``PositionListener.settled``
 reached through transactions without mapped changes, which need no Kafka commit to be claimed.
 A start without a GTID position (the binlog head, ``--from FILE:POS``) asks the server for the
 position there (``gtid_at``), so that the checkpoints carry every domain from the first one on.
+
+Version generation (docs/design.md): the pump follows the fence row's binlog events
+(:mod:`.transactions`) and every checkpoint carries the generation in force at its position; a
+restart resumes with the checkpoint's. A start without a checkpoint asks the server for the
+fence row as it is now (``fence_generation``; 0 without one), after the start position was
+resolved: a fence change in between is then also met in the binlog, so the events before it can
+only carry the newer generation, never an older one than theirs.
 """
 
 from __future__ import annotations
@@ -94,8 +101,10 @@ class Reader:
                  stop_event: threading.Event | None = None,
                  preflight: Callable[[], None] | None = None,
                  on_lag: LagListener | None = None, watermark: PositionListener | None = None,
-                 gtid_at: Callable[[str, int], str] | None = None) -> None:
+                 gtid_at: Callable[[str, int], str] | None = None,
+                 fence_generation: Callable[[], int] | None = None) -> None:
         self._settings = settings
+        self._fence_generation = fence_generation  # the fence row's MySQL generation now (fresh starts)
         self._watermark = watermark
         self._gtid_at = gtid_at  # the server's GTID position at a binlog position ("" if it has none)
         self._preflight = preflight
@@ -178,26 +187,30 @@ class Reader:
                     if self._watermark is not None:
                         self._watermark.settled(cp)
             if cp is None:
+                generation = self._fence_generation() if self._fence_generation is not None else 0
                 # Anchor the first start: a restart before the first commit must not re-read the head.
                 if start.file:
-                    cp = Checkpoint(start.file, start.offset or 4, None, gtid_position)
+                    cp = Checkpoint(start.file, start.offset or 4, None, gtid_position, generation=generation)
                     self._commit(sink, cp, opened=False)
             else:
+                generation = cp.generation
                 self._note_committed(cp)
-            log.info("reader_started", position=start.describe(),
+            log.info("reader_started", position=start.describe(), generation=generation,
                      checkpoint_topic=checkpoint_topic(self._settings.kafka.topic_prefix))
             while not self.stop_event.is_set():
-                outcome = self._stream(sink, start, gtid_position, backoff)
+                outcome = self._stream(sink, start, gtid_position, generation, backoff)
                 if outcome is None:
                     return
-                start, gtid_position = outcome
+                start, gtid_position, generation = outcome
         finally:
             sink.close()
 
-    def _stream(self, sink: EventSink, start: StartAt, gtid_position: str,
-                backoff: Backoff) -> tuple[StartAt, str] | None:
+    def _stream(self, sink: EventSink, start: StartAt, gtid_position: str, generation: int,
+                backoff: Backoff) -> tuple[StartAt, str, int] | None:
         q: queue.Queue[QueueItem] = queue.Queue(self.options.queue_transactions)
-        pump = Pump(self._source_factory(start), self._topics, GtidState(gtid_position), q)
+        pump = Pump(self._source_factory(start), self._topics, GtidState(gtid_position), q,
+                    fence_table=self._settings.cutover.fence_table, generation=generation,
+                    on_fence_ignored=self.metrics.fence_rows_ignored.inc)
         pump.start()
         self.metrics.up.set(1)
         try:
@@ -218,9 +231,9 @@ class Reader:
                         resume_at=self.committed.describe() if self.committed else start.describe())
             self.stop_event.wait(delay)
             if self.committed is None:
-                return start, gtid_position
+                return start, gtid_position, generation
             cp = self.committed
-            return StartAt(file=cp.file, offset=cp.offset), cp.gtid_position
+            return StartAt(file=cp.file, offset=cp.offset), cp.gtid_position, cp.generation
         raise failure
 
     def _drain(self, sink: EventSink, q: queue.Queue[QueueItem]) -> BaseException | None:
@@ -318,4 +331,4 @@ class Reader:
 
     def _note_committed(self, cp: Checkpoint) -> None:
         self.committed = cp
-        self.metrics.checkpoint(cp.file, cp.offset, time.time())
+        self.metrics.checkpoint(cp.file, cp.offset, time.time(), cp.generation)

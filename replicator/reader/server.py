@@ -1,6 +1,6 @@
 """The source server's metadata over an ordinary SQL connection: the I/O half of the start-up
 checks (:mod:`.checks`), the start position, and the catalog the binlog decoder needs
-(collations, MariaDB JSON columns).
+(collations, MariaDB JSON columns), and the fence row a fresh start begins with.
 
 Connections come from :func:`replicator.adapters.mysql.connect`, and PyMySQL's exceptions are
 translated by :func:`replicator.adapters.mysql.mysql_errors`: a server that does not answer is
@@ -15,12 +15,16 @@ from contextlib import contextmanager
 from typing import Any
 
 from replicator.adapters.mysql import connect, mysql_errors
-from replicator.errors import SourceConfigError
+from replicator.errors import SourceConfigError, StatementRejected
+from replicator.fence import INITIAL_FENCE, FenceState, quoted_table, read_fence
 from replicator.reader import checks
 from replicator.reader.schema import Catalog
 from replicator.settings import MySQLSettings
 
 __all__ = ["ServerInfo"]
+
+_NO_SUCH_TABLE = 1146
+_NO_TABLE_PRIVILEGE = frozenset((1142, 1143))  # SELECT (table / column) command denied
 
 
 class ServerInfo:
@@ -91,6 +95,30 @@ class ServerInfo:
                 cur.execute(f"SHOW CREATE TABLE `{db}`.`{table}`")
                 out += checks.foreign_keys_of(db, table, str(cur.fetchone()[1]))
         return out
+
+    def fence(self, table: str) -> FenceState:
+        """The fence row now (:data:`~replicator.fence.INITIAL_FENCE` when the table does not exist).
+
+        A table this user may not read is an error, not a missing table: probed with a SELECT
+        first, since ``information_schema`` hides such a table.
+        """
+        try:
+            with self._cursor("probing the fence table") as cur:
+                cur.execute(f"SELECT 1 FROM {quoted_table(table)} LIMIT 0")  # noqa: S608 - quoted name
+                cur.fetchall()
+        except StatementRejected as exc:
+            if exc.code == _NO_SUCH_TABLE:
+                return INITIAL_FENCE
+            if exc.code in _NO_TABLE_PRIVILEGE:
+                raise SourceConfigError(
+                    f"MySQL user {self._cfg.user!r} cannot read the fence table {table} "
+                    f"(cutover.fence_table): {exc}. A fresh start reads the write target's generation "
+                    f"from it: GRANT SELECT ON {quoted_table(table)} TO '{self._cfg.user}'@'<host>' "
+                    "(or SELECT on its database) as an administrator"
+                ) from exc
+            raise
+        with self._cursor("reading the fence row") as cur:
+            return read_fence(cur, table)
 
     def catalog(self, mapped: set[str]) -> Catalog:
         version = self.version()

@@ -18,6 +18,7 @@ from replicator.adapters.binlog import BinlogSource
 from replicator.adapters.kafka import ensure_topics
 from replicator.adapters.mysql import connect, mysql_errors
 from replicator.errors import ConfigError, StatementRejected
+from replicator.fence import mysql_generation
 from replicator.reader import checks
 from replicator.reader.gtid import StartAt
 from replicator.reader.heartbeat import HeartbeatPublisher
@@ -73,11 +74,18 @@ def create_reader(settings: Settings, *, start_from: StartAt | None = None,
         raise ConfigError("no tables are mapped: add a `tables:` section (source: db.table) to the config")
     info = ServerInfo(settings.mysql)
     mapped = {t.source for t in settings.tables}
+    fence = settings.cutover.fence_table
+    if fence in mapped:
+        raise ConfigError(f"cutover.fence_table {fence!r} is also mapped in tables[]: the fence row is the "
+                          "pipeline's own; name another table for it, or remove it from tables[]")
+    # The fence table's row events are read with the mapped tables' (they carry the version
+    # generation, docs/design.md); the pump turns them into no change event.
+    streamed = mapped | {fence}
     opts = options or ReaderOptions()
     m = metrics or ReaderMetrics()
 
     def source_factory(start: StartAt) -> BinlogSource:
-        return BinlogSource(settings.mysql, start, mapped, lambda: info.catalog(mapped),
+        return BinlogSource(settings.mysql, start, streamed, lambda: info.catalog(streamed),
                             heartbeat_s=opts.heartbeat_s)
 
     watermark: WatermarkPublisher | None = None
@@ -101,11 +109,16 @@ def create_reader(settings: Settings, *, start_from: StartAt | None = None,
     def run_preflight() -> None:
         preflight(settings, info)
 
+    def fence_generation() -> int:
+        state = info.fence(fence)
+        log.info("fence_read", table=fence, writes_to=state.writes_to, generation=state.generation)
+        return mysql_generation(state)
+
     return Reader(settings, source_factory=source_factory, sink_factory=sink_factory,
                   positions=StartPositions(info.head, info.binlog_files, start_from), options=opts, metrics=m,
                   stop_event=stop_event, preflight=run_preflight,
                   on_lag=HeartbeatPublisher(settings, on_failure=m.heartbeat_failures.inc),
-                  watermark=watermark, gtid_at=gtid_at)
+                  watermark=watermark, gtid_at=gtid_at, fence_generation=fence_generation)
 
 
 def run_reader(settings: Settings, *, start_from: StartAt | None = None, metrics_port: int | None = None,
