@@ -27,7 +27,8 @@ What each claims, and why a stale one is never wrong (only conservative):
 
 1. the reader's marker covers the target: each domain of a GTID target at a sequence number
    ``<=`` the reader's for that domain (a domain the reader has not seen is not covered), and a
-   ``version`` target ``<=`` the reader's version;
+   ``version`` target whose binlog base (:func:`replicator.events.split_version`) is ``<=`` the
+   reader's (the generation is not a position: it is left out of the comparison);
 2. each table topic of S is listed in the reader's ``offsets`` (at least one partition; a topic
    the reader does not list at all is not applied: that reader does not carry the table yet);
 3. for each listed partition with ``last_data_offset >= 0``: the largest ``next_offset`` over
@@ -63,6 +64,7 @@ import structlog
 from replicator.control import names
 from replicator.control.base import ControlStore
 from replicator.errors import ClientUsageError, ControlStoreUnavailable, UnknownTableError
+from replicator.events import split_version
 from replicator.settings import Settings
 from replicator.topics import table_topic
 
@@ -119,6 +121,13 @@ def offsets_from_doc(doc: Mapping[str, Any]) -> dict[TopicPartition, int]:
     return out
 
 
+def _binlog_base(version: int) -> int:
+    """A version without its generation: binlog positions are compared, never generations
+    (docs/design.md). The reader's marker holds its checkpoint's base; a target may be an event's
+    version. A negative version (a marker without a position) stays as it is."""
+    return split_version(version)[1] if version >= 0 else version
+
+
 @dataclass(frozen=True)
 class ReaderMark:
     """The reader's marker, parsed (``gtid_position`` is kept as text: parsed when a GTID is asked)."""
@@ -165,7 +174,7 @@ class WatermarkSnapshot:
     def position_covers(self, *, gtid: Mapping[int, int] | None = None, version: int | None = None) -> bool:
         if self.reader is None:
             return False
-        if version is not None and self.reader.version < version:
+        if version is not None and _binlog_base(self.reader.version) < _binlog_base(version):
             return False
         if gtid is not None:
             try:
