@@ -1,11 +1,12 @@
 """The backfill loop: consistent chunks -> ``op: "r"`` events -> Kafka, resumable and paced.
 
 Per table: read the next chunk in primary-key order from one consistent snapshot together
-with the binlog position that splits it from the stream (:mod:`replicator.backfill.source`);
-give each row that position's snapshot version; publish the rows to the table's topic and
-wait for Kafka's acknowledgement; only then persist the cursor (the chunk's last key) in
-the control store. A kill -9 at any instant therefore re-publishes at most one chunk, whose
-rows carry the same or an older version than what is already applied: harmless.
+with the binlog position that splits it from the stream and the fence row's generation
+(:mod:`replicator.backfill.source`); give each row that position's snapshot version in that
+generation; publish the rows to the table's topic and wait for Kafka's acknowledgement; only
+then persist the cursor (the chunk's last key) in the control store. A kill -9 at any instant
+therefore re-publishes at most one chunk, whose rows carry the same or an older version than
+what is already applied: harmless.
 
 When every table is copied and the writer has applied the last snapshot event, the
 ``backfill.complete`` marker is set; the phase 2 -> 3 gate reads it.
@@ -140,7 +141,8 @@ class Backfill:
 
     def run(self) -> list[TableProgress]:
         results: list[TableProgress] = []
-        with open_control_store(self.settings) as store, SnapshotSource(self.settings.mysql) as src:
+        with (open_control_store(self.settings) as store,
+              SnapshotSource(self.settings.mysql, fence_table=self.settings.cutover.fence_table) as src):
             # Check every table before copying any, so a bad one stops the run up front.
             shapes = [src.table_shape(*t.split(".")) for t in self.tables]
             # The reader creates the same topics; both are idempotent.
@@ -189,7 +191,7 @@ class Backfill:
                 chunk = src.read_chunk(shape, cursor, self.opts.chunk_rows)
                 if not chunk.rows:
                     break
-                version = snapshot_version(chunk.binlog_file, chunk.binlog_offset)
+                version = snapshot_version(chunk.binlog_file, chunk.binlog_offset, chunk.generation)
                 sent, dead = self._publish_chunk(pub, shape, chunk.rows, chunk.binlog_file,
                                                  chunk.binlog_offset, version, topic, dlq)
                 pub.flush()

@@ -10,6 +10,10 @@ consistent snapshot (``binlog_snapshot_file`` / ``binlog_snapshot_position`` ins
 ``START TRANSACTION WITH CONSISTENT SNAPSHOT``), and that is what is used there. On MySQL,
 which has no such status, the head is read before the snapshot starts and the residual
 window is documented (README, backfill section).
+
+The version generation (docs/design.md) is read in the same snapshot: the fence row
+(``cutover.fence_table``, :mod:`replicator.fence`) as the chunk's rows see it, so the rows carry
+the MySQL generation of the state they were written in (0 when the table does not exist).
 """
 
 from __future__ import annotations
@@ -22,8 +26,15 @@ from typing import Any
 from replicator.adapters.mysql import Connection, connect, mysql_errors
 from replicator.backfill.chunks import after_key_params, chunk_query
 from replicator.catalog import TableShape, read_table_shape
-from replicator.errors import ReplicatorError, SourceConfigError, StatementRejected, TableVanishedError
+from replicator.errors import (
+    ReplicatorError,
+    SourceConfigError,
+    SourceUnavailable,
+    StatementRejected,
+    TableVanishedError,
+)
 from replicator.events import Row, Temporal, Value
+from replicator.fence import mysql_generation, read_fence
 from replicator.mapping.cells import converter, select_expr
 from replicator.settings import MySQLSettings
 
@@ -34,6 +45,7 @@ class Chunk:
     binlog_offset: int
     rows: list[Row]
     query_s: float
+    generation: int = 0  # the fence row's MySQL generation in the chunk's snapshot
 
 
 def sql_param(value: Value) -> Any:
@@ -45,10 +57,17 @@ def sql_param(value: Value) -> Any:
 
 
 class SnapshotSource:
-    """Reads table shapes and consistent chunks. No I/O until :meth:`start`."""
+    """Reads table shapes and consistent chunks. No I/O until :meth:`start`.
 
-    def __init__(self, cfg: MySQLSettings) -> None:
+    ``fence_table``: read the fence row in each chunk's snapshot (the backfill); None: every
+    chunk has generation 0 (readers that version nothing, such as the reconciliation).
+    """
+
+    _TABLE_DEF_CHANGED = 1412  # a table created after the snapshot began: retry with a new one
+
+    def __init__(self, cfg: MySQLSettings, *, fence_table: str | None = None) -> None:
         self._cfg = cfg
+        self._fence_table = fence_table
         self._conn: Connection[Any] | None = None
         self.is_mariadb = False
         # Per table shape: the SELECT list and cell converters, built once rather than per chunk.
@@ -145,6 +164,7 @@ class SnapshotSource:
                     cur.execute("SHOW STATUS LIKE 'binlog_snapshot_%'")
                     status = {str(k).lower(): str(v) for k, v in cur.fetchall()}
                     head = (status["binlog_snapshot_file"], int(status["binlog_snapshot_position"]))
+                generation = self._generation(cur)
                 try:
                     with mysql_errors(f"reading a chunk of {shape.source}"):
                         cur.execute(sql, params)
@@ -161,4 +181,17 @@ class SnapshotSource:
         query_s = time.monotonic() - t0
         names = [n for n, _ in shape.columns]
         rows = [{n: f(c) for n, f, c in zip(names, convert, r, strict=True)} for r in cells]
-        return Chunk(head[0], head[1], rows, query_s)
+        return Chunk(head[0], head[1], rows, query_s, generation)
+
+    def _generation(self, cur: Any) -> int:
+        """The fence row's MySQL generation in the open snapshot (0 without a fence table)."""
+        if self._fence_table is None:
+            return 0
+        try:
+            with mysql_errors(f"reading the fence row {self._fence_table}"):
+                return mysql_generation(read_fence(cur, self._fence_table))
+        except StatementRejected as exc:
+            if exc.code == self._TABLE_DEF_CHANGED:
+                raise SourceUnavailable(f"the fence table {self._fence_table} was created during the chunk's "
+                                        "snapshot; the chunk is read again") from exc
+            raise
