@@ -10,8 +10,9 @@ from collections.abc import Callable
 
 import pytest
 
+from replicator.control.watermark import ReaderMark, WatermarkSnapshot
 from replicator.errors import UnmappableSchemaError
-from replicator.events import ChangeEvent, Row, split_version
+from replicator.events import ChangeEvent, Row, binlog_version, split_version
 from replicator.reader.checkpoint import Checkpoint
 from replicator.reader.gtid import GtidState, StartAt
 from replicator.reader.items import Item, RowsChange, Statement, TxBegin, TxEnd
@@ -206,3 +207,12 @@ def test_a_fence_change_logged_as_a_statement_stops_the_reader() -> None:
     assert isinstance(reader.error, UnmappableSchemaError)
     assert "the fence table r.fence" in str(reader.error)
     assert generations(kafka) == {1: 0}, "everything before it is committed"
+
+
+def test_the_applied_watermark_compares_binlog_positions_never_generations() -> None:
+    at_500 = WatermarkSnapshot(ReaderMark("", binlog_version(FILE, 500), {}))  # the reader's marker: a base
+    assert at_500.position_covers(version=binlog_version(FILE, 400, 0, generation=5))
+    assert at_500.position_covers(version=binlog_version(FILE, 500, 0, generation=5))
+    assert not at_500.position_covers(version=binlog_version(FILE, 600, 0, generation=0))
+    no_position = WatermarkSnapshot(ReaderMark("", -1, {}))
+    assert not no_position.position_covers(version=binlog_version(FILE, 4, 0, generation=2))
