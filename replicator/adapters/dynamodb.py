@@ -2,8 +2,9 @@
 
 :func:`dynamodb_client` builds every DynamoDB client of the product (writer, control store,
 probes, backfill, reconcile, the application client) from
-:class:`~replicator.settings.DynamoDBSettings`. :func:`dynamo_errors` maps botocore
-exceptions into the error tree, one class per decision the caller makes:
+:class:`~replicator.settings.DynamoDBSettings`; :func:`dynamodbstreams_client` the DynamoDB
+Streams client of the reverse replication. :func:`dynamo_errors` maps botocore exceptions of
+both into the error tree, one class per decision the caller makes:
 
 =====================================================  ====================================
 DynamoDB / botocore says                               raised
@@ -13,6 +14,10 @@ throttling, 5xx, transaction conflicts, connection     :class:`TargetUnavailable
 ``TransactionCanceledException``                       :class:`TransactionCancelled` (reasons)
 ``ValidationException`` and other 4xx                  :class:`TargetRejected` (``code``)
 table missing, access denied, no/bad credentials       :class:`TargetFatalError` (exit 2)
+Streams: ``ExpiredIteratorException``                  :class:`TargetUnavailable` (``code``):
+                                                       open the iterator again
+Streams: ``TrimmedDataAccessException``                :class:`TargetRejected` (``code``): the
+                                                       caller decides whether data was lost
 =====================================================  ====================================
 """
 
@@ -45,7 +50,10 @@ from replicator.errors import (
 )
 from replicator.settings import DynamoDBSettings
 
-__all__ = ["RETRYABLE_CODES", "RETRYABLE_REASONS", "dynamo_errors", "dynamodb_client", "wait_for_table"]
+__all__ = [
+    "EXPIRED_ITERATOR", "RETRYABLE_CODES", "RETRYABLE_REASONS", "TRIMMED_DATA", "dynamo_errors",
+    "dynamodb_client", "dynamodbstreams_client", "wait_for_table",
+]
 
 RETRYABLE_CODES = frozenset((
     "ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded",
@@ -57,6 +65,10 @@ RETRYABLE_REASONS = frozenset((
     "ThrottlingError", "ProvisionedThroughputExceeded", "TransactionConflict", "RequestLimitExceeded",
     "InternalServerError",
 ))
+#: DynamoDB Streams: a shard iterator older than 15 minutes (open a new one from the checkpoint).
+EXPIRED_ITERATOR = "ExpiredIteratorException"
+#: DynamoDB Streams: the records asked for are past the stream's 24 h retention.
+TRIMMED_DATA = "TrimmedDataAccessException"
 _DENIED_CODES = frozenset((
     "AccessDeniedException", "UnrecognizedClientException", "InvalidSignatureException",
     "ExpiredTokenException", "MissingAuthenticationTokenException", "IncompleteSignature",
@@ -73,6 +85,17 @@ def dynamodb_client(cfg: DynamoDBSettings, *, attempts: int = 3, read_timeout_s:
     with dynamo_errors("creating the DynamoDB client"):
         return boto3.client("dynamodb", endpoint_url=cfg.endpoint_url, region_name=cfg.region, config=Config(
             connect_timeout=5, read_timeout=read_timeout_s, retries=retries, max_pool_connections=pool_size))
+
+
+def dynamodbstreams_client(cfg: DynamoDBSettings, *, attempts: int = 3, read_timeout_s: float = 10.0) -> Any:
+    """A low-level DynamoDB Streams client (``DescribeStream``, ``GetShardIterator``,
+    ``GetRecords``) for the same endpoint and region as :func:`dynamodb_client`."""
+    retries: Any = (
+        {"total_max_attempts": 1} if attempts <= 1 else {"max_attempts": attempts, "mode": "standard"}
+    )
+    with dynamo_errors("creating the DynamoDB Streams client"):
+        return boto3.client("dynamodbstreams", endpoint_url=cfg.endpoint_url, region_name=cfg.region,
+                            config=Config(connect_timeout=5, read_timeout=read_timeout_s, retries=retries))
 
 
 def error_code(exc: ClientError) -> str:
@@ -96,6 +119,11 @@ def _translate_client_error(exc: ClientError, what: str, table: str) -> Exceptio
             reasons=[str(r.get("Code") or "None") for r in reasons],
             messages=[str(r.get("Message") or "") for r in reasons],
         )
+    if code == EXPIRED_ITERATOR:
+        return TargetUnavailable(f"{what}{on}: the shard iterator expired ({message})", code=code)
+    if code == TRIMMED_DATA:
+        return TargetRejected(f"{what}{on}: the records asked for were trimmed from the stream "
+                              f"({message})", code=code)
     if code in RETRYABLE_CODES or _status(exc) >= 500:
         return TargetUnavailable(f"DynamoDB {code or _status(exc)} while {what}{on}: {message}",
                                  code=code or str(_status(exc)))
