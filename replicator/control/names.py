@@ -2,7 +2,8 @@
 
 Writers of these names: the DynamoDB writer (``dual_write.*``, ``writer.heartbeat``), the
 validators (``validation.*``), the client shim (``dynamodb_read.*``), the binlog reader
-(``reader.heartbeat``) and the backfill (``backfill.*``). The phase controller's gates read them.
+(``reader.heartbeat``), the backfill (``backfill.*``) and the reverse replication
+(``reverse.*``). The phase controller's gates and the write-target switch read them.
 The applied watermark (``watermark.*``: the reader's and each writer's) is read by
 :class:`replicator.control.watermark.PipelineWatermark`; its formats are documented there.
 """
@@ -32,6 +33,11 @@ BACKFILL_PREFIX = "backfill."
 WATERMARK_PREFIX = "watermark."
 READER_WATERMARK = "watermark.reader"  # {"ts", "gtid_position", "version", "position", "offsets"}
 WRITER_OFFSETS_PREFIX = "watermark.writer."  # + member: {"ts", "member", "group", "offsets"}
+# The reverse replication (DynamoDB Streams -> MySQL, phase 5), see consumers/reverse.
+# {"ts", "lag_s", "records_behind", "caught_up_at", "deadletters", "deadletter_keys", ...}
+REVERSE_HEARTBEAT = "reverse.heartbeat"
+REVERSE_CHECKPOINT_PREFIX = "reverse.checkpoint."  # + DynamoDB table
+REVERSE_DEADLETTER_PREFIX = "reverse.deadletter."  # + source + "." + key
 
 
 def backfill_marker(source: str) -> str:
@@ -46,3 +52,19 @@ def backfill_marker(source: str) -> str:
 def writer_offsets_marker(member: str) -> str:
     """The offsets one writer process (consumer-group member) has applied and committed."""
     return f"{WRITER_OFFSETS_PREFIX}{member}"
+
+
+def reverse_checkpoint_marker(table: str) -> str:
+    """The reverse replication's checkpoint of one DynamoDB table's stream (``table``: prefix included).
+
+    {"stream_arn": str, "shards": {shard id: last applied sequence number | null},
+    "finished": [shard ids read to their end], "ts": epoch_s}
+    """
+    return f"{REVERSE_CHECKPOINT_PREFIX}{table}"
+
+
+def reverse_deadletter_marker(source: str, key: str) -> str:
+    """One item the reverse replication could not write to MySQL (``source``: database.table,
+    ``key``: the row's primary key as text). {"table", "key", "reason", "message", "version",
+    "shard", "sequence", "at"}; deleted once a later change of that row is applied."""
+    return f"{REVERSE_DEADLETTER_PREFIX}{source}.{key}"
