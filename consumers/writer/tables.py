@@ -5,6 +5,13 @@ DESIGN §3.5), projection ALL. ``replicator write --create-tables`` creates miss
 their GSIs (on-demand billing, TTL on ``_ttl``) and adds missing GSIs to existing tables, one
 UpdateTable at a time (DynamoDB takes one GSI creation per call), waiting until each is ACTIVE.
 Without ``--create-tables`` a missing table or GSI stops the writer with a message saying so.
+
+Every table carries a DynamoDB stream with ``NEW_AND_OLD_IMAGES``: the way back from phase 5
+is reverse replication of that stream into MySQL (``replicator reverse``, DESIGN §3.6).
+``--create-tables`` creates tables with it and turns it on for an existing table that has no
+stream (UpdateTable, then a bounded wait); a stream of another view type is refused, since
+replacing it would cut off whoever reads it. Without ``--create-tables`` a missing stream is
+only a warning: the writer does not need it, and ``replicator reverse`` refuses to start.
 """
 
 from __future__ import annotations
@@ -24,6 +31,11 @@ log = structlog.get_logger("consumers.writer.tables")
 
 #: How long ``--create-tables`` waits for a GSI that DynamoDB builds (it backfills existing items).
 INDEX_TIMEOUT_S = 900.0
+#: How long ``--create-tables`` waits for a stream it turned on to be enabled.
+STREAM_TIMEOUT_S = 120.0
+#: The stream view reverse replication needs: the new image to apply, the old one for deletes.
+STREAM_VIEW = "NEW_AND_OLD_IMAGES"
+STREAM_SPECIFICATION = {"StreamEnabled": True, "StreamViewType": STREAM_VIEW}
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +141,7 @@ def ensure_tables(client: Any, specs: Iterable[TableSpec], *, create: bool,
             raise ConfigError(f"DynamoDB table {spec.name!r} has key {have} but tables[source={spec.source}] "
                               f"maps to key {want}; fix tables[].key or use another target table")
         _ensure_indexes(client, spec, desc, create, _Deadline(index_timeout_s, sleep, clock))
+        _ensure_stream(client, spec, create, _Deadline(STREAM_TIMEOUT_S, sleep, clock))
     return created
 
 
@@ -146,7 +159,8 @@ def _create(client: Any, spec: TableSpec) -> None:
             client.create_table(
                 TableName=spec.name, BillingMode="PAY_PER_REQUEST",
                 KeySchema=[{"AttributeName": k.name, "KeyType": k.role} for k in spec.key],
-                AttributeDefinitions=spec.attribute_definitions(), **extra,
+                AttributeDefinitions=spec.attribute_definitions(), StreamSpecification=STREAM_SPECIFICATION,
+                **extra,
             )
     except TargetRejected as exc:
         if exc.code != "ResourceInUseException":  # another writer created it first
@@ -160,7 +174,52 @@ def _create(client: Any, spec: TableSpec) -> None:
         if exc.code != "ValidationException":
             raise
     log.info("table_created", table=spec.name, source=spec.source, billing="PAY_PER_REQUEST", ttl=TTL_ATTR,
-             indexes=[gsi.name for gsi in spec.indexes])
+             indexes=[gsi.name for gsi in spec.indexes], stream=STREAM_VIEW)
+
+
+# --------------------------------------------------------------------------- the stream
+
+
+def stream_view(desc: dict[str, Any]) -> str | None:
+    """The view type of the table's enabled stream, from DescribeTable; None when it has none."""
+    spec = desc.get("StreamSpecification") or {}
+    if not spec.get("StreamEnabled") or not desc.get("LatestStreamArn"):
+        return None
+    return str(spec.get("StreamViewType", ""))
+
+
+def _ensure_stream(client: Any, spec: TableSpec, create: bool, deadline: _Deadline) -> None:
+    desc = _describe(client, spec.name)
+    view = stream_view(desc)
+    if view == STREAM_VIEW:
+        return
+    if view is not None:
+        raise ConfigError(
+            f"DynamoDB table {spec.name!r} has a stream of view type {view}, but reverse replication "
+            f"(the way back from phase 5) needs {STREAM_VIEW}; disable that stream (UpdateTable "
+            f"StreamEnabled=false, once nothing reads it) and run `replicator write --create-tables` again")
+    if not create:
+        log.warning("dynamodb_stream_missing", table=spec.name, source=spec.source, needs=STREAM_VIEW,
+                    hint="`replicator write --create-tables` turns it on; `replicator reverse` needs it")
+        return
+    give_up = deadline.clock() + deadline.timeout_s
+    while True:
+        if stream_view(desc) == STREAM_VIEW and desc.get("TableStatus", "ACTIVE") == "ACTIVE":
+            break
+        if stream_view(desc) is None and desc.get("TableStatus", "ACTIVE") == "ACTIVE":
+            try:
+                with dynamo_errors("turning the stream on", spec.name):
+                    client.update_table(TableName=spec.name, StreamSpecification=STREAM_SPECIFICATION)
+            except (TargetUnavailable, TargetRejected) as exc:
+                # A slow UpdateTable that timed out, or another writer's in progress: look again.
+                log.info("dynamodb_stream_not_yet_enabled", table=spec.name, error=str(exc))
+        if deadline.clock() >= give_up:
+            raise TargetUnavailable(
+                f"the stream of DynamoDB table {spec.name!r} is not enabled {deadline.timeout_s:.0f} s after "
+                f"turning it on; run `replicator write --create-tables` again later", code="StreamNotEnabled")
+        deadline.sleep(0.5)
+        desc = _describe(client, spec.name)
+    log.info("dynamodb_stream_enabled", table=spec.name, source=spec.source, view=STREAM_VIEW)
 
 
 # --------------------------------------------------------------------------- GSIs
