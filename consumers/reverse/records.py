@@ -1,0 +1,311 @@
+"""One DynamoDB Streams record -> what MySQL must do with it. Pure: no clients, no I/O.
+
+Rules, in order (the record's image is the NEW one, the OLD one for a ``REMOVE``):
+
+1. Only application writes: an image whose ``_origin`` is not ``app`` is skipped
+   (``origin_cdc``, ``origin_snapshot``...). Those are the pipeline's own writes of MySQL
+   changes; the reverse replication's MySQL writes come back that way too (as ``cdc``), so it
+   never applies its own echo.
+2. Only this mapping's items: on a DynamoDB table shared by several sources, an item belongs
+   to the source whose key template produced its key (``USER#{id}`` vs ``ORDER#{id}``); an
+   item no source's template matches is skipped (``not_mapped``).
+3. A tombstone (NEW image with ``_deleted``) or a ``REMOVE`` of a live item is a delete by
+   primary key; a ``REMOVE`` of a tombstone (its TTL ran out) is skipped.
+4. Anything else is an upsert of the row :meth:`TableMapper.to_row` reads from the item,
+   unless MySQL could not hold it: an attribute with no column, a value that does not fit its
+   column (:func:`~replicator.mapping.check_row_fits`), an item whose attributes disagree with
+   its key. Those are :class:`Rejected` (dead letters), never dropped.
+
+The reverse replication writes rows by primary key, so a source's DynamoDB key must be made of
+exactly its primary-key columns (the default key, or templates over them):
+:func:`check_reversible` refuses any other mapping at start-up, naming it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import string
+from collections.abc import Sequence
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from consumers.reverse.model import Change, Rejected, Skipped, Translated
+from consumers.reverse.plan import TablePlan
+from replicator.errors import ConfigError, MappingError
+from replicator.events import Row, Temporal, Value
+from replicator.mapping import (
+    METADATA_ATTRS,
+    ORIGIN_APP,
+    ORIGIN_ATTR,
+    VERSION_ATTR,
+    KeyAttribute,
+    check_row_fits,
+    is_tombstone,
+)
+from replicator.mapping.coltypes import ColumnType
+from replicator.mapping.mapper import template_fields
+from replicator.mapping.values import decode_value
+
+#: docs/design.md: version = generation << 52 | base; an application write's base is its
+#: time in microseconds since the epoch.
+GENERATION_SHIFT = 52
+_BASE_MASK = (1 << GENERATION_SHIFT) - 1
+_DAY_S = 86_400.0
+
+
+def generation_of(version: int) -> int:
+    return version >> GENERATION_SHIFT
+
+
+def write_time(version: int, approximate: float | None) -> float:
+    """When an application write happened: its version's microseconds when they are plausible
+    (DynamoDB's ApproximateCreationDateTime is whole seconds, whole minutes on DynamoDB Local),
+    else the record's approximate time."""
+    at = (version & _BASE_MASK) / 1e6
+    if at > 0 and (approximate is None or abs(at - approximate) < _DAY_S):
+        return at
+    return approximate if approximate is not None else at
+
+
+# --------------------------------------------------------------------------- keys
+
+
+def _key_text_value(ct: ColumnType, text: str) -> Value:
+    """A key column's value back from its text in a key template (``template_text``'s inverse)."""
+    kind = ct.kind
+    if kind in ("int", "bit", "year"):
+        return int(text)
+    if kind == "decimal":
+        return Decimal(text)
+    if kind in ("float", "double"):
+        return float(text)
+    if kind in ("text", "enum"):
+        return text
+    if kind in ("binary", "bytes"):
+        return bytes.fromhex(text)
+    if ct.is_temporal:
+        return Temporal(kind, text)  # type: ignore[arg-type]
+    raise ValueError(f"a {ct.text} key column cannot be read back from a key template")
+
+
+def _template_regex(template: str) -> tuple[re.Pattern[str], tuple[str, ...]]:
+    parts, fields = [], []
+    for literal, name, _, _ in string.Formatter().parse(template):
+        parts.append(re.escape(literal))
+        if name is not None:
+            parts.append("(.+?)")
+            fields.append(name)
+    return re.compile("".join(parts), re.DOTALL), tuple(fields)
+
+
+def _normal(av: dict[str, Any] | None) -> tuple[str, Any] | None:
+    """A key attribute value compared by meaning (DynamoDB answers ``N`` "1.50" as "1.5")."""
+    if not av:
+        return None
+    ((tag, payload),) = av.items()
+    if tag == "N":
+        try:
+            return tag, Decimal(str(payload))
+        except InvalidOperation:
+            return tag, payload
+    return tag, bytes(payload) if tag == "B" else payload
+
+
+class Route:
+    """One source table's view of a DynamoDB table: which keys are its items, and its plan."""
+
+    def __init__(self, plan: TablePlan) -> None:
+        self.plan = plan
+        self.mapper = plan.mapper
+        self.source = plan.source
+        self._patterns: list[tuple[KeyAttribute, re.Pattern[str] | None, tuple[str, ...]]] = []
+        for attr in self.mapper.key_attributes:
+            if attr.template is not None:
+                regex, fields = _template_regex(attr.template)
+                self._patterns.append((attr, regex, fields))
+            else:
+                self._patterns.append((attr, None, ()))
+        self.allowed = (set(self.mapper.attributes.values()) | set(METADATA_ATTRS)
+                        | {a.name for a in self.mapper.key_attributes})
+
+    def matches(self, keys: dict[str, Any]) -> bool:
+        for attr, regex, _ in self._patterns:
+            av = keys.get(attr.name)
+            if not av or attr.type not in av:
+                return False
+            if regex is not None and regex.fullmatch(str(av[attr.type])) is None:
+                return False
+        return True
+
+    def key_row(self, keys: dict[str, Any]) -> Row | None:
+        """The primary-key columns read back from an item's key; None when they cannot be."""
+        row: Row = {}
+        try:
+            for attr, regex, fields in self._patterns:
+                av = keys[attr.name]
+                if regex is None:
+                    assert attr.column is not None
+                    row[attr.column] = decode_value(self.mapper.types[attr.column],
+                                                    self.mapper.override(attr.column), av)
+                    continue
+                m = regex.fullmatch(str(av[attr.type]))
+                if m is None:
+                    return None
+                for name, text in zip(fields, m.groups(), strict=True):
+                    value = _key_text_value(self.mapper.types[name], text)
+                    if row.setdefault(name, value) != value:
+                        return None
+        except (KeyError, ValueError, ArithmeticError):
+            return None
+        return row if all(row.get(c) is not None for c in self.plan.pk) else None
+
+    def same_key(self, row: Row, keys: dict[str, Any]) -> bool:
+        try:
+            mine = self.mapper.key(row)
+        except MappingError:
+            return False
+        return {k: _normal(v) for k, v in mine.items()} == {k: _normal(keys.get(k)) for k in mine}
+
+
+class Target:
+    """A DynamoDB table and the sources written to it (several when they share it)."""
+
+    def __init__(self, name: str, routes: Sequence[Route]) -> None:
+        self.name = name
+        self.routes = tuple(routes)
+
+    def route(self, keys: dict[str, Any], image: dict[str, Any]) -> Route | None:
+        found = [r for r in self.routes if r.matches(keys)]
+        if len(found) <= 1:
+            return found[0] if found else None
+        for r in found:  # templates that both match ("U#{id}", "U#{id}#{n}"): the one that round-trips
+            try:
+                if not is_tombstone(image) and r.same_key(r.mapper.to_row(image), keys):
+                    return r
+            except (MappingError, ValueError, ArithmeticError, TypeError):
+                continue
+        return None
+
+
+# --------------------------------------------------------------------------- one record
+
+
+def _approximate(d: dict[str, Any]) -> float | None:
+    at = d.get("ApproximateCreationDateTime")
+    if isinstance(at, dt.datetime):
+        return at.timestamp()
+    return float(at) if isinstance(at, int | float) else None
+
+
+def translate(record: dict[str, Any], target: Target) -> Translated:
+    """What one stream record asks of MySQL (module docstring)."""
+    name = record.get("eventName")
+    d = record.get("dynamodb") or {}
+    keys: dict[str, Any] = d.get("Keys") or {}
+    new, old = d.get("NewImage"), d.get("OldImage")
+    image = old if name == "REMOVE" else new
+    if not image:
+        return Skipped("no_image")
+    origin = (image.get(ORIGIN_ATTR) or {}).get("S")
+    if origin != ORIGIN_APP:
+        return Skipped(f"origin_{origin or 'none'}")
+    if name == "REMOVE" and is_tombstone(image):
+        return Skipped("tombstone_expired")
+    route = target.route(keys, image)
+    if route is None:
+        return Skipped("not_mapped")
+    seq = str(d.get("SequenceNumber", ""))
+    version = int((image.get(VERSION_ATTR) or {}).get("N", 0))
+    at = write_time(version, _approximate(d))
+    if name == "REMOVE" or is_tombstone(image):
+        return _delete(route, keys, old, version, seq, at)
+    return _upsert(route, keys, image, version, seq, at)
+
+
+def _delete(route: Route, keys: dict[str, Any], old: dict[str, Any] | None, version: int, seq: str,
+            at: float) -> Translated:
+    row = None
+    if old and not is_tombstone(old):
+        try:
+            row = route.mapper.to_row(old)
+        except (MappingError, ValueError, ArithmeticError, TypeError):
+            row = None
+    if row is None or any(row.get(c) is None for c in route.plan.pk):
+        row = route.key_row(keys)
+    if row is None:
+        # No live row image and a key that does not read back: the item was absent already
+        # (a tombstone over a tombstone), so MySQL has no row to delete.
+        return Skipped("delete_of_absent")
+    pk = route.plan.pk_params(row)
+    return Change(route.source, "delete", pk, route.mapper.key_text(row), pk, version, seq, at)
+
+
+def _upsert(route: Route, keys: dict[str, Any], image: dict[str, Any], version: int, seq: str,
+            at: float) -> Translated:
+    plan = route.plan
+    key_row = route.key_row(keys) or {}
+    key_text = route.mapper.key_text(key_row) if key_row else ",".join(
+        f"{k}={next(iter(v.values()))}" for k, v in sorted(keys.items()))
+    pk = plan.pk_params(key_row) if key_row else ()
+
+    def rejected(reason: str, message: str) -> Rejected:
+        return Rejected(route.source, pk, key_text, reason, message, version, seq, at)
+
+    extra = sorted(set(image) - route.allowed)
+    if extra:
+        return rejected("attribute_without_column",
+                        f"{route.source} key ({key_text}): attribute(s) {extra} have no MySQL column")
+    try:
+        row = route.mapper.to_row(image)
+    except (MappingError, ValueError, ArithmeticError, TypeError) as exc:
+        return rejected("undecodable", f"{route.source} key ({key_text}): the item does not read back "
+                                       f"as a row: {exc}")
+    if not route.same_key(row, keys):
+        return rejected("key_mismatch", f"{route.source} key ({key_text}): the item's columns give "
+                                        f"another key than the item's own")
+    try:
+        check_row_fits(route.mapper, row, not_null=plan.not_null)
+    except MappingError as exc:
+        return rejected(exc.reason, str(exc))
+    params = plan.row_params(row)
+    return Change(route.source, "upsert", plan.pk_of(params), route.mapper.key_text(row), params, version,
+                  seq, at)
+
+
+# --------------------------------------------------------------------------- start-up checks
+
+
+def check_reversible(plan: TablePlan) -> None:
+    """A mapping the reverse replication can write back by primary key, else :class:`ConfigError`."""
+    where = f"tables[source={plan.source}]"
+    if not plan.pk:
+        raise ConfigError(f"{where}: the MySQL table has no primary key; reverse replication writes rows "
+                          f"by primary key")
+    missing = plan.missing_key_columns()
+    if missing:
+        raise ConfigError(f"{where}.exclude removes primary-key column(s) {missing}; reverse replication "
+                          f"needs them in DynamoDB to write rows back")
+    spec = plan.mapper.mapping.key
+    if spec.pk is not None:
+        fields = set(template_fields(spec.pk)) | set(template_fields(spec.sk or ""))
+        if fields != set(plan.pk):
+            raise ConfigError(f"{where}.key templates use columns {sorted(fields)}, but reverse replication "
+                              f"needs the DynamoDB key made of exactly the primary key {list(plan.pk)} "
+                              f"(an item must name one row, and keep naming it when other columns change)")
+
+
+def check_shared(target: Target) -> None:
+    """Sources that share a DynamoDB table must have keys that tell their items apart."""
+    if len(target.routes) < 2:
+        return
+    templates = [(r.source, r.mapper.mapping.key.pk, r.mapper.mapping.key.sk) for r in target.routes]
+    for i, (source, pk, sk) in enumerate(templates):
+        if pk is None:
+            raise ConfigError(f"tables[source={source}] shares DynamoDB table {target.name!r} with other "
+                              f"sources but has no key template; give each source key.pk templates with "
+                              f"distinct literal prefixes, e.g. \"USER#{{id}}\" and \"ORDER#{{id}}\"")
+        for other, pk2, sk2 in templates[i + 1:]:
+            if (pk, sk) == (pk2, sk2):
+                raise ConfigError(f"tables {source} and {other} share DynamoDB table {target.name!r} with "
+                                  f"the same key templates; their items cannot be told apart")

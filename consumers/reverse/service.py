@@ -1,0 +1,95 @@
+"""Wiring of ``replicator reverse``: check the mapping and the streams, build the adapters, run."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+import structlog
+
+from consumers.reverse.metrics import ReverseMetrics
+from consumers.reverse.plan import TablePlan
+from consumers.reverse.records import Route, Target, check_reversible, check_shared
+from consumers.reverse.runner import ReverseOptions, ReverseReplicator
+from consumers.reverse.sink import MySQLSink
+from consumers.reverse.streams import DynamoStreams
+from replicator.adapters.dynamodb import dynamodb_client, dynamodbstreams_client
+from replicator.client.client import client_mysql_settings
+from replicator.control import ControlStore, open_control_store
+from replicator.errors import ConfigError
+from replicator.mapping import TableMapper
+from replicator.metrics import serve_metrics
+from replicator.settings import Settings
+
+log = structlog.get_logger("consumers.reverse")
+
+
+def build_targets(settings: Settings, sink: MySQLSink) -> list[Target]:
+    """Every mapped table's plan, checked for reverse replication, grouped by DynamoDB table.
+
+    Fills ``sink.plans``. A mapping that cannot be written back is a :class:`ConfigError`."""
+    if not settings.tables:
+        raise ConfigError("no tables to replicate: add a tables: section to the config file")
+    routes: dict[str, list[Route]] = {}
+    for t in settings.tables:
+        facts = sink.facts(t.source)
+        mapper = TableMapper(t, facts.shape.columns, facts.shape.pk)
+        mapper.validate()
+        plan = TablePlan(mapper, unique_keys=facts.unique_keys, not_null=facts.not_null)
+        check_reversible(plan)
+        sink.plans[t.source] = plan
+        routes.setdefault(settings.dynamodb.table_prefix + t.target_name, []).append(Route(plan))
+    targets = [Target(name, rs) for name, rs in routes.items()]
+    for target in targets:
+        check_shared(target)
+    return targets
+
+
+def build_reverse(settings: Settings, store: ControlStore, *, options: ReverseOptions | None = None,
+                  metrics: ReverseMetrics | None = None) -> ReverseReplicator:
+    """A reverse replicator over the real adapters, its sink started (see :func:`reverse_session`)."""
+    sink = MySQLSink(client_mysql_settings(settings))
+    sink.start()
+    try:
+        targets = build_targets(settings, sink)
+        streams = DynamoStreams(dynamodb_client(settings.dynamodb),
+                                dynamodbstreams_client(settings.dynamodb))
+        return ReverseReplicator(targets, streams, sink, store, metrics, options)
+    except BaseException:
+        sink.close()
+        raise
+
+
+@contextmanager
+def reverse_session(settings: Settings, *, options: ReverseOptions | None = None,
+                    metrics: ReverseMetrics | None = None) -> Iterator[ReverseReplicator]:
+    """A started reverse replicator (streams checked, checkpoints loaded), closed on exit."""
+    with open_control_store(settings) as store:
+        rev = build_reverse(settings, store, options=options, metrics=metrics)
+        try:
+            rev.start()
+            yield rev
+        finally:
+            rev.sink.close()
+
+
+def run_reverse(settings: Settings, *, options: ReverseOptions | None = None,
+                metrics_port: int | None = None) -> None:
+    """``replicator reverse``: runs until SIGTERM/SIGINT."""
+    stopping = threading.Event()
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("stopping", signal=signal.Signals(signum).name)
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    metrics = ReverseMetrics()
+    serve_metrics(settings.metrics.port if metrics_port is None else metrics_port, metrics.registry)
+    with reverse_session(settings, options=options, metrics=metrics) as rev:
+        rev.stop_event = stopping
+        if not stopping.is_set():
+            rev.run()

@@ -1,0 +1,174 @@
+"""The MySQL side: table shapes at start-up, and each page of changes applied in one transaction.
+
+The connection comes from :func:`replicator.adapters.mysql.connect` with the application's
+MySQL user (``client.mysql_user``, falling back to ``mysql.user``: the writes are the
+application's). The session runs in UTC (TIMESTAMP values are UTC in DynamoDB) with a strict
+``sql_mode``: a value MySQL cannot hold is an error (a dead letter), never truncated or
+rounded in silence; ``NO_AUTO_VALUE_ON_ZERO`` keeps a primary key of 0 as 0.
+
+One page is one transaction. Fast path: consecutive changes of one table and kind go as one
+``executemany`` (one multi-row statement for upserts), in stream order. If MySQL refuses any
+statement, the transaction is rolled back and the page is applied again change by change in
+one transaction, each refusal judged on its own (InnoDB rolls back only the refused
+statement): a duplicate key or a foreign key waiting on a row another shard has not applied
+yet is worth another try (``retry``); anything else is ``rejected`` for good (a dead letter).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from itertools import groupby
+from typing import Any
+
+import structlog
+
+from consumers.reverse.model import APPLIED, Change, Outcome
+from consumers.reverse.plan import TablePlan
+from replicator.adapters.mysql import Connection, connect, mysql_errors
+from replicator.catalog import TableShape, read_table_shape
+from replicator.errors import ConfigError, ReplicatorError, SourceUnavailable, StatementRejected
+from replicator.settings import MySQLSettings
+
+log = structlog.get_logger("consumers.reverse")
+
+SQL_MODE = "STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION"
+#: MySQL refusals that another shard's change may resolve: retried, then dead-lettered.
+RETRY_CODES = {1062: "duplicate_key", 1451: "foreign_key", 1452: "foreign_key"}
+REASONS = {
+    1406: "too_long", 1264: "out_of_range", 1366: "incorrect_value", 1292: "incorrect_value",
+    1048: "null_in_not_null", 1364: "no_default", 1265: "truncated", 1054: "unknown_column",
+    4025: "check_constraint", 3819: "check_constraint", 1690: "out_of_range",
+}
+_UNIQUE = ("SELECT INDEX_NAME, COLUMN_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = %s "
+           "AND TABLE_NAME = %s AND NON_UNIQUE = 0 AND INDEX_NAME <> 'PRIMARY' "
+           "ORDER BY INDEX_NAME, SEQ_IN_INDEX")
+_NOT_NULL = ("SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s "
+             "AND IS_NULLABLE = 'NO'")
+
+
+class TableFacts:
+    """What the reverse replication reads about one MySQL table at start-up."""
+
+    def __init__(self, shape: TableShape, unique_keys: list[tuple[str, ...]], not_null: set[str]) -> None:
+        self.shape = shape
+        self.unique_keys = unique_keys
+        self.not_null = not_null
+
+
+class MySQLSink:
+    """:class:`~consumers.reverse.ports.RowSink` over one PyMySQL connection (see module docstring)."""
+
+    def __init__(self, cfg: MySQLSettings, plans: dict[str, TablePlan] | None = None) -> None:
+        self.cfg = cfg
+        self.plans: dict[str, TablePlan] = dict(plans or {})
+        self._conn: Connection[Any] | None = None
+
+    # ----------------------------------------------------------------- lifecycle
+
+    def start(self) -> None:
+        self._connection()
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                with mysql_errors("closing the connection"):
+                    conn.close()
+            except ReplicatorError:
+                pass  # already gone: nothing left to release
+
+    def _connection(self) -> Connection[Any]:
+        if self._conn is None:
+            conn = connect(self.cfg, utc=True, autocommit=False)
+            try:
+                with mysql_errors("setting up the session", self.cfg), conn.cursor() as cur:
+                    cur.execute(f"SET SESSION sql_mode = '{SQL_MODE}'")
+            except ReplicatorError:
+                conn.close()
+                raise
+            self._conn = conn
+        return self._conn
+
+    def facts(self, source: str) -> TableFacts:
+        """Columns, primary key, unique keys and NOT NULL columns of ``database.table``."""
+        db, table = source.split(".")
+        conn = self._connection()
+        with mysql_errors(f"reading the shape of {source}", self.cfg):
+            with conn.cursor() as cur:
+                shape = read_table_shape(cur, db, table)
+                cur.execute(_UNIQUE, (db, table))
+                unique = [tuple(str(c) for _, c in cols)
+                          for _, cols in groupby(cur.fetchall(), key=lambda r: r[0])]
+                cur.execute(_NOT_NULL, (db, table))
+                not_null = {str(r[0]) for r in cur.fetchall()}
+            conn.rollback()  # end the read snapshot
+        if shape is None:
+            raise ConfigError(f"tables[source={source}]: no such table in MySQL, or the application's "
+                              f"MySQL user ({self.cfg.user}) cannot see it; reverse replication writes "
+                              f"with that user (client.mysql_user)")
+        return TableFacts(shape, unique, not_null)
+
+    # ----------------------------------------------------------------- apply
+
+    def apply(self, changes: Sequence[Change]) -> list[Outcome]:
+        if not changes:
+            return []
+        conn = self._connection()
+        try:
+            try:
+                with conn.cursor() as cur:
+                    for (source, op), run in groupby(changes, key=lambda c: (c.source, c.op)):
+                        self._run(cur, self.plans[source], op, list(run))
+                with mysql_errors("committing"):
+                    conn.commit()
+                return [APPLIED] * len(changes)
+            except StatementRejected:
+                self._rollback(conn)
+            outcomes = self._one_by_one(conn, changes)
+            with mysql_errors("committing"):
+                conn.commit()
+            return outcomes
+        except SourceUnavailable:
+            self._rollback(conn)
+            self.close()  # the connection may be broken: a new one next time
+            raise
+
+    def _rollback(self, conn: Connection[Any]) -> None:
+        try:
+            with mysql_errors("rolling back"):
+                conn.rollback()
+        except SourceUnavailable:
+            self.close()
+            raise
+
+    def _run(self, cur: Any, plan: TablePlan, op: str, run: list[Change]) -> None:
+        with mysql_errors(f"writing {len(run)} row(s) of {plan.source}", self.cfg):
+            if op == "delete":
+                cur.executemany(plan.delete_sql, [c.params for c in run])
+            elif not plan.has_unique_keys:
+                cur.executemany(plan.upsert_sql, [c.params for c in run])
+            else:
+                keys = [c.pk for c in run]
+                cur.execute(plan.existing_sql(len(keys)), [v for k in keys for v in k])
+                existing = {tuple(r) for r in cur.fetchall()}
+                updates = [plan.update_params(c.params) for c in run if c.pk in existing]
+                inserts = [c.params for c in run if c.pk not in existing]
+                if updates:
+                    cur.executemany(plan.update_sql, updates)
+                if inserts:
+                    cur.executemany(plan.insert_sql, inserts)
+
+    def _one_by_one(self, conn: Connection[Any], changes: Sequence[Change]) -> list[Outcome]:
+        outcomes: list[Outcome] = []
+        with conn.cursor() as cur:
+            for c in changes:
+                try:
+                    self._run(cur, self.plans[c.source], c.op, [c])
+                    outcomes.append(APPLIED)
+                except StatementRejected as exc:
+                    if exc.code in RETRY_CODES:
+                        outcomes.append(Outcome("retry", RETRY_CODES[exc.code], str(exc)))
+                    else:
+                        outcomes.append(Outcome("rejected", REASONS.get(exc.code, f"mysql_{exc.code}"),
+                                                str(exc)))
+        return outcomes

@@ -1,0 +1,178 @@
+"""One stream record -> an upsert, a delete, a dead letter or a skip (pure; no stack)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from consumers.reverse.model import Change, Rejected, Skipped
+from consumers.reverse.plan import TablePlan, sql_value
+from consumers.reverse.records import check_reversible, check_shared, translate, write_time
+from consumers.reverse.runner import coalesce
+from replicator.errors import ConfigError
+from replicator.events import JsonDoc, Row, Temporal
+from replicator.mapping import ORIGIN_CDC, ORIGIN_SNAPSHOT, TableMapper
+from replicator.mapping.coltypes import parse_column_type
+from replicator.settings import TableMapping
+from tests.consumers.reverse.fakes import app_version, item, record, target, tomb, users_plan
+
+NOW = float(int(time.time()))
+V = app_version(NOW)
+
+MANY = (("id", "bigint(20) unsigned"), ("d", "decimal(12,3)"), ("f", "float"), ("g", "double"),
+        ("s", "varchar(20)"), ("e", "enum('a','b')"), ("st", "set('x','y','z')"), ("b", "binary(4)"),
+        ("vb", "varbinary(8)"), ("dt", "datetime(6)"), ("ts", "timestamp(3)"), ("t", "time(2)"),
+        ("day", "date"), ("j", "json"), ("y", "year(4)"), ("bits", "bit(10)"))
+
+
+def many_plan() -> TablePlan:
+    mapper = TableMapper(TableMapping(source="db.many"), MANY, ("id",))
+    mapper.validate()
+    return TablePlan(mapper)
+
+
+def test_an_application_put_becomes_an_upsert_of_every_mapped_column_in_pymysql_shape() -> None:
+    plan = many_plan()
+    row: dict[str, Any] = {
+        "id": 2**64 - 1, "d": Decimal("-12.500"), "f": 1.2345678, "g": 0.1, "s": "Zoë", "e": "b",
+        "st": frozenset({"z", "x"}), "b": b"\x01", "vb": b"\x00\xff",
+        "dt": Temporal("datetime", "2024-02-29T23:59:59.000001"),
+        "ts": Temporal("timestamp", "2024-01-01T00:00:00.125Z"), "t": Temporal("time", "-838:59:58.50"),
+        "day": Temporal("date", "0000-00-00"), "j": JsonDoc({"a": [1, None, "é"]}), "y": 2155, "bits": 1023,
+    }
+    change = translate(record(1, plan.mapper.key(row), item(plan, row, V)), target(plan, name="many"))
+    assert isinstance(change, Change) and change.op == "upsert"
+    assert dict(zip(plan.columns, change.params, strict=True)) == {
+        "id": 2**64 - 1, "d": Decimal("-12.500"), "f": 1.2345678, "g": 0.1, "s": "Zoë", "e": "b",
+        "st": "x,z", "b": b"\x01\x00\x00\x00", "vb": b"\x00\xff",
+        "dt": dt.datetime(2024, 2, 29, 23, 59, 59, 1), "ts": dt.datetime(2024, 1, 1, 0, 0, 0, 125000),
+        "t": -dt.timedelta(hours=838, minutes=59, seconds=58.5),
+        "day": "0000-00-00", "j": '{"a": [1, null, "é"]}', "y": 2155, "bits": b"\x03\xff",
+    }
+    assert change.pk == (2**64 - 1,) and change.key_text == f"id={2**64 - 1}"
+    assert change.version == V and change.written_at == pytest.approx(NOW)
+
+
+def test_float_goes_as_the_stored_single_not_as_its_six_digit_text() -> None:
+    assert sql_value(parse_column_type("float"), 1.2345678) == 1.2345678
+
+
+@pytest.mark.parametrize("origin", [ORIGIN_CDC, ORIGIN_SNAPSHOT, None])
+def test_records_not_written_by_the_application_are_skipped(origin: str | None) -> None:
+    plan = users_plan()
+    row: Row = {"id": 1, "email": "a", "n": 1}
+    image = item(plan, row, 5, origin or "x")
+    if origin is None:
+        del image["_origin"]
+    out = translate(record(1, plan.mapper.key(row), image), target(plan))
+    assert out == Skipped(f"origin_{origin or 'none'}")
+
+
+def test_a_tombstone_is_a_delete_by_primary_key_from_the_old_image() -> None:
+    plan = users_plan()
+    row: Row = {"id": 7, "email": "a", "n": 1}
+    old = item(plan, row, V - 1)
+    out = translate(record(3, plan.mapper.key(row), tomb(plan, row, V), old=old), target(plan))
+    assert isinstance(out, Change)
+    assert (out.op, out.pk, out.params, out.key_text) == ("delete", (7,), (7,), "id=7")
+
+
+def test_a_tombstone_without_a_live_old_image_reads_the_key_back() -> None:
+    plan = users_plan(key={"pk": "USER#{id}"})
+    row: Row = {"id": 7, "email": "a", "n": 1}
+    out = translate(record(3, plan.mapper.key(row), tomb(plan, row, V)), target(plan))
+    assert isinstance(out, Change) and (out.op, out.pk) == ("delete", (7,))
+
+
+def test_remove_of_a_live_application_item_deletes_and_remove_of_a_tombstone_is_skipped() -> None:
+    plan = users_plan()
+    row: Row = {"id": 7, "email": "a", "n": 1}
+    keys = plan.mapper.key(row)
+    removed = translate(record(4, keys, None, old=item(plan, row, V)), target(plan))
+    assert isinstance(removed, Change) and removed.op == "delete"
+    expired = translate(record(5, keys, None, old=tomb(plan, row, V)), target(plan))
+    assert expired == Skipped("tombstone_expired")
+    assert translate(record(6, keys, None, old=item(plan, row, 5, ORIGIN_CDC)), target(plan)) == \
+        Skipped("origin_cdc")
+
+
+def test_on_a_shared_table_each_item_goes_to_the_source_whose_key_template_made_it() -> None:
+    users = users_plan("shop.users", key={"pk": "USER#{id}"})
+    admins = users_plan("shop.admins", key={"pk": "ADMIN#{id}"})
+    shared = target(users, admins, name="shared")
+    row: Row = {"id": 1, "email": "a", "n": 1}
+    a = translate(record(1, admins.mapper.key(row), item(admins, row, V)), shared)
+    u = translate(record(2, users.mapper.key(row), item(users, row, V)), shared)
+    assert isinstance(a, Change) and a.source == "shop.admins"
+    assert isinstance(u, Change) and u.source == "shop.users"
+    other = translate(record(3, {"pk": {"S": "ORDER#1"}}, {"pk": {"S": "ORDER#1"}, "_origin": {"S": "app"}}),
+                      shared)
+    assert other == Skipped("not_mapped")
+
+
+def test_an_attribute_without_a_column_is_a_dead_letter() -> None:
+    plan = users_plan()
+    row: Row = {"id": 1, "email": "a", "n": 1}
+    image = {**item(plan, row, V), "nickname": {"S": "x"}}
+    out = translate(record(1, plan.mapper.key(row), image), target(plan))
+    assert isinstance(out, Rejected) and out.reason == "attribute_without_column" and out.key_text == "id=1"
+    assert "nickname" in out.message
+
+
+def test_a_value_too_long_for_its_column_is_a_dead_letter_naming_the_rule() -> None:
+    plan = users_plan()
+    row: Row = {"id": 1, "email": "a", "n": 1}
+    image = item(plan, row, V)
+    image["email"] = {"S": "x" * 11}
+    out = translate(record(1, plan.mapper.key(row), image), target(plan))
+    assert isinstance(out, Rejected) and out.pk == (1,) and "email" in out.message
+    assert out.reason not in ("", "undecodable")
+
+
+def test_an_item_whose_columns_disagree_with_its_key_is_a_dead_letter() -> None:
+    plan = users_plan(key={"pk": "USER#{id}"})
+    one: Row = {"id": 1, "email": "a", "n": 1}
+    image = item(plan, one, V)
+    image["id"] = {"N": "2"}
+    out = translate(record(1, {"pk": {"S": "USER#1"}}, image), target(plan))
+    assert isinstance(out, Rejected) and out.reason == "key_mismatch"
+
+
+def test_coalescing_keeps_each_rows_last_change_in_stream_order() -> None:
+    plan = users_plan()
+    rows: list[Row] = [{"id": k, "email": "e", "n": i} for i, k in enumerate([1, 2, 1, 3, 2])]
+    recs = [record(i, plan.mapper.key(r), item(plan, r, V + i)) for i, r in enumerate(rows)]
+    entries, superseded, skipped = coalesce(translate(r, target(plan)) for r in recs)
+    kept = [(e.pk, e.params[2]) for e in entries if isinstance(e, Change)]
+    assert kept == [((1,), 2), ((3,), 3), ((2,), 4)]
+    assert superseded == 2 and skipped == []
+
+
+def test_the_write_time_comes_from_the_versions_microseconds_when_plausible() -> None:
+    assert write_time(app_version(NOW + 0.25), NOW) == pytest.approx(NOW + 0.25)
+    assert write_time(1 << 60 | int((NOW + 0.5) * 1e6), NOW) == pytest.approx(NOW + 0.5)
+    assert write_time(12345, NOW) == NOW  # a binlog version: not a time
+
+
+def test_a_mapping_that_cannot_be_written_back_by_primary_key_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"exactly the primary key \['id'\]"):
+        check_reversible(users_plan(key={"pk": "USER#{email}"}))
+    with pytest.raises(ConfigError, match="removes primary-key column"):
+        check_reversible(users_plan(key={"pk": "USER#{id}"}, exclude=("id",)))
+    with pytest.raises(ConfigError, match="has no key template"):
+        check_shared(target(users_plan("a.users"), users_plan("a.admins"), name="shared"))
+    check_reversible(users_plan(key={"pk": "USER#{id}"}))
+
+
+def test_the_sql_of_a_plan() -> None:
+    plan = users_plan()
+    assert plan.upsert_sql == ("INSERT INTO `shop`.`users` (`id`, `email`, `n`) VALUES (%s, %s, %s) "
+                               "ON DUPLICATE KEY UPDATE `email` = VALUES(`email`), `n` = VALUES(`n`)")
+    assert plan.delete_sql == "DELETE FROM `shop`.`users` WHERE `id` = %s"
+    assert plan.update_sql == "UPDATE `shop`.`users` SET `email` = %s, `n` = %s WHERE `id` = %s"
+    assert plan.update_params((1, "a", 2)) == ("a", 2, 1)
+    assert plan.existing_sql(2) == "SELECT `id` FROM `shop`.`users` WHERE `id` IN (%s, %s) FOR UPDATE"
