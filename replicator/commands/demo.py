@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -52,6 +54,11 @@ def sample_app() -> SampleApp:
         serve=serve,
         load=lambda url, workload, rate, threads: LoadGenerator(url, threads=threads, rate=rate,
                                                                 workload=workload, seed=42))
+
+
+def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM ends the demo like Ctrl-C does: through its clean-up, not around it."""
+    raise KeyboardInterrupt
 
 
 def register(app: typer.Typer) -> None:
@@ -105,5 +112,6 @@ def register(app: typer.Typer) -> None:
                     "`make demo` sets it from .stack/env"
                 )
             opts = DemoOptions(admin_user, admin_password, rows, ops_per_s, soak_s, keep, log_dir, threads)
+            signal.signal(signal.SIGTERM, _stop_on_sigterm)
             code = Demo(settings, opts, compare=reconcile_tables, app=sample_app()).run()
         raise typer.Exit(code)
