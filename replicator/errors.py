@@ -24,6 +24,7 @@
     │   ├── ControlStoreUnavailable        Redis / control table unreachable         2
     │   ├── ProbeError                     a gate probe could not measure
     │   ├── WriteFrozenError               writes are paused by a cutover; retry
+    │   │   └── FencedError                the store is fenced: writes moved on
     │   └── WriteConflictError             a phase-5 write raced another; retry it
     ├── MappingError                       one row/event cannot be mapped -> dead-letter 3
     │   ├── ItemTooLargeError              over DynamoDB's 400 KB item limit
@@ -40,6 +41,7 @@
         │   └── EpochConflict              compare-and-set on ``epoch`` lost
         ├── TransitionError                a transition the rules forbid
         │   └── Phase5RollbackRefused      leaving 5 would hide phase-5 writes
+        ├── SwitchAborted                  a write-target switch overran and rolled back  1
         └── GateFailedError                a forward gate is not met                 1
             └── GatesNotMet                which gates, measured against what
 
@@ -178,6 +180,12 @@ class WriteFrozenError(TransientError):
     """Application writes are paused (a cutover is switching the write target); retry shortly."""
 
 
+class FencedError(WriteFrozenError):
+    """The store this client tried to write is fenced: a switch moved the writes to the other
+    store, and this client's phase was stale. Nothing was written; the operation may be retried
+    under the current phase."""
+
+
 class WriteConflictError(TransientError):
     """A phase-5 write kept losing its version condition to concurrent writers; nothing was
     written by it; retry the operation."""
@@ -282,6 +290,13 @@ class TransitionError(PhaseError):
 
 class Phase5RollbackRefused(TransitionError):
     """Leaving phase 5 would hide the writes made there: they exist only in DynamoDB."""
+
+
+class SwitchAborted(PhaseError):
+    """A switch of the write target (4 <-> 5) did not finish within its pause bound and was
+    undone: the old store takes the writes again and nothing was lost. The message says why."""
+
+    exit_code = EXIT_CHECK_FAILED
 
 
 class GateFailedError(PhaseError):

@@ -77,17 +77,31 @@ def unique() -> str:
 
 
 @pytest.fixture()
-def isolated_env(stack_env: dict[str, str], unique: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """The stack's variables plus this test's namespaces, also set in os.environ for subprocesses."""
+def isolated_env(stack_env: dict[str, str], unique: str,
+                 monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    """The stack's variables plus this test's namespaces, also set in os.environ for subprocesses.
+
+    The switch of the write target's fence row gets a database of its own, flipped with the
+    admin user (the pipeline's user has no DDL), dropped afterwards.
+    """
     env = dict(stack_env)
     env.update({
         "REPLICATOR_KAFKA__TOPIC_PREFIX": unique,
         "REPLICATOR_DYNAMODB__TABLE_PREFIX": f"{unique}-",
         "REPLICATOR_CONTROL__NAMESPACE": unique,
+        "REPLICATOR_CUTOVER__FENCE_TABLE": f"{unique}_fence.fence",
+        "REPLICATOR_CUTOVER__MYSQL_USER": env.get("STACK_MYSQL_ADMIN_USER", "admin"),
+        "REPLICATOR_CUTOVER__MYSQL_PASSWORD": env.get("STACK_MYSQL_ADMIN_PASSWORD", ""),
     })
     for k, v in env.items():
         monkeypatch.setenv(k, v)
-    return env
+    yield env
+    conn = admin_connect(stack_env)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{unique}_fence`")
+    finally:
+        conn.close()
 
 
 @pytest.fixture()

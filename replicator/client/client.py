@@ -23,6 +23,7 @@ import structlog
 from replicator.adapters.dynamodb import dynamodb_client
 from replicator.client.dynamo_side import DynamoSide
 from replicator.client.freshness import RecentWrites, combine
+from replicator.client.lease import Lease, WriteGate
 from replicator.client.metrics import ClientMetrics, GateCounters
 from replicator.client.mysql_side import ConnectionPool, MySQLSide, load_shape
 from replicator.client.table import Table, Transaction, run_transaction
@@ -33,6 +34,7 @@ from replicator.errors import ControlStoreUnavailable, ReplicatorError, UnknownT
 from replicator.logs import set_migration_phase_field
 from replicator.mapping import TableMapper
 from replicator.metrics import CollectorRegistry
+from replicator.phase.fences import dynamodb_fence_table, mysql_fence_lock_sql
 from replicator.phase.metrics import PhaseMetrics
 from replicator.phase.watcher import PhaseWatcher
 from replicator.settings import MySQLSettings, Settings, load_settings
@@ -120,6 +122,14 @@ class Client:
         self.counters.start()
         self._closers.append(self.counters.close)
         self.watermark = PipelineWatermark(store, s)
+        self.lease = Lease(store, self.name, ttl_s=s.cutover.lease_ttl_s,
+                           on_failure=self.metrics.control_errors.inc)
+        self.gate = WriteGate(self.lease, s.cutover.max_write_pause_s)
+        self.gate.update(state)
+        self.lease.start(state.phase)
+        self._closers.append(self.lease.close)
+        self.mysql_fence_sql = mysql_fence_lock_sql(s.cutover.fence_table)
+        self.dynamodb_fence_table = dynamodb_fence_table(s)
 
         watch_store = self._store_factory(s)
         self._watcher = PhaseWatcher(watch_store, self._on_change,
@@ -191,6 +201,18 @@ class Client:
         self._state = state
         self.metrics.phase.set(state.phase)
         set_migration_phase_field(state.phase)
+        gate = getattr(self, "gate", None)
+        if gate is not None:
+            gate.update(state)
+
+    def refresh_phase(self) -> PhaseState:
+        """Read the phase document now (a store told this client its phase was stale)."""
+        try:
+            self._on_change(self.store.get_phase())
+        except ReplicatorError as exc:
+            self.metrics.control_errors.inc()
+            log.warning("phase_refresh_failed", error=str(exc))
+        return self._state
 
     def _on_change(self, state: PhaseState) -> None:
         if state.epoch <= self._state.epoch:

@@ -5,9 +5,9 @@ Reads are strongly consistent: a read after a write of the same client must see 
 Phase-5 writes are whole-item puts through the shared mapping, each conditional so that
 nothing can move an item backwards (DESIGN §3.3, invariant 7):
 
-- versions of application writes live in their own band, above every binlog version
-  (:data:`APP_VERSION_BASE`; binlog versions stay below 2**52), so no late CDC event or
-  backfill row can overwrite them (the writer's condition is ``_version < :v``);
+- versions of application writes carry the phase's (odd) generation in their high bits, above
+  every CDC event of the MySQL generations before it (docs/design.md), so no late CDC event
+  or backfill row can overwrite them (the writer's condition is ``_version < :v``);
 - every write is conditional on the version read before it, or on there being no item at all
   (optimistic concurrency: a concurrent writer makes it retry, never lose an update); see
   :mod:`replicator.client.phase5`.
@@ -23,6 +23,7 @@ from typing import Any
 from replicator.adapters.dynamodb import dynamo_errors
 from replicator.backoff import Backoff
 from replicator.errors import TargetUnavailable
+from replicator.events import with_generation
 from replicator.mapping import (
     DELETED_ATTR,
     ORIGIN_APP,
@@ -34,16 +35,14 @@ from replicator.mapping import (
 )
 from replicator.mapping.conditional import metadata
 
-#: Application (phase-5) writes are versioned above every binlog version: (file seq << 32) + offset
-#: stays below 2**52 for any real binlog, so the two bands never meet.
-APP_VERSION_BASE = 1 << 60
 MAX_TRANSACT_ITEMS = 100
 _BATCH_GET = 100
 
 
-def app_version(previous: int | None) -> int:
-    """The version of an application write over an item whose version was ``previous``."""
-    floor = APP_VERSION_BASE + time.time_ns() // 1000
+def app_version(previous: int | None, generation: int) -> int:
+    """The version of an application write at ``generation`` over an item whose version was
+    ``previous``: the generation's band, microseconds as the base, never below ``previous + 1``."""
+    floor = with_generation(generation, time.time_ns() // 1000)
     return max(floor, (previous or 0) + 1)
 
 
@@ -143,9 +142,10 @@ class DynamoSide:
         with dynamo_errors(f"writing ({put.op})", put.table):
             self.client.put_item(**put.request())
 
-    def transact(self, puts: Sequence[Put]) -> None:
+    def transact(self, puts: Sequence[Put], checks: Sequence[dict[str, Any]] = ()) -> None:
+        """``checks`` (ConditionCheck elements) first, then the puts, all or nothing."""
         with dynamo_errors("writing a transaction", puts[0].table if puts else ""):
-            self.client.transact_write_items(TransactItems=[{"Put": p.request()} for p in puts])
+            self.client.transact_write_items(TransactItems=[*checks, *({"Put": p.request()} for p in puts)])
 
 
 def _identity(item: dict[str, Any], key_like: Item) -> tuple[tuple[str, str, str], ...]:

@@ -21,7 +21,13 @@ import structlog
 
 from replicator.adapters.mysql import Connection, connect, mysql_errors
 from replicator.catalog import TableShape, read_table_shape
-from replicator.errors import ReplicatorError, SourceUnavailable, UnknownTableError
+from replicator.errors import (
+    FencedError,
+    ReplicatorError,
+    SourceUnavailable,
+    StatementRejected,
+    UnknownTableError,
+)
 from replicator.events import Row
 from replicator.mapping import TableMapper
 from replicator.mapping.cells import converter, quote_ident, select_expr
@@ -30,6 +36,7 @@ from replicator.settings import MySQLSettings
 log = structlog.get_logger("replicator.client")
 
 _IDLE_PING_S = 5.0
+_NO_SUCH_TABLE = 1146
 
 
 class ConnectionPool:
@@ -166,12 +173,16 @@ class MySQLSide:
     # ----------------------------------------------------------------- writes
 
     @contextmanager
-    def transaction(self) -> Iterator[MySQLTransaction]:
+    def transaction(self, fence_sql: str | None = None) -> Iterator[MySQLTransaction]:
+        """One write transaction. ``fence_sql``: the fence row's shared-lock read, first: a
+        fenced MySQL raises :class:`FencedError` before anything is written."""
         with self.pool.connection() as conn:
             tx = MySQLTransaction(conn)
             with mysql_errors("beginning a transaction"):
                 conn.begin()
             try:
+                if fence_sql is not None:
+                    _check_fence(conn, fence_sql)
                 yield tx
             except BaseException:
                 try:
@@ -187,6 +198,20 @@ class MySQLSide:
                 with mysql_errors("reading the transaction's GTID"), conn.cursor() as cur:
                     cur.execute("SELECT @@last_gtid")
                     tx.gtid = str(cur.fetchone()[0] or "") or None
+
+
+def _check_fence(conn: Connection[Any], fence_sql: str) -> None:
+    try:
+        with mysql_errors("reading the fence row"), conn.cursor() as cur:
+            cur.execute(fence_sql)
+            row = cur.fetchone()
+    except StatementRejected as exc:
+        if exc.code == _NO_SUCH_TABLE:
+            return  # no switch was ever prepared: MySQL takes the writes
+        raise
+    if row is not None and str(row[0]) != "mysql":
+        raise FencedError(f"MySQL is fenced (writes_to={row[0]}, generation {row[1]}): the writes have moved "
+                          "to DynamoDB and this client's phase was stale; nothing was written")
 
 
 class MySQLTransaction:

@@ -14,7 +14,7 @@ above every binlog version, so no late CDC event can overwrite them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from replicator.client.dynamo_side import (
     MAX_TRANSACT_ITEMS,
@@ -25,7 +25,7 @@ from replicator.client.dynamo_side import (
     app_version,
     item_version,
 )
-from replicator.errors import DuplicateKeyError, TransactionTooLargeError
+from replicator.errors import DuplicateKeyError, FencedError, TransactionCancelled, TransactionTooLargeError
 from replicator.events import Row
 from replicator.mapping import Item, TableMapper, is_tombstone
 
@@ -58,20 +58,24 @@ def _identity(table: str, key: Item) -> tuple[str, tuple[tuple[str, str, str], .
 class Phase5Batch:
     """The working set of one phase-5 transaction."""
 
-    def __init__(self, dynamo: DynamoSide, tombstone_ttl_s: int) -> None:
+    def __init__(self, dynamo: DynamoSide, tombstone_ttl_s: int, generation: int,
+                 fence_check: dict[str, Any] | None = None) -> None:
         self._dynamo = dynamo
         self._ttl_s = tombstone_ttl_s
+        self._generation = generation
+        self._fence_check = fence_check
+        self._capacity = MAX_TRANSACT_ITEMS - (1 if fence_check is not None else 0)
         self._slots: dict[tuple[str, tuple[tuple[str, str, str], ...]], Slot] = {}
 
     def _slot(self, table: Table, key: Item) -> Slot:
         ident = _identity(table.target, key)
         slot = self._slots.get(ident)
         if slot is None:
-            if len(self._slots) >= MAX_TRANSACT_ITEMS:
+            if len(self._slots) >= self._capacity:
                 raise TransactionTooLargeError(
                     "a phase-5 transaction is one DynamoDB TransactWriteItems of at most "
-                    f"{MAX_TRANSACT_ITEMS} rows (a key-changing update counts two); this one touches more: "
-                    "split it")
+                    f"{MAX_TRANSACT_ITEMS} items, one of them the fence check: at most {self._capacity} rows "
+                    "(a key-changing update counts two); this one touches more: split it")
             item = self._dynamo.get(table.target, key)
             live = item is not None and not is_tombstone(item)
             row = table.mapper.to_row(item) if live and item is not None else None
@@ -117,7 +121,7 @@ class Phase5Batch:
         for slot in self._slots.values():
             if not slot.changed:
                 continue
-            version = app_version(slot.stored)
+            version = app_version(slot.stored, self._generation)
             mapper: TableMapper = slot.table.mapper
             if slot.row is not None:
                 op = "update" if slot.was_live else "insert"
@@ -131,9 +135,19 @@ class Phase5Batch:
     def commit(self) -> int:
         """Write every changed row at once; the number of items written."""
         puts = self.puts()
-        if len(puts) == 1:
+        if not puts:
+            return 0
+        if self._fence_check is None and len(puts) == 1:
             self._dynamo.put(puts[0])
-        elif puts:
-            self._dynamo.transact(puts)
+            return 1
+        checks = [self._fence_check] if self._fence_check is not None else []
+        try:
+            self._dynamo.transact(puts, checks)
+        except TransactionCancelled as exc:
+            if checks and exc.reasons and exc.reasons[0] == "ConditionalCheckFailed":
+                raise FencedError("DynamoDB is fenced: the writes have moved back to MySQL (or to a "
+                                  "newer generation) and this client's phase was stale; nothing was "
+                                  "written") from exc
+            raise
         return len(puts)
 

@@ -39,6 +39,7 @@ from replicator.client.phase5 import Phase5Batch
 from replicator.control import PhaseState, names
 from replicator.errors import (
     ConditionFailed,
+    FencedError,
     KeyShapeError,
     MappingError,
     ReplicatorError,
@@ -50,6 +51,7 @@ from replicator.mapping import TableMapper, is_tombstone
 from replicator.mapping.fit import check_row_fits
 from replicator.mapping.indexes import IndexMapping, dynamodb_query_params, mysql_condition
 from replicator.mapping.pytypes import from_python, to_python
+from replicator.phase.fences import condition_check
 
 if TYPE_CHECKING:
     from replicator.client.client import Client
@@ -372,7 +374,8 @@ class MySQLClientTransaction(Transaction):
 class DynamoClientTransaction(Transaction):
     def __init__(self, client: Client, state: PhaseState) -> None:
         super().__init__(client, state)
-        self.batch = Phase5Batch(client.dynamo, client.settings.dynamodb.tombstone_ttl_s)
+        self.batch = Phase5Batch(client.dynamo, client.settings.dynamodb.tombstone_ttl_s, state.generation,
+                                 condition_check(client.dynamodb_fence_table, state.generation))
 
 
 class TxTable:
@@ -454,25 +457,58 @@ class TxTable:
 
 @contextmanager
 def run_transaction(client: Client) -> Iterator[Transaction]:
-    """The body of :meth:`Client.transaction`: one phase snapshot, one store, atomic."""
-    state = client.phase
-    if state.phase < 5:
-        with client.mysql.transaction() as mtx:
-            tx = MySQLClientTransaction(client, state, mtx)
-            yield tx
-        if tx.operations > MAX_TRANSACT_ITEMS:
-            client.metrics.oversized_transactions.inc()
-            log.warning("transaction_over_dynamodb_limit", operations=tx.operations, limit=MAX_TRANSACT_ITEMS,
-                        hint="this transaction will fail once DynamoDB takes the writes (phase 5): split it")
-        for source, keys in tx.written.items():
-            client.metrics.writes.labels("mysql", "write", "ok").inc(len(keys))
-            if state.phase >= 2:
-                client.recent.record(source, keys, mtx.gtid)
-        return
-    dtx = DynamoClientTransaction(client, state)
-    yield dtx
+    """The body of :meth:`Client.transaction`: one phase snapshot, one store, atomic.
+
+    It waits while a switch of the write target is in progress (bounded), and a MySQL fenced
+    under a stale phase sends it to the current phase before anything is written.
+    """
+    state = client.gate.enter()
+    try:
+        if state.phase < 5:
+            yielded = False
+            try:
+                with client.mysql.transaction(client.mysql_fence_sql) as mtx:
+                    tx = MySQLClientTransaction(client, state, mtx)
+                    yielded = True
+                    yield tx
+            except FencedError:
+                if yielded:
+                    raise
+                client.metrics.writes.labels("mysql", "write", "fenced").inc()
+                client.gate.leave()
+                client.refresh_phase()
+                state = client.gate.enter()
+                if state.phase < 5:
+                    raise
+            else:
+                _after_mysql(client, state, tx, mtx)
+                return
+        dtx = DynamoClientTransaction(client, state)
+        yield dtx
+        _commit_dynamodb(client, dtx)
+    finally:
+        client.gate.leave()
+
+
+def _after_mysql(client: Client, state: PhaseState, tx: MySQLClientTransaction,
+                 mtx: MySQLTransaction) -> None:
+    if tx.operations > MAX_TRANSACT_ITEMS:
+        client.metrics.oversized_transactions.inc()
+        log.warning("transaction_over_dynamodb_limit", operations=tx.operations, limit=MAX_TRANSACT_ITEMS,
+                    hint="this transaction will fail once DynamoDB takes the writes (phase 5): split it")
+    for source, keys in tx.written.items():
+        client.metrics.writes.labels("mysql", "write", "ok").inc(len(keys))
+        if state.phase >= 2:
+            client.recent.record(source, keys, mtx.gtid)
+
+
+def _commit_dynamodb(client: Client, dtx: DynamoClientTransaction) -> None:
     try:
         written = dtx.batch.commit()
+    except FencedError:
+        client.metrics.writes.labels("dynamodb", "write", "fenced").inc()
+        client.refresh_phase()
+        raise
     except (ConditionFailed, TransactionCancelled) as exc:
         client.metrics.writes.labels("dynamodb", "write", "conflict").inc()
         log.info("dynamodb_write_conflict", marker="DualWrite", error=str(exc))
@@ -486,11 +522,12 @@ def run_transaction(client: Client) -> Iterator[Transaction]:
 
 
 def retry_conflicts(op: Callable[[], T]) -> T:
-    """Run a single-row write again (from its read) when a concurrent phase-5 write won the race."""
+    """Run a single-row write again (from its read) when a concurrent phase-5 write won the race,
+    or when the store it wrote was fenced by a switch its phase had not seen yet."""
     for attempt in range(_CONFLICT_RETRIES):
         try:
             return op()
-        except WriteConflictError:
+        except (WriteConflictError, FencedError):
             if attempt == _CONFLICT_RETRIES - 1:
                 raise
             time.sleep(0.002 * (attempt + 1))

@@ -136,6 +136,10 @@ class DualReadValidator:
                 log.warning("validation_recheck_failed", table=job.mismatch.table, key=job.mismatch.key,
                             error=str(exc))
                 self._outcome("unverified")
+            except Exception as exc:  # a bug must not end the worker: log it, count the read unverified
+                log.exception("validation_recheck_crashed", table=job.mismatch.table, key=job.mismatch.key,
+                              error=f"{type(exc).__name__}: {exc}")
+                self._outcome("unverified")
 
     def _recheck(self, job: _Recheck, attempts: int = 3) -> str:
         seen = job.seen

@@ -150,6 +150,7 @@ class HistoryEntry:
     reason: str
     forced_gates: tuple[str, ...] = ()
     acknowledgements: tuple[str, ...] = field(default=())
+    details: dict[str, Any] = field(default_factory=dict)  # e.g. a switch's step timings
 
     def to_doc(self) -> dict[str, Any]:
         d = asdict(self)
@@ -164,6 +165,7 @@ class HistoryEntry:
             from_phase=int(doc["from_phase"]), to_phase=int(doc["to_phase"]), reason=str(doc["reason"]),
             forced_gates=tuple(doc.get("forced_gates", ())),
             acknowledgements=tuple(doc.get("acknowledgements", ())),
+            details=dict(doc.get("details") or {}),
         )
 
 

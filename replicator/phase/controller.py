@@ -31,6 +31,7 @@ from replicator.phase.clock import Clock, SystemClock
 from replicator.phase.gates import GateResult
 from replicator.phase.metrics import PhaseMetrics
 from replicator.phase.rules import Direction, Transition, plan_transition
+from replicator.phase.switch import SwitchProtocol
 from replicator.phase.watcher import PhaseWatcher
 from replicator.settings import Settings
 
@@ -71,8 +72,11 @@ def flags_document(state: PhaseState) -> dict[str, Any]:
 
 class PhaseController:
     def __init__(self, store: ControlStore, gates: GateEvaluator, clock: Clock | None = None,
-                 metrics: PhaseMetrics | None = None) -> None:
+                 metrics: PhaseMetrics | None = None, switch: SwitchProtocol | None = None) -> None:
         self.store = store
+        # The 4 <-> 5 switch of the write target (docs/design.md). Without it (unit tests of the
+        # rules and gates), crossing 4 <-> 5 is a plain flag flip.
+        self.switch = switch
         self.metrics = metrics or PhaseMetrics()
         self.gates = gates
         self.clock = clock or SystemClock()
@@ -116,8 +120,11 @@ class PhaseController:
             )
         actor = actor or os_user()
         current = self.store.get_phase()
+        reverse_ok = (self.switch is not None and current.phase == 5 and target < 5
+                      and not discard_phase5_writes_not_in_mysql and self.switch.drains.reverse_healthy()[0])
         transition = plan_transition(
             current.phase, target, discard_phase5_writes=discard_phase5_writes_not_in_mysql,
+            reverse_path_healthy=reverse_ok,
         )
         self._check_direction(transition, direction)
         if transition.direction is Direction.NOOP:
@@ -135,6 +142,14 @@ class PhaseController:
                             failed_gates=list(failed))
                 raise GatesNotMet(gates_message(transition, results), results)
             forced = failed
+        if self.switch is not None and {current.phase, target} == {4, 5}:
+            return self._switch(current, target, transition, actor, reason, results, forced)
+        if self.switch is not None and current.phase == 5:
+            if reverse_ok:  # through 4 on the protocol, then on down
+                self._switch(current, 4, transition, actor, reason, results, forced)
+                return self.set_migration_phase(target, reason=reason, actor=actor, direction="rollback")
+            self.switch.reopen_mysql(actor=actor, reason=reason)  # the audited escape: writes back to MySQL
+            current = self.store.get_phase()
         now = self.clock.now()
         new = PhaseState(
             phase=target, epoch=current.epoch + 1, updated_at=now, updated_by=actor, reason=reason,
@@ -155,6 +170,20 @@ class PhaseController:
         )
         return ChangeResult(transition, new, tuple(results), forced)
 
+    def _switch(self, current: PhaseState, target: int, transition: Transition, actor: str, reason: str,
+                results: list[GateResult], forced: tuple[str, ...]) -> ChangeResult:
+        assert self.switch is not None
+        report = self.switch.run(target, actor=actor, reason=reason)
+        state = self.store.get_phase()
+        self.metrics.phase.set(state.phase)
+        self.metrics.changes.labels(direction=transition.direction.value).inc()
+        log.info("migration_phase_changed", marker="Migration phase changed", from_phase=current.phase,
+                 to_phase=state.phase, actor=actor, reason=reason, epoch=state.epoch,
+                 direction=transition.direction.value, forced_gates=list(forced), pause_s=report.pause_s,
+                 generation=state.generation)
+        return ChangeResult(Transition(current.phase, state.phase, transition.direction,
+                                       transition.acknowledgements), state, tuple(results), forced)
+
     @staticmethod
     def _check_direction(t: Transition, direction: str) -> None:
         if direction == "forward" and t.direction is Direction.ROLLBACK:
@@ -173,10 +202,14 @@ class PhaseController:
 def open_phase_controller(settings: Settings, clock: Clock | None = None) -> Iterator[PhaseController]:
     """A controller on the configured store with the real gate probes (DynamoDB, Kafka)."""
     from replicator.phase.probes import GateChecker
+    from replicator.phase.switch import SwitchProtocol
+    from replicator.phase.switch_io import StoreDrains, StoreFences
 
     clock = clock or SystemClock()
     with open_control_store(settings) as store:
-        yield PhaseController(store, GateChecker(settings, store, clock), clock)
+        switch = SwitchProtocol(store, StoreFences(settings), StoreDrains(settings, store),
+                                max_pause_s=settings.cutover.max_write_pause_s)
+        yield PhaseController(store, GateChecker(settings, store, clock), clock, switch=switch)
 
 
 # -- module-level conveniences mirroring the guide's FeatureFlagService

@@ -25,6 +25,8 @@ from replicator.client import Client, connect
 from replicator.control import ControlStore, HistoryEntry, PhaseState, open_control_store
 from replicator.control.watermark import PipelineWatermark
 from replicator.demo.processes import Pipeline
+from replicator.phase.switch import SwitchProtocol
+from replicator.phase.switch_io import StoreDrains, StoreFences
 from replicator.settings import Settings, load_settings
 from tests.conftest import admin_connect
 
@@ -79,18 +81,34 @@ class Shop:
         return f"{self.db}.orders"
 
     def phase(self, n: int, *, timeout_s: float = 10.0) -> None:
-        """Set the phase in the control store and wait until the client follows it."""
+        """Move to phase ``n`` and wait until the client follows: 4 -> 5 on the real switch
+        protocol (fences, drain); out of 5 through the audited escape (both fences back to MySQL),
+        until a test runs the reverse replication; other moves as plain flag changes."""
+        switch = SwitchProtocol(self.store, StoreFences(self.settings),
+                                StoreDrains(self.settings, self.store), max_pause_s=10.0)
         cur = self.store.get_phase()
-        if cur.phase != n:
-            self.store.compare_and_set(
-                PhaseState(phase=n, epoch=cur.epoch + 1, updated_at=time.time(), updated_by="test",
-                           reason="test"),
-                HistoryEntry(epoch=cur.epoch + 1, at=time.time(), actor="test", from_phase=cur.phase,
-                             to_phase=n, reason="test"))
+        if cur.phase == 5 and n < 5:
+            switch.reopen_mysql(actor="test", reason="test")
+            cur = self.store.get_phase()
+        if n == 5 and cur.phase != 5:
+            self._set(4)
+            switch.run(5, actor="test", reason="test")
+        else:
+            self._set(n)
         deadline = time.monotonic() + timeout_s
-        while self.client.phase.phase != n:
+        while self.client.phase.phase != n or self.client.phase.frozen:
             assert time.monotonic() < deadline, f"the client did not follow phase {n} within {timeout_s} s"
             time.sleep(0.02)
+
+    def _set(self, n: int) -> None:
+        cur = self.store.get_phase()
+        if cur.phase == n:
+            return
+        self.store.compare_and_set(
+            PhaseState(phase=n, epoch=cur.epoch + 1, updated_at=time.time(), updated_by="test",
+                       reason="test", generation=cur.generation),
+            HistoryEntry(epoch=cur.epoch + 1, at=time.time(), actor="test", from_phase=cur.phase,
+                         to_phase=n, reason="test"))
 
     def next_ids(self, n: int) -> list[int]:
         start = self.keys["n"]
@@ -138,7 +156,10 @@ def shop(stack_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) ->
         client={"mysql_user": stack_env.get("STACK_MYSQL_ADMIN_USER", "admin"),
                 "mysql_password": stack_env.get("STACK_MYSQL_ADMIN_PASSWORD", ""),
                 "read_your_writes_wait_s": 2.0},
-        validation={"recheck_wait_s": 3.0}, log={"level": "warning"})
+        validation={"recheck_wait_s": 3.0}, log={"level": "warning"},
+        cutover={"fence_table": f"{unique}_fence.fence", "max_write_pause_s": 10.0,
+                 "mysql_user": stack_env.get("STACK_MYSQL_ADMIN_USER", "admin"),
+                 "mysql_password": stack_env.get("STACK_MYSQL_ADMIN_PASSWORD", "")})
     pipeline = Pipeline(settings, unique, Path(tmp_path_factory.mktemp("client-pipeline")))
     pipeline.write_config()
     pipeline.spawn("writer", "write", "--create-tables")
@@ -164,6 +185,8 @@ def shop(stack_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) ->
             "user": stack_env.get("STACK_MYSQL_ADMIN_USER", "admin"),
             "password": SecretStr(stack_env.get("STACK_MYSQL_ADMIN_PASSWORD", ""))})
         assert not remove_demo_resources(settings, admin_cfg, unique)
+        with admin.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{unique}_fence`")
         admin.close()
 
 
