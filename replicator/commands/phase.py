@@ -6,6 +6,7 @@ Sub-commands: status, set N, rollback N, history, check N (DESIGN §7).
 from __future__ import annotations
 
 import datetime as dt
+import time
 from typing import Annotated, Any
 
 import orjson
@@ -18,6 +19,7 @@ from replicator.errors import EXIT_CHECK_FAILED
 from replicator.phase.controller import ChangeResult, PhaseController, flags_document, open_phase_controller
 from replicator.phase.gates import GateResult, soak_time
 from replicator.phase.rules import DISCARD_PHASE5_FLAG, check_phase_number
+from replicator.phase.switch import LEASE_PREFIX, PROGRESS_MARKER
 from replicator.settings import Settings
 
 PhaseArg = Annotated[int, typer.Argument(metavar="N", help="Phase number, 1-5.", show_default=False)]
@@ -70,6 +72,10 @@ def _status_doc(ctl: PhaseController, state: PhaseState, settings: Settings) -> 
         "updated_at": state.updated_at, "updated_at_iso": _iso(state.updated_at),
         "updated_by": state.updated_by, "reason": state.reason, "backend": settings.control.backend,
         "gates": gates, "backfill": ctl.store.list_markers(names.BACKFILL_PREFIX),
+        "generation": state.generation,
+        "freeze": None if state.freeze is None else state.freeze.to_doc(),
+        "switch": ctl.store.get_marker(PROGRESS_MARKER),
+        "clients": ctl.store.list_markers(LEASE_PREFIX),
     }
 
 
@@ -94,6 +100,21 @@ def status_cmd(config: ConfigOption = None, json: JsonOption = False) -> None:
     typer.echo("\n".join(_gate_lines([GateResult(**r) for r in g["results"]])))
     for name, marker in doc["backfill"].items():
         typer.echo(f"{name}: " + ", ".join(f"{k}={v}" for k, v in marker.items()))
+    typer.echo(f"version generation {doc['generation']} "
+               f"({'DynamoDB' if doc['generation'] % 2 else 'MySQL'} takes the writes)")
+    if doc["freeze"]:
+        typer.echo(f"FROZEN: writes paused for the switch to phase {doc['freeze']['target']}")
+    sw = doc["switch"]
+    if sw:
+        steps = ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in sw.get("steps", {}).items())
+        typer.echo(f"last switch to phase {sw.get('target')}: {sw.get('step')} after "
+                   f"{sw.get('pause_so_far_s')} s ({steps}); clients acknowledged: "
+                   f"{', '.join(sw.get('clients', [])) or 'none'}"
+                   + (f"; why: {sw['why']}" if sw.get("why") else ""))
+    now = time.time()
+    live = [k.removeprefix(LEASE_PREFIX) for k, d in doc["clients"].items()
+            if float(d.get("expires_at", 0)) > now]
+    typer.echo(f"live clients: {len(live)}" + (f" ({', '.join(sorted(live)[:10])})" if live else ""))
 
 
 def _report(result: ChangeResult) -> None:
