@@ -96,3 +96,11 @@ def test_a_stream_of_another_view_type_is_refused_by_name() -> None:
 def test_a_stream_that_never_turns_on_is_a_transient_error_after_the_bound() -> None:
     with pytest.raises(TargetUnavailable, match="not enabled 120 s after"):
         _ensure(Tables(exists=True, slow=10**6))
+
+
+def test_tests_and_benchmarks_that_never_go_back_may_leave_streams_off() -> None:
+    client = Tables(exists=False)
+    now = [0.0]
+    ensure_tables(client, [SPEC], create=True, stream=False, sleep=lambda s: now.__setitem__(0, now[0] + s),
+                  clock=lambda: now[0])
+    assert "StreamSpecification" not in client.created and client.updates == []
