@@ -17,14 +17,14 @@ from typing import Any
 
 from replicator.adapters.dynamodb import dynamo_errors, dynamodb_client, wait_for_table
 from replicator.adapters.mysql import connect, mysql_errors
-from replicator.control import ControlStore
+from replicator.control import ControlStore, names
 from replicator.control.watermark import PipelineWatermark
 from replicator.errors import TableNotFoundError, TargetRejected
 from replicator.fence import ensure_fence_table, update_fence_sql
 from replicator.phase.fences import FENCE_KEY, dynamodb_fence_table, fence_item, fence_table_definition
 from replicator.settings import MySQLSettings, Settings
 
-REVERSE_HEARTBEAT = "reverse.heartbeat"
+REVERSE_HEARTBEAT = names.REVERSE_HEARTBEAT
 REVERSE_STALE_S = 15.0
 
 

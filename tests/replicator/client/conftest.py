@@ -80,25 +80,37 @@ class Shop:
     def orders(self) -> str:
         return f"{self.db}.orders"
 
+    def switch(self) -> SwitchProtocol:
+        return SwitchProtocol(self.store, StoreFences(self.settings), StoreDrains(self.settings, self.store),
+                              max_pause_s=self.settings.cutover.max_write_pause_s)
+
     def phase(self, n: int, *, timeout_s: float = 10.0) -> None:
-        """Move to phase ``n`` and wait until the client follows: 4 -> 5 on the real switch
-        protocol (fences, drain); out of 5 through the audited escape (both fences back to MySQL),
-        until a test runs the reverse replication; other moves as plain flag changes."""
-        switch = SwitchProtocol(self.store, StoreFences(self.settings),
-                                StoreDrains(self.settings, self.store), max_pause_s=10.0)
+        """Move to phase ``n`` and wait until the client follows; 4 <-> 5 on the real switch
+        protocol (fences, drains; the reverse replication runs for the way back)."""
         cur = self.store.get_phase()
         if cur.phase == 5 and n < 5:
-            switch.reopen_mysql(actor="test", reason="test")
-            cur = self.store.get_phase()
-        if n == 5 and cur.phase != 5:
+            self.reverse_caught_up()
+            self.switch().run(4, actor="test", reason="test")
+        if n == 5 and self.store.get_phase().phase != 5:
             self._set(4)
-            switch.run(5, actor="test", reason="test")
+            self.switch().run(5, actor="test", reason="test")
         else:
             self._set(n)
         deadline = time.monotonic() + timeout_s
         while self.client.phase.phase != n or self.client.phase.frozen:
             assert time.monotonic() < deadline, f"the client did not follow phase {n} within {timeout_s} s"
             time.sleep(0.02)
+
+    def reverse_caught_up(self, timeout_s: float = 60.0) -> None:
+        """Until the reverse replication has caught up once after now (its heartbeat says so)."""
+        since = time.time()
+        deadline = time.monotonic() + timeout_s
+        while True:
+            beat = self.store.get_marker("reverse.heartbeat") or {}
+            if float(beat.get("caught_up_at", 0)) > since:
+                return
+            assert time.monotonic() < deadline, f"reverse replication not caught up; see {self.pipeline.logs}"
+            time.sleep(0.1)
 
     def _set(self, n: int) -> None:
         cur = self.store.get_phase()
@@ -164,6 +176,7 @@ def shop(stack_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) ->
     pipeline.write_config()
     pipeline.spawn("writer", "write", "--create-tables")
     pipeline.spawn("reader", "run")
+    reverse_started = False
     store = open_control_store(settings)
     store.start()
     client = None
@@ -171,6 +184,9 @@ def shop(stack_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) ->
         _wait_for_tables(settings, timeout_s=90)
         client = connect(settings, name="tests")
         shop = Shop(settings, unique, client, store, pipeline, admin_connect(stack_env, unique))
+        if not reverse_started:  # the streams exist once the writer created the tables
+            pipeline.spawn("reverse", "reverse")
+            reverse_started = True
         shop.phase(2)
         assert shop.applied(shop.users, timeout_s=90), f"the pipeline did not start; see {pipeline.logs}"
         yield shop

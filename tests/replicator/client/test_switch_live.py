@@ -1,0 +1,120 @@
+"""Switching the write target under live traffic (DESIGN §3.6, invariant 7), on the real stack:
+reader, writer and reverse replication running, eight client threads writing and reading."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from replicator.adapters.dynamodb import dynamodb_client
+from replicator.backfill.source import SnapshotSource
+from replicator.client import connect
+from replicator.errors import WriteFrozenError
+from tests.replicator.client.conftest import Shop
+from tests.replicator.client.test_phase_walk import THREADS, Worker
+from validators.reconcile import reconcile_table
+
+pytestmark = pytest.mark.integration
+
+
+def _equal_row_for_row(shop: Shop) -> None:
+    """MySQL and DynamoDB hold the same rows (through the mapping), once both directions settled."""
+    assert shop.applied(shop.users) and shop.applied(shop.orders)
+    shop.reverse_caught_up()
+    client = dynamodb_client(shop.settings.dynamodb)
+    with SnapshotSource(shop.settings.mysql) as src:
+        for mapping in shop.settings.tables:
+            report = reconcile_table(shop.settings, mapping, src, client, settle_s=3.0)
+            assert report.ok, [str(d) for d in report.differences[:5]]
+
+
+def test_4_5_4_5_4_1_under_eight_threads_loses_nothing_and_the_stores_stay_equal(shop: Shop) -> None:
+    shop.phase(4)
+    workers = [Worker(shop, shop.next_ids(30), seed) for seed in range(100, 100 + THREADS)]
+    for w in workers:
+        w.start()
+    pauses: list[float] = []
+    try:
+        for target in (5, 4, 5, 4):
+            time.sleep(1.0)
+            t0 = time.monotonic()
+            shop.phase(target)
+            pauses.append(time.monotonic() - t0)
+        time.sleep(1.0)
+    finally:
+        for w in workers:
+            w.stop.set()
+        for w in workers:
+            w.join(30)
+    errors = [e for w in workers for e in w.errors]
+    assert not errors, errors[:5]
+    assert sum(w.ops for w in workers) > THREADS * 10
+    _equal_row_for_row(shop)
+    users = shop.client.table(shop.users)
+    for w in workers:  # every acknowledged write, with its last value, in both stores
+        for uid, name in w.expected.items():
+            row = shop.mysql_row("users", uid)
+            assert (row["name"] if row else None) == name, uid
+            got = users.get({"id": uid})  # phase 4: from DynamoDB
+            assert (got["name"] if got else None) == name, uid
+    shop.phase(1)
+    assert shop.client.phase.phase == 1
+    longest = max(w.ops for w in workers)
+    assert longest > 0 and max(pauses) < 60, pauses
+
+
+def test_a_stale_client_cannot_commit_to_mysql_after_the_switch(shop: Shop) -> None:
+    shop.phase(4)
+    (uid,) = shop.next_ids(1)
+    shop.client.table(shop.users).insert(shop.user(uid, name="before"))
+    stale = connect(shop.settings, name="stale")
+    try:
+        stale._watcher.stop()  # its watcher is blocked: it will never hear of the switch
+        stale_users = stale.table(shop.users)
+        shop.phase(5)
+        assert stale.phase.phase == 4  # it still believes MySQL takes the writes
+        stale_users.update({"id": uid}, {"name": "from the stale client"})
+        # The fence refused MySQL; the client learned the phase and wrote where writes go now.
+        assert shop.mysql_row("users", uid)["name"] == "before"
+        assert stale.phase.phase == 5
+        assert shop.client.table(shop.users).get({"id": uid})["name"] == "from the stale client"
+    finally:
+        stale.close()
+        shop.phase(4)
+
+
+def test_a_client_whose_lease_lapsed_refuses_to_write(shop: Shop) -> None:
+    shop.phase(4)
+    lapsed = connect(shop.settings, name="lapsed")
+    try:
+        lapsed.lease._valid_until = 0.0  # as if the control store had been unreachable for long
+        lapsed.lease._stop.set()
+        with pytest.raises(WriteFrozenError, match="lease"):
+            lapsed.table(shop.users).insert(shop.user(shop.next_ids(1)[0]))
+    finally:
+        lapsed.close()
+
+
+def test_an_item_mysql_cannot_hold_blocks_the_way_back_by_name(shop: Shop) -> None:
+    from replicator.errors import SwitchAborted, TransitionError
+
+    shop.phase(5)
+    users = shop.client.table(shop.users)
+    (uid,) = shop.next_ids(1)
+    users.insert(shop.user(uid))
+    table = users.target
+    ddb = dynamodb_client(shop.settings.dynamodb)
+    item: dict[str, Any] = ddb.get_item(TableName=table, Key=users.dynamo_key({"id": uid}),
+                                        ConsistentRead=True)["Item"]
+    item["name"] = {"S": "x" * 500}  # longer than VARCHAR(80): MySQL cannot take it back
+    item["_version"] = {"N": str(int(item["_version"]["N"]) + 1)}
+    ddb.put_item(TableName=table, Item=item)
+    deadline = time.monotonic() + 60
+    while not int((shop.store.get_marker("reverse.heartbeat") or {}).get("deadletters", 0)):
+        assert time.monotonic() < deadline, "the reverse replication did not dead-letter the item"
+        time.sleep(0.2)
+    with pytest.raises((TransitionError, SwitchAborted), match=f"id={uid}"):
+        shop.switch().run(4, actor="test", reason="test")
+    assert shop.store.get_phase().phase == 5
