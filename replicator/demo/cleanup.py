@@ -9,17 +9,19 @@ others behind; what could not be removed is returned, one line per service.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 
 import structlog
 
 from replicator.adapters import dynamodb, kafka, mysql, redis
-from replicator.errors import ReplicatorError
+from replicator.errors import BrokerUnavailable, ReplicatorError
 from replicator.settings import MySQLSettings, Settings
 
 log = structlog.get_logger("replicator.demo.cleanup")
 
 _TIMEOUT_S = 30.0
+_GROUP_WAIT_S = 60.0  # above the consumers' default session timeout (45 s)
 
 
 def drop_database(admin: MySQLSettings, database: str) -> None:
@@ -41,20 +43,34 @@ def drop_users(admin: MySQLSettings, users: Sequence[str]) -> None:
         conn.close()
 
 
-def delete_kafka_namespace(settings: Settings) -> None:
-    """Topics and consumer groups named ``<topic_prefix>.…``."""
+def delete_kafka_namespace(settings: Settings, group_wait_s: float = _GROUP_WAIT_S) -> None:
+    """Topics and consumer groups named ``<topic_prefix>.…``.
+
+    A group whose last member was killed (a process that did not stop in time) stays non-empty
+    until the broker times its session out; its deletion is tried again until ``group_wait_s``.
+    """
     ours = settings.kafka.topic_prefix + "."
     admin = kafka.admin_client(settings.kafka)
-    with kafka.kafka_errors(f"deleting the topics and groups {ours}*"):
+    with kafka.kafka_errors(f"deleting the topics {ours}*"):
         topics = [t for t in admin.list_topics(timeout=_TIMEOUT_S).topics if t.startswith(ours)]
         if topics:
             for fut in admin.delete_topics(topics, operation_timeout=_TIMEOUT_S).values():
                 fut.result()
-        listed = admin.list_consumer_groups(request_timeout=_TIMEOUT_S).result()
-        groups = [g.group_id for g in listed.valid if g.group_id.startswith(ours)]
-        if groups:
-            for fut in admin.delete_consumer_groups(groups, request_timeout=_TIMEOUT_S).values():
-                fut.result()
+    deadline = time.monotonic() + group_wait_s
+    while True:
+        try:
+            with kafka.kafka_errors(f"deleting the consumer groups {ours}*"):
+                listed = admin.list_consumer_groups(request_timeout=_TIMEOUT_S).result()
+                groups = [g.group_id for g in listed.valid if g.group_id.startswith(ours)]
+                if groups:
+                    for fut in admin.delete_consumer_groups(groups, request_timeout=_TIMEOUT_S).values():
+                        fut.result()
+            return
+        except BrokerUnavailable as exc:
+            if time.monotonic() > deadline:
+                raise
+            log.info("demo_cleanup_group_busy", error=str(exc), retry_in_s=2)
+            time.sleep(2)
 
 
 def delete_dynamodb_tables(settings: Settings) -> None:

@@ -183,9 +183,9 @@ class Demo:
         seeder = MySQLExecutor(mysql.connect(self.admin))
         try:
             create_schema(seeder.conn, self.db)
-            password = self.client_settings.client.mysql_password
-            create_app_user(seeder.conn, self.db, self.app_user,
-                            password.get_secret_value() if password else "")
+            secret = self.client_settings.client.mysql_password
+            create_app_user(seeder.conn, self.db, self.app_user, secret.get_secret_value() if secret else "",
+                            fence_table=self.client_settings.cutover.fence_table)
             seeder.apply_many(seed(o.rows))
             head = seeder.binlog_head()
         finally:

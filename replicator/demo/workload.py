@@ -163,11 +163,18 @@ def create_schema(conn: Connection[Any], database: str) -> None:
             cur.execute(ddl)
 
 
-def create_app_user(conn: Connection[Any], database: str, user: str, password: str) -> None:
-    """The application's own MySQL user: reads and writes on ``database``, nothing else."""
+def create_app_user(conn: Connection[Any], database: str, user: str, password: str,
+                    fence_table: str | None = None) -> None:
+    """The application's own MySQL user: reads and writes on ``database``, nothing else but a read
+    of the write-target fence (``cutover.fence_table``), which every client write transaction
+    makes first. That grant is on the fence's database, which holds nothing else: MySQL grants on
+    a table only once it exists, and the fence row is created when a switch is first prepared."""
     with mysql_errors(f"creating the application's MySQL user {user}"), conn.cursor() as cur:
         cur.execute("CREATE USER %s@'%%' IDENTIFIED BY %s", (user, password))
         cur.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON `{database}`.* TO %s@'%%'", (user,))
+        fence_db = fence_table.split(".")[0] if fence_table else database
+        if fence_db != database:
+            cur.execute(f"GRANT SELECT ON `{fence_db}`.* TO %s@'%%'", (user,))
 
 
 class MySQLExecutor:

@@ -116,7 +116,7 @@ def _shop(stack_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -
     try:
         executor = MySQLExecutor(admin)
         create_schema(admin, unique)
-        create_app_user(admin, unique, app_user, app_password)
+        create_app_user(admin, unique, app_user, app_password, fence_table=settings.cutover.fence_table)
         head = executor.binlog_head()
         executor.apply_many(seed(SEEDED_USERS))
         pipeline.write_config()
