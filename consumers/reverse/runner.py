@@ -168,6 +168,8 @@ class ReverseReplicator:
             except TransientError as exc:
                 self.metrics.retries.labels(type(exc).__name__).inc()
                 log.warning("reverse_round_failed", error=type(exc).__name__, message=str(exc))
+                self.progress.caught_up = False
+                self._publish(error=f"{type(exc).__name__}: {exc}")  # alive, and why it is not moving
                 self.stop_event.wait(backoff.next())
                 continue
             if not worked:
@@ -373,13 +375,13 @@ class ReverseReplicator:
         except ControlStoreUnavailable as exc:
             log.warning("phase_state_unavailable_keeping_last", error=str(exc))
 
-    def _publish(self) -> None:
+    def _publish(self, error: str | None = None) -> None:
         self.metrics.lag.set(self.progress.lag_s())
         self.metrics.behind.set(self.progress.behind)
         if not self.progress.due():
             return
         doc = self.progress.heartbeat(self.dead_letters.count, self.dead_letters.keys(),
-                                      tables=[ts.name for ts in self.streams])
+                                      tables=[ts.name for ts in self.streams], error=error)
         try:
             self.store.put_marker(names.REVERSE_HEARTBEAT, doc)
         except ControlStoreUnavailable as exc:
