@@ -27,6 +27,7 @@ Errors are :mod:`replicator.errors` classes: ``UnknownTableError``, ``KeyShapeEr
 """
 
 from replicator.client.client import Client, connect
-from replicator.client.table import Table, Transaction
+from replicator.client.table import Table
+from replicator.client.transactions import Transaction
 
 __all__ = ["Client", "Table", "Transaction", "connect"]

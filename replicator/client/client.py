@@ -26,7 +26,8 @@ from replicator.client.freshness import RecentWrites, combine
 from replicator.client.lease import Lease, WriteGate
 from replicator.client.metrics import ClientMetrics, GateCounters
 from replicator.client.mysql_side import ConnectionPool, MySQLSide, load_shape
-from replicator.client.table import Table, Transaction, run_transaction
+from replicator.client.table import Table
+from replicator.client.transactions import Transaction, run_transaction
 from replicator.client.validation import DualReadValidator
 from replicator.control import ControlStore, PhaseState, names, open_control_store
 from replicator.control.watermark import PipelineWatermark
