@@ -25,7 +25,7 @@ from replicator.client.dynamo_side import DynamoSide
 from replicator.client.freshness import RecentWrites, combine
 from replicator.client.lease import Lease, WriteGate
 from replicator.client.metrics import ClientMetrics, GateCounters
-from replicator.client.mysql_side import ConnectionPool, MySQLSide, load_shape
+from replicator.client.mysql_side import ConnectionPool, MySQLSide, check_fence_readable, load_shape
 from replicator.client.table import Table
 from replicator.client.transactions import Transaction, run_transaction
 from replicator.client.validation import DualReadValidator
@@ -130,6 +130,7 @@ class Client:
         self.lease.start(state.phase)
         self._closers.append(self.lease.close)
         self.mysql_fence_sql = mysql_fence_lock_sql(s.cutover.fence_table)
+        check_fence_readable(self._pool, s.cutover.fence_table)
         self.dynamodb_fence_table = dynamodb_fence_table(s)
 
         watch_store = self._store_factory(s)

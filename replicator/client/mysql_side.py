@@ -22,6 +22,7 @@ import structlog
 from replicator.adapters.mysql import Connection, connect, mysql_errors
 from replicator.catalog import TableShape, read_table_shape
 from replicator.errors import (
+    ConfigError,
     FencedError,
     ReplicatorError,
     SourceUnavailable,
@@ -37,6 +38,7 @@ log = structlog.get_logger("replicator.client")
 
 _IDLE_PING_S = 5.0
 _NO_SUCH_TABLE = 1146
+_NO_PRIVILEGE = frozenset((1142, 1143, 1044))
 
 
 class ConnectionPool:
@@ -198,6 +200,27 @@ class MySQLSide:
                 with mysql_errors("reading the transaction's GTID"), conn.cursor() as cur:
                     cur.execute("SELECT @@last_gtid")
                     tx.gtid = str(cur.fetchone()[0] or "") or None
+
+
+def check_fence_readable(pool: ConnectionPool, fence_table: str) -> None:
+    """At start-up: the application's MySQL user must be able to read the fence row (or the
+    row must not exist yet), or every write would fail later for a reason it cannot fix."""
+    from replicator.fence import select_fence_sql
+
+    try:
+        with pool.connection() as conn, mysql_errors("reading the fence row"), conn.cursor() as cur:
+            cur.execute(select_fence_sql(fence_table))
+            cur.fetchall()
+    except StatementRejected as exc:
+        if exc.code == _NO_SUCH_TABLE:
+            return
+        if exc.code in _NO_PRIVILEGE:
+            db, table = fence_table.split(".")
+            raise ConfigError(
+                f"the application's MySQL user cannot read the write-target fence {fence_table} ({exc}); "
+                f"every write transaction reads it under a shared lock: GRANT SELECT ON `{db}`.`{table}` "
+                "(or on `{db}`.*) to client.mysql_user") from exc
+        raise
 
 
 def _check_fence(conn: Connection[Any], fence_sql: str) -> None:

@@ -62,7 +62,9 @@ def to_python(ct: ColumnType, value: Value, json_mode: JsonMode = "text") -> Any
         return ",".join(sorted(members, key=lambda m: (order.get(m, len(order)), m)))
     if kind == "json":
         doc = value.value if isinstance(value, JsonDoc) else value
-        return doc if json_mode == "parsed" else json.dumps(doc, ensure_ascii=False)
+        # Keys sorted: DynamoDB maps keep no key order, so only a canonical text is the same
+        # from both stores.
+        return doc if json_mode == "parsed" else json.dumps(doc, ensure_ascii=False, sort_keys=True)
     if kind == "binary" and isinstance(value, bytes) and len(value) < ct.length:
         return value.ljust(ct.length, b"\0")
     if isinstance(value, Temporal):

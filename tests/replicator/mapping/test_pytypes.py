@@ -25,6 +25,7 @@ from replicator.mapping.pytypes import from_python, to_python
     ("set('a','b','c')", frozenset({"c", "a"}), "a,c"),
     ("enum('x','y')", "y", "y"),
     ("json", JsonDoc({"a": 1}), '{"a": 1}'),
+    ("json", JsonDoc({"z": 1, "a": {"y": 2, "b": True}}), '{"a": {"b": true, "y": 2}, "z": 1}'),  # canonical
     ("date", Temporal("date", "2024-01-02"), dt.date(2024, 1, 2)),
     ("date", Temporal("date", "0000-00-00"), "0000-00-00"),
     ("datetime(3)", Temporal("datetime", "2024-01-02T03:04:05.123"),
