@@ -17,6 +17,14 @@ their MySQL value, an insert gives them their default.
 Values: :func:`sql_value` is :func:`~replicator.mapping.pytypes.to_python` (what PyMySQL
 gives for the column, JSON as text) except FLOAT, which goes as the exact single-precision
 value the item holds, not as the 6-digit text PyMySQL shows.
+
+Fit: the sink runs MySQL in strict mode, where a value out of range, too long, not a member
+of its ENUM/SET, an invalid date or text a column's charset cannot hold is an error (a dead
+letter). Some values MySQL changes without an error even then -- it rounds a DECIMAL's extra
+fractional digits and a DATETIME/TIMESTAMP/TIME's extra fractional seconds, reads a 2-digit
+YEAR as 20xx, strips a CHAR's trailing spaces -- so the columns of those types
+(:attr:`TablePlan.fit_columns`) are checked first with
+:func:`~replicator.mapping.check_row_fits`, the rule the phase-5 client applies before writing.
 """
 
 from __future__ import annotations
@@ -29,6 +37,11 @@ from replicator.mapping import TableMapper
 from replicator.mapping.cells import quote_ident
 from replicator.mapping.coltypes import ColumnType
 from replicator.mapping.pytypes import to_python
+from replicator.mapping.values import decode_value
+
+#: Column kinds whose values MySQL may change without an error in strict mode (module docstring).
+SILENTLY_CHANGED = frozenset(("decimal", "datetime", "timestamp", "time", "year"))
+_FIXED_CHARS = frozenset(("char", "nchar"))
 
 
 def sql_value(ct: ColumnType, value: Value) -> Any:
@@ -52,6 +65,10 @@ class TablePlan:
         self.unique_keys = tuple(tuple(k) for k in unique_keys)
         self.not_null = frozenset(not_null)
         self._types = [mapper.types[c] for c in self.columns]
+        self._decode = [(c, a, mapper.types[c], mapper.override(c)) for c, a in mapper.attributes.items()]
+        #: The columns checked against their MySQL type before writing (module docstring).
+        self.fit_columns = tuple(c for c in self.columns if mapper.types[c].kind in SILENTLY_CHANGED
+                                 or mapper.types[c].base in _FIXED_CHARS)
         self._pk_index = [self.columns.index(c) for c in self.pk if c in self.columns]
         db, table = self.source.split(".")
         self.qualified = f"{quote_ident(db)}.{quote_ident(table)}"
@@ -75,6 +92,16 @@ class TablePlan:
     def missing_key_columns(self) -> list[str]:
         """Primary-key columns the mapping does not carry (excluded): such a table cannot be written."""
         return [c for c in self.pk if c not in self.columns]
+
+    def read_item(self, item: dict[str, Any]) -> tuple[Row, tuple[Any, ...]]:
+        """:meth:`TableMapper.to_row` and :meth:`row_params` in one pass over the columns."""
+        row: Row = {}
+        params = []
+        for column, attr, ct, override in self._decode:
+            value = decode_value(ct, override, item.get(attr))
+            row[column] = value
+            params.append(sql_value(ct, value))
+        return row, tuple(params)
 
     def row_params(self, row: Row) -> tuple[Any, ...]:
         """The upsert's parameters: every mapped column, in column order."""

@@ -2,10 +2,11 @@
 
 ``caught_up_at`` is the drain check of the switch back from phase 5 (docs/design.md): drained
 when ``caught_up_at`` is later than the fence time and no dead letter is outstanding. It is the
-start of the last round that found every open shard read to its end with nothing left to
-apply or to checkpoint, minus ``settle_s``: a write is in the stream a moment after DynamoDB
-acknowledged it (DynamoDB Streams gives no bound; typically well under a second), so only
-writes older than that are known to have been seen. Pure: the clock is injected.
+time the earliest read of the last round was sent, in a round that found every open shard read
+to its end with nothing left to apply or to checkpoint, minus ``settle_s``: a write is in the
+stream a moment after DynamoDB acknowledged it (DynamoDB Streams gives no bound; typically well
+under a second), so only writes older than that are known to have been seen. Pure: the clock
+is injected.
 """
 
 from __future__ import annotations
@@ -33,12 +34,13 @@ class Progress:
         if self.newest_applied_at is None or written_at > self.newest_applied_at:
             self.newest_applied_at = written_at
 
-    def round_done(self, started_at: float, caught_up: bool, behind: int) -> None:
-        """One pass over every readable shard, begun at ``started_at`` (wall clock)."""
+    def round_done(self, seen_at: float, caught_up: bool, behind: int) -> None:
+        """One pass over every readable shard, whose reads were all sent at ``seen_at`` or later
+        (wall clock)."""
         self.caught_up = caught_up
         self.behind = 0 if caught_up else behind
         if caught_up:
-            self.caught_up_at = max(self.caught_up_at, started_at - self.settle_s)
+            self.caught_up_at = max(self.caught_up_at, seen_at - self.settle_s)
 
     def lag_s(self, now: float | None = None) -> float:
         if self.caught_up or self.newest_applied_at is None:

@@ -12,8 +12,8 @@ Rules, in order (the record's image is the NEW one, the OLD one for a ``REMOVE``
 3. A tombstone (NEW image with ``_deleted``) or a ``REMOVE`` of a live item is a delete by
    primary key; a ``REMOVE`` of a tombstone (its TTL ran out) is skipped.
 4. Anything else is an upsert of the row :meth:`TableMapper.to_row` reads from the item,
-   unless MySQL could not hold it: an attribute with no column, a value that does not fit its
-   column (:func:`~replicator.mapping.check_row_fits`), an item whose attributes disagree with
+   unless MySQL could not hold it: an attribute with no column, a value MySQL would change
+   (:attr:`TablePlan.fit_columns`) or refuse (the sink), an item whose attributes disagree with
    its key. Those are :class:`Rejected` (dead letters), never dropped.
 
 The reverse replication writes rows by primary key, so a source's DynamoDB key must be made of
@@ -244,31 +244,29 @@ def _delete(route: Route, keys: dict[str, Any], old: dict[str, Any] | None, vers
 def _upsert(route: Route, keys: dict[str, Any], image: dict[str, Any], version: int, seq: str,
             at: float) -> Translated:
     plan = route.plan
-    key_row = route.key_row(keys) or {}
-    key_text = route.mapper.key_text(key_row) if key_row else ",".join(
-        f"{k}={next(iter(v.values()))}" for k, v in sorted(keys.items()))
-    pk = plan.pk_params(key_row) if key_row else ()
 
-    def rejected(reason: str, message: str) -> Rejected:
+    def rejected(reason: str, what: str) -> Rejected:
+        key_row = route.key_row(keys) or {}
+        key_text = route.mapper.key_text(key_row) if key_row else ",".join(
+            f"{k}={next(iter(v.values()))}" for k, v in sorted(keys.items()))
+        pk = plan.pk_params(key_row) if key_row else ()
+        message = what if what.startswith(route.source) else f"{route.source} key ({key_text}): {what}"
         return Rejected(route.source, pk, key_text, reason, message, version, seq, at)
 
     extra = sorted(set(image) - route.allowed)
     if extra:
-        return rejected("attribute_without_column",
-                        f"{route.source} key ({key_text}): attribute(s) {extra} have no MySQL column")
+        return rejected("attribute_without_column", f"attribute(s) {extra} have no MySQL column")
     try:
-        row = route.mapper.to_row(image)
+        row, params = plan.read_item(image)
     except (MappingError, ValueError, ArithmeticError, TypeError) as exc:
-        return rejected("undecodable", f"{route.source} key ({key_text}): the item does not read back "
-                                       f"as a row: {exc}")
+        return rejected("undecodable", f"the item does not read back as a row: {exc}")
     if not route.same_key(row, keys):
-        return rejected("key_mismatch", f"{route.source} key ({key_text}): the item's columns give "
-                                        f"another key than the item's own")
-    try:
-        check_row_fits(route.mapper, row, not_null=plan.not_null)
-    except MappingError as exc:
-        return rejected(exc.reason, str(exc))
-    params = plan.row_params(row)
+        return rejected("key_mismatch", "the item's columns give another key than the item's own")
+    if plan.fit_columns:
+        try:
+            check_row_fits(route.mapper, {c: row[c] for c in plan.fit_columns})
+        except MappingError as exc:
+            return rejected(exc.reason, str(exc))
     return Change(route.source, "upsert", plan.pk_of(params), route.mapper.key_text(row), params, version,
                   seq, at)
 

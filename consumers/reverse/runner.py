@@ -25,6 +25,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,6 +75,9 @@ class Page:
     next_try: float = 0.0
 
 
+Fetched = tuple[list[dict[str, Any]], str | None]
+
+
 @dataclass
 class ShardState:
     shard: Shard
@@ -82,6 +86,9 @@ class ShardState:
     at_end: bool = False
     closed: bool = False  # read to its end: finished once its last page is settled
     last_count: int = 0
+    read_at: float = 0.0  # wall time the last read of this shard was sent
+    prefetch: Future[Fetched] | None = None  # the next page, asked for while this one is applied
+    prefetch_at: float = 0.0
 
 
 @dataclass
@@ -138,6 +145,7 @@ class ReverseReplicator:
         self._phase: PhaseState | None = None
         self._phase_at = float("-inf")
         self._backoff = Backoff(base_s=0.1, cap_s=2.0)
+        self._fetcher = ThreadPoolExecutor(max_workers=4, thread_name_prefix="reverse-prefetch")
 
     # ----------------------------------------------------------------- start-up
 
@@ -156,6 +164,10 @@ class ReverseReplicator:
         log.info("reverse_started", tables=[t.name for t in self.targets],
                  sources=[r.source for t in self.targets for r in t.routes],
                  deadletters=self.dead_letters.count)
+
+    def close(self) -> None:
+        """Stop the page prefetches (their records are read again from the checkpoints)."""
+        self._fetcher.shutdown(wait=False, cancel_futures=True)
 
     # ----------------------------------------------------------------- loop
 
@@ -178,9 +190,9 @@ class ReverseReplicator:
 
     def step(self) -> bool:
         """One round over every readable shard; True when it read or applied anything."""
-        started = self.clock()
         self._refresh_phase()
         worked, caught, behind = False, True, 0
+        seen_at = self.clock()  # every record written before this was read, when the round is caught up
         for ts in self.streams:
             if self.monotonic() >= ts.refresh_at:
                 self._refresh_shards(ts)
@@ -194,12 +206,13 @@ class ReverseReplicator:
                     behind += len(state.page.changes) + len(state.page.letters)
                 if state.page is not None or not state.at_end or state.closed:
                     caught = False
+                seen_at = min(seen_at, state.read_at)
                 if state.last_count >= self.options.page_size:
                     behind += self.options.page_size
             if ts.dirty:
                 self._save(ts)
             caught = caught and not ts.dirty
-        self.progress.round_done(started, caught, behind)
+        self.progress.round_done(seen_at, caught, behind)
         self._publish()
         return worked
 
@@ -243,10 +256,8 @@ class ReverseReplicator:
 
     def _read(self, ts: TableStream, state: ShardState) -> bool:
         shard = state.shard.id
-        if state.iterator is None:
-            state.iterator = self._open(ts, state)
         try:
-            records, nxt = self.source.records(ts.name, state.iterator, self.options.page_size)
+            records, nxt = self._fetch(ts, state)
         except TargetUnavailable as exc:
             if exc.code != EXPIRED_ITERATOR:
                 raise
@@ -267,12 +278,26 @@ class ReverseReplicator:
         state.last_count = len(records)
         state.at_end = not records and nxt is not None
         state.closed = nxt is None
+        if records and nxt is not None:  # read the next page while this one is applied
+            state.prefetch_at = self.clock()
+            state.prefetch = self._fetcher.submit(self.source.records, ts.name, nxt, self.options.page_size)
         if records:
             self.metrics.read.labels(ts.name).inc(len(records))
             state.page = self._page(ts, records)
         elif state.closed:
             self._finish(ts, state)
         return bool(records)
+
+    def _fetch(self, ts: TableStream, state: ShardState) -> Fetched:
+        """The shard's next page: the one prefetched, else read now."""
+        if state.prefetch is not None:
+            future, state.prefetch = state.prefetch, None
+            state.read_at = state.prefetch_at
+            return future.result()
+        if state.iterator is None:
+            state.iterator = self._open(ts, state)
+        state.read_at = self.clock()
+        return self.source.records(ts.name, state.iterator, self.options.page_size)
 
     def _finish(self, ts: TableStream, state: ShardState) -> None:
         ts.checkpoint.finish(state.shard.id)

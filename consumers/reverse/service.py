@@ -73,6 +73,7 @@ def reverse_session(settings: Settings, *, options: ReverseOptions | None = None
             rev.start()
             yield rev
         finally:
+            rev.close()
             rev.sink.close()
 
 

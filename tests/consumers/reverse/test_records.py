@@ -123,14 +123,24 @@ def test_an_attribute_without_a_column_is_a_dead_letter() -> None:
     assert "nickname" in out.message
 
 
-def test_a_value_too_long_for_its_column_is_a_dead_letter_naming_the_rule() -> None:
-    plan = users_plan()
-    row: Row = {"id": 1, "email": "a", "n": 1}
+def test_a_value_mysql_would_round_in_silence_is_a_dead_letter_naming_the_rule() -> None:
+    plan = many_plan()
+    assert plan.fit_columns == ("d", "dt", "ts", "t", "y")
+    row: Row = {"id": 1}
     image = item(plan, row, V)
-    image["email"] = {"S": "x" * 11}
-    out = translate(record(1, plan.mapper.key(row), image), target(plan))
-    assert isinstance(out, Rejected) and out.pk == (1,) and "email" in out.message
+    image["ts"] = {"S": "2024-01-01T00:00:00.1234Z"}  # TIMESTAMP(3): MySQL would round it, no error
+    out = translate(record(1, plan.mapper.key(row), image), target(plan, name="many"))
+    assert isinstance(out, Rejected) and out.pk == (1,) and "'ts'" in out.message
     assert out.reason not in ("", "undecodable")
+
+
+def test_reading_an_item_in_one_pass_gives_what_the_mappings_inverse_gives() -> None:
+    plan = many_plan()
+    row: Row = {"id": 3, "d": Decimal("2.500"), "s": "x", "st": frozenset({"y"}), "j": JsonDoc([1]),
+                "dt": Temporal("datetime", "2024-01-01T00:00:00.000000"), "bits": 5, "f": 0.5}
+    image = item(plan, row, V)
+    got, params = plan.read_item(image)
+    assert got == plan.mapper.to_row(image) and params == plan.row_params(got)
 
 
 def test_an_item_whose_columns_disagree_with_its_key_is_a_dead_letter() -> None:

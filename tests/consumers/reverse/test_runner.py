@@ -50,9 +50,13 @@ def replicator(streams: FakeStreams, sink: FakeSink, store: MemoryControlStore |
 
 
 def until_caught_up(rev: ReverseReplicator, rounds: int = 50) -> None:
+    """Step until a round read every shard to its end after now (a prefetched page may be older)."""
+    if isinstance(rev.clock, StepClock):
+        rev.clock.now += 1
+    after = rev.clock() - rev.options.settle_s
     for _ in range(rounds):
         rev.step()
-        if rev.progress.caught_up:
+        if rev.progress.caught_up and rev.progress.caught_up_at >= after:
             return
     raise AssertionError("not caught up")
 
@@ -175,13 +179,15 @@ def test_caught_up_at_moves_only_when_every_shard_is_read_to_its_end_minus_the_s
     rev = replicator(streams, sink, clock=clock, page_size=1, settle_s=0.5)
     rev.step()
     assert not rev.progress.caught_up and rev.progress.caught_up_at == 0.0
-    start = clock.now
-    until_caught_up(rev)
+    clock.now += 1
+    for _ in range(3):  # b's second page, then a and b at their ends
+        rev.step()
     beat = rev.store.get_marker(names.REVERSE_HEARTBEAT)
-    assert beat is not None and beat["caught_up_at"] == start - 0.5 and beat["lag_s"] == 0
+    assert beat is not None and beat["caught_up"] and beat["lag_s"] == 0
+    assert beat["caught_up_at"] == clock.now - 0.5
     clock.now += 3
     rev.step()
-    assert rev.store.get_marker(names.REVERSE_HEARTBEAT)["caught_up_at"] == start + 3 - 0.5  # type: ignore[index]
+    assert rev.store.get_marker(names.REVERSE_HEARTBEAT)["caught_up_at"] == clock.now - 0.5  # type: ignore[index]
 
 
 def test_records_trimmed_past_the_checkpoint_stop_with_a_fatal_error_saying_what_to_do() -> None:
@@ -217,3 +223,18 @@ def test_a_phase5_write_read_after_writes_went_back_to_mysql_is_a_dead_letter_no
     assert [c.pk for c in sink.log] == [(2,)]
     letter = store.get_marker(names.reverse_deadletter_marker("shop.users", "id=1"))
     assert letter is not None and letter["reason"] == "stale_after_switch"
+
+
+def test_a_page_read_ahead_never_makes_caught_up_at_later_than_the_read_that_found_the_end() -> None:
+    streams, sink, clock = FakeStreams(), FakeSink(), StepClock()
+    streams.add("users", "s", put(1, 1, 1))
+    rev = replicator(streams, sink, clock=clock, settle_s=0.5)
+    read_at = clock.now
+    rev.step()  # applies record 1 and reads the next (empty) page ahead
+    clock.now += 5
+    streams.add("users", "s", put(2, 2, 1))  # written after the read ahead
+    rev.step()
+    assert rev.progress.caught_up and rev.progress.caught_up_at == read_at - 0.5
+    assert [c.pk for c in sink.log] == [(1,)]
+    until_caught_up(rev)
+    assert [c.pk for c in sink.log] == [(1,), (2,)]
