@@ -11,5 +11,5 @@ inverse mapping, idempotently by primary key, so that a rollback to phase 4 lose
 - :mod:`.shards`: shard lineage (a child after its parent) and the checkpoint document. Pure.
 - :mod:`.streams`, :mod:`.sink`: the DynamoDB Streams source and the MySQL sink (adapters).
 - :mod:`.deadletters`, :mod:`.progress`, :mod:`.metrics`: dead letters, lag and heartbeat.
-- :mod:`.runner`: the loop; :mod:`.service`: the wiring of the command.
+- :mod:`.pages`: the loop's state; :mod:`.runner`: the loop; :mod:`.service`: the wiring of the command.
 """

@@ -25,19 +25,20 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
 
 from consumers.reverse.deadletters import DeadLetters
 from consumers.reverse.metrics import ReverseMetrics
-from consumers.reverse.model import Change, Rejected, Skipped, Translated
+from consumers.reverse.model import Change, Rejected
+from consumers.reverse.pages import Fetched, Page, ShardState, TableStream, coalesce
 from consumers.reverse.ports import RowSink, StreamSource
 from consumers.reverse.progress import Progress
 from consumers.reverse.records import Target, generation_of, translate
-from consumers.reverse.shards import Checkpoint, Shard, readable
+from consumers.reverse.shards import Checkpoint, readable
 from replicator.adapters.dynamodb import EXPIRED_ITERATOR, TRIMMED_DATA
 from replicator.backoff import Backoff
 from replicator.control import ControlStore, PhaseState, names
@@ -62,64 +63,6 @@ class ReverseOptions:
     settle_s: float = 0.5  # see consumers.reverse.progress
     heartbeat_s: float = 0.5
     phase_refresh_s: float = 1.0
-
-
-@dataclass
-class Page:
-    last_sequence: str
-    changes: list[Change]
-    letters: list[Rejected]
-    first_try: float
-    clears: list[tuple[str, str]] = field(default_factory=list)  # (source, key) of applied changes
-    attempts: int = 0
-    next_try: float = 0.0
-
-
-Fetched = tuple[list[dict[str, Any]], str | None]
-
-
-@dataclass
-class ShardState:
-    shard: Shard
-    iterator: str | None = None
-    page: Page | None = None
-    at_end: bool = False
-    closed: bool = False  # read to its end: finished once its last page is settled
-    last_count: int = 0
-    read_at: float = 0.0  # wall time the last read of this shard was sent
-    prefetch: Future[Fetched] | None = None  # the next page, asked for while this one is applied
-    prefetch_at: float = 0.0
-
-
-@dataclass
-class TableStream:
-    target: Target
-    checkpoint: Checkpoint
-    shards: dict[str, ShardState] = field(default_factory=dict)
-    listed: list[Shard] = field(default_factory=list)
-    refresh_at: float = 0.0
-    dirty: bool = False
-
-    @property
-    def name(self) -> str:
-        return self.target.name
-
-
-def coalesce(items: Iterable[Translated]) -> tuple[list[Change | Rejected], int, list[Skipped]]:
-    """The last change of each row, in the stream order of those last changes; the number of
-    changes superseded; the skips."""
-    last: dict[tuple[str, tuple[object, ...]], Change | Rejected] = {}
-    skipped: list[Skipped] = []
-    superseded = 0
-    for x in items:
-        if isinstance(x, Skipped):
-            skipped.append(x)
-            continue
-        ident = (x.source, x.pk or (x.key_text,))
-        if last.pop(ident, None) is not None:
-            superseded += 1
-        last[ident] = x
-    return list(last.values()), superseded, skipped
 
 
 class ReverseReplicator:

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from consumers.reverse.model import Change, Rejected, Skipped
+from consumers.reverse.pages import coalesce
 from consumers.reverse.plan import TablePlan, sql_value
 from consumers.reverse.records import check_reversible, check_shared, translate, write_time
-from consumers.reverse.runner import coalesce
 from replicator.errors import ConfigError
 from replicator.events import JsonDoc, Row, Temporal
 from replicator.mapping import ORIGIN_CDC, ORIGIN_SNAPSHOT, TableMapper
