@@ -29,7 +29,7 @@ def register(app: typer.Typer) -> None:
         settle_s: Annotated[float, typer.Option(
             min=0, help="How long after DynamoDB acknowledges a write its record is assumed to be in "
                         "the stream: caught_up_at (the drain check of the switch back to phase 4) is "
-                        "the start of the last caught-up round minus this.")] = 0.5,
+                        "when the reads that found every shard at its end were sent, minus this.")] = 0.5,
     ) -> None:
         """Apply the application's phase-5 writes (items with _origin = app) from the DynamoDB
         Streams of every mapped table to MySQL, so that a rollback to phase 4 loses none of them.
