@@ -22,11 +22,26 @@ from replicator.settings import Settings
 log = structlog.get_logger("replicator.demo.processes")
 
 
+# Secrets never go into the config file: each travels to the processes in its environment variable.
+_SECRETS = (("mysql", "password"), ("client", "mysql_password"), ("cutover", "mysql_password"))
+
+
 def settings_yaml(settings: Settings) -> str:
-    """The settings as a config file, without the MySQL password."""
+    """The settings as a config file, without the passwords."""
     doc = settings.model_dump(mode="json")
-    doc["mysql"].pop("password")  # passed to the processes in the environment
+    for section, key in _SECRETS:
+        doc[section].pop(key, None)
     return yaml.safe_dump(doc, sort_keys=False)
+
+
+def secrets_env(settings: Settings) -> dict[str, str]:
+    """The passwords :func:`settings_yaml` leaves out, as ``REPLICATOR_*`` variables."""
+    env: dict[str, str] = {}
+    for section, key in _SECRETS:
+        secret = getattr(getattr(settings, section), key)
+        if secret is not None:
+            env[f"REPLICATOR_{section.upper()}__{key.upper()}"] = secret.get_secret_value()
+    return env
 
 
 class Pipeline:
@@ -46,7 +61,7 @@ class Pipeline:
         self.config.write_text(settings_yaml(self.settings))
 
     def spawn(self, name: str, *args: str) -> None:
-        env = dict(os.environ, REPLICATOR_MYSQL__PASSWORD=self.settings.mysql.password.get_secret_value())
+        env = {**os.environ, **secrets_env(self.settings)}
         with (self.log_dir / f"{self.run_id}-{name}.log").open("ab") as out:
             self.procs[name] = subprocess.Popen(  # noqa: S603 - our own CLI, fixed arguments
                 [sys.executable, "-m", "replicator.cli", *args, "--config", str(self.config)],
