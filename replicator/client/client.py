@@ -142,8 +142,10 @@ class Client:
         self._closers.append(self._watcher.stop)
 
         pool_size = s.client.pool_size * 2 + s.client.dual_read_workers
-        self.dynamo = DynamoSide(dynamodb_client(s.dynamodb, read_timeout_s=s.client.read_timeout_s,
-                                                 pool_size=pool_size))
+        self.dynamo = DynamoSide(
+            dynamodb_client(s.dynamodb, read_timeout_s=s.client.read_timeout_s, pool_size=pool_size),
+            writer=dynamodb_client(s.dynamodb, attempts=5, read_timeout_s=max(10.0, s.client.read_timeout_s),
+                                   pool_size=s.client.pool_size))
         self._closers.append(self._pool.close)
         for mapping in s.tables:
             shape = load_shape(self._pool, mapping.database, mapping.table)

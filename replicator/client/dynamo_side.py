@@ -88,8 +88,14 @@ def app_tombstone(mapper: TableMapper, table: str, row: dict[str, Any], version:
 
 
 class DynamoSide:
-    def __init__(self, client: Any) -> None:
+    """Reads through ``client`` (its timeouts are the read budget); phase-5 writes through
+    ``writer``, with longer timeouts and botocore's retries: ``TransactWriteItems`` carries an
+    idempotency token that its retries reuse, so a write whose answer timed out is not applied
+    twice, and an application write does not fail for a slow answer the read budget allows."""
+
+    def __init__(self, client: Any, writer: Any | None = None) -> None:
         self.client = client
+        self.writer = writer if writer is not None else client
 
     def get(self, table: str, key: Item) -> dict[str, Any] | None:
         """The item, tombstones included (the caller decides); None when there is none."""
@@ -140,12 +146,12 @@ class DynamoSide:
 
     def put(self, put: Put) -> None:
         with dynamo_errors(f"writing ({put.op})", put.table):
-            self.client.put_item(**put.request())
+            self.writer.put_item(**put.request())
 
     def transact(self, puts: Sequence[Put], checks: Sequence[dict[str, Any]] = ()) -> None:
         """``checks`` (ConditionCheck elements) first, then the puts, all or nothing."""
         with dynamo_errors("writing a transaction", puts[0].table if puts else ""):
-            self.client.transact_write_items(TransactItems=[*checks, *({"Put": p.request()} for p in puts)])
+            self.writer.transact_write_items(TransactItems=[*checks, *({"Put": p.request()} for p in puts)])
 
 
 def _identity(item: dict[str, Any], key_like: Item) -> tuple[tuple[str, str, str], ...]:

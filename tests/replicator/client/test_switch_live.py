@@ -71,9 +71,12 @@ def test_a_stale_client_cannot_commit_to_mysql_after_the_switch(shop: Shop) -> N
     shop.client.table(shop.users).insert(shop.user(uid, name="before"))
     stale = connect(shop.settings, name="stale")
     try:
-        stale._watcher.stop()  # its watcher is blocked: it will never hear of the switch
         stale_users = stale.table(shop.users)
-        shop.phase(5)
+        believed = stale.phase
+        shop.phase(5)  # it acknowledged the freeze (its lease is live) ...
+        stale._watcher.stop()  # ... and then its watcher stalled before it heard of the flip:
+        stale._state = believed
+        stale.gate.update(believed)
         assert stale.phase.phase == 4  # it still believes MySQL takes the writes
         stale_users.update({"id": uid}, {"name": "from the stale client"})
         # The fence refused MySQL; the client learned the phase and wrote where writes go now.
