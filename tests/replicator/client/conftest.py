@@ -88,8 +88,7 @@ class Shop:
         """Move to phase ``n`` and wait until the client follows; 4 <-> 5 on the real switch
         protocol (fences, drains; the reverse replication runs for the way back)."""
         cur = self.store.get_phase()
-        if cur.phase == 5 and n < 5:
-            self.reverse_caught_up()
+        if cur.phase == 5 and n < 5:  # the protocol freezes writes, then waits for the reverse drain
             self.switch().run(4, actor="test", reason="test")
         if n == 5 and self.store.get_phase().phase != 5:
             self._set(4)
@@ -187,6 +186,10 @@ def shop(stack_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) ->
         if not reverse_started:  # the streams exist once the writer created the tables
             pipeline.spawn("reverse", "reverse")
             reverse_started = True
+            deadline = time.monotonic() + 60
+            while store.get_marker("reverse.heartbeat") is None:
+                assert time.monotonic() < deadline, f"replicator reverse did not start; see {pipeline.logs}"
+                time.sleep(0.2)
         shop.phase(2)
         assert shop.applied(shop.users, timeout_s=90), f"the pipeline did not start; see {pipeline.logs}"
         yield shop
