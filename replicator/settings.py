@@ -60,6 +60,10 @@ class DynamoDBSettings(_Section):
     table_prefix: str = Field("", pattern=r"^[A-Za-z0-9._-]*$")
     tombstone_ttl_s: int = Field(7 * 24 * 3600, ge=60, description="how long delete tombstones are kept")
     max_concurrency: int = Field(8, ge=1, le=64)
+    streams: bool = Field(
+        True, description="`replicator write --create-tables` gives each table a NEW_AND_OLD_IMAGES stream, "
+                          "which reverse replication (the way back from phase 5) reads; off only where "
+                          "phase 5 is never reached (a test stack: streams slow DynamoDB Local down)")
 
 
 class ControlSettings(_Section):

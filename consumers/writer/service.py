@@ -93,7 +93,7 @@ def run_writer(settings: Settings, *, create_tables: bool = False, mode: ApplyMo
     schemas = load_schemas(settings)
     specs = check_mappings(settings, schemas)
     client = make_client(settings)
-    created = ensure_tables(client, specs, create=create_tables)
+    created = ensure_tables(client, specs, create=create_tables, stream=settings.dynamodb.streams)
     if created:
         log.info("dynamodb_tables_created", tables=created)
     metrics = WriterMetrics()

@@ -148,7 +148,8 @@ class InProcessWriter:
 
         self.env = env
         self.client = client if client is not None else make_client(env.settings)
-        ensure_tables(self.client, check_mappings(env.settings, load_schemas(env.settings)), create=True)
+        ensure_tables(self.client, check_mappings(env.settings, load_schemas(env.settings)), create=True,
+                      stream=False)
         self.metrics = WriterMetrics()
         self.writer = build_writer(env.settings, env.control, client=self.client, metrics=self.metrics,
                                    options=WriterOptions(phase_refresh_s=0.1, max_batch=max_batch))
