@@ -162,7 +162,8 @@ def shop(stack_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) ->
         for ddl in SCHEMA:
             cur.execute(ddl)
     settings = load_settings(
-        kafka={"topic_prefix": unique, "partitions": 2}, dynamodb={"table_prefix": f"{unique}-", "streams": True},
+        kafka={"topic_prefix": unique, "partitions": 2},
+        dynamodb={"table_prefix": f"{unique}-", "streams": True},
         control={"namespace": unique}, tables=tables(unique),
         client={"mysql_user": stack_env.get("STACK_MYSQL_ADMIN_USER", "admin"),
                 "mysql_password": stack_env.get("STACK_MYSQL_ADMIN_PASSWORD", ""),
