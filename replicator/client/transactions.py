@@ -163,6 +163,7 @@ def run_transaction(client: Client) -> Iterator[Transaction]:
     under a stale phase sends it to the current phase before anything is written.
     """
     state = client.gate.enter()
+    inside = True  # one enter() is matched by exactly one leave()
     try:
         if state.phase < 5:
             yielded = False
@@ -176,8 +177,10 @@ def run_transaction(client: Client) -> Iterator[Transaction]:
                     raise
                 client.metrics.writes.labels("mysql", "write", "fenced").inc()
                 client.gate.leave()
+                inside = False
                 client.refresh_phase()
                 state = client.gate.enter()
+                inside = True
                 if state.phase < 5:
                     raise
             else:
@@ -187,7 +190,8 @@ def run_transaction(client: Client) -> Iterator[Transaction]:
         yield dtx
         _commit_dynamodb(client, dtx)
     finally:
-        client.gate.leave()
+        if inside:
+            client.gate.leave()
 
 
 def _after_mysql(client: Client, state: PhaseState, tx: MySQLClientTransaction,
