@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import signal
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from types import FrameType
 
 import structlog
 
@@ -20,6 +17,7 @@ from replicator.adapters.dynamodb import dynamodb_client, dynamodbstreams_client
 from replicator.client.client import client_mysql_settings
 from replicator.control import ControlStore, open_control_store
 from replicator.errors import ConfigError
+from replicator.lifecycle import stop_on_signals
 from replicator.mapping import TableMapper
 from replicator.metrics import serve_metrics
 from replicator.settings import Settings
@@ -80,14 +78,7 @@ def reverse_session(settings: Settings, *, options: ReverseOptions | None = None
 def run_reverse(settings: Settings, *, options: ReverseOptions | None = None,
                 metrics_port: int | None = None) -> None:
     """``replicator reverse``: runs until SIGTERM/SIGINT."""
-    stopping = threading.Event()
-
-    def stop(signum: int, _frame: FrameType | None) -> None:
-        log.info("stopping", signal=signal.Signals(signum).name)
-        stopping.set()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    stopping = stop_on_signals("consumers.reverse")
     metrics = ReverseMetrics()
     serve_metrics(settings.metrics.port if metrics_port is None else metrics_port, metrics.registry)
     with reverse_session(settings, options=options, metrics=metrics) as rev:

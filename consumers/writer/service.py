@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import signal
-import threading
-from types import FrameType
 from typing import Any
 
 import structlog
@@ -18,6 +15,7 @@ from consumers.writer.schema import TableSchema, load_schemas
 from consumers.writer.tables import SourceScope, TableSpec, ensure_tables, merge_specs
 from replicator.control import ControlStore, open_control_store
 from replicator.errors import ConfigError
+from replicator.lifecycle import stop_on_signals
 from replicator.mapping import TableMapper
 from replicator.mapping.indexes import template_prefix
 from replicator.metrics import serve_metrics
@@ -82,14 +80,7 @@ def close_writer(writer: Writer) -> None:
 def run_writer(settings: Settings, *, create_tables: bool = False, mode: ApplyMode = "transact",
                instance_id: str | None = None) -> None:
     """``replicator write``: runs until SIGTERM/SIGINT."""
-    stopping = threading.Event()
-
-    def stop(signum: int, _frame: FrameType | None) -> None:
-        log.info("stopping", signal=signal.Signals(signum).name)
-        stopping.set()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    stopping = stop_on_signals("consumers.writer")
     schemas = load_schemas(settings)
     specs = check_mappings(settings, schemas)
     client = make_client(settings)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from examples.shop.service import shop_tables
 from replicator.adapters.mysql import connect, mysql_errors
+from replicator.client.client import client_mysql_settings
 from replicator.demo.workload import MySQLExecutor, create_schema, seed
 from replicator.errors import ReplicatorError
 from replicator.settings import MySQLSettings, Settings, load_settings
@@ -25,13 +26,7 @@ from replicator.settings import MySQLSettings, Settings, load_settings
 
 def app_mysql(settings: Settings) -> MySQLSettings:
     """The MySQL settings with the application's user (``client.mysql_user``) when set."""
-    c = settings.client
-    update: dict[str, object] = {}
-    if c.mysql_user:
-        update["user"] = c.mysql_user
-    if c.mysql_password is not None:
-        update["password"] = c.mysql_password
-    return settings.mysql.model_copy(update=update)
+    return client_mysql_settings(settings)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
