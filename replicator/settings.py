@@ -243,6 +243,15 @@ class Settings(BaseSettings):
             seen.add(t.source)
         return self
 
+    def mysql_as(self, user: str | None, password: SecretStr | None) -> MySQLSettings:
+        """``mysql`` with another user (and password) where given: the application's, the fence's."""
+        update: dict[str, Any] = {}
+        if user:
+            update["user"] = user
+        if password is not None:
+            update["password"] = password
+        return self.mysql.model_copy(update=update) if update else self.mysql
+
     @property
     def namespace(self) -> str:
         return self.control.namespace or self.kafka.topic_prefix

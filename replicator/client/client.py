@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import structlog
 
@@ -64,13 +64,7 @@ def connect(config: str | Path | Settings | None = None, *, name: str = "app",
 
 def client_mysql_settings(settings: Settings) -> MySQLSettings:
     """The MySQL settings with the application's own user, when ``client.mysql_user`` is set."""
-    c = settings.client
-    update: dict[str, Any] = {}
-    if c.mysql_user:
-        update["user"] = c.mysql_user
-    if c.mysql_password is not None:
-        update["password"] = c.mysql_password
-    return settings.mysql.model_copy(update=update) if update else settings.mysql
+    return settings.mysql_as(settings.client.mysql_user, settings.client.mysql_password)
 
 
 class Client:

@@ -30,14 +30,9 @@ REVERSE_STALE_S = 15.0
 
 def fence_mysql_settings(settings: Settings) -> MySQLSettings:
     c, cl = settings.cutover, settings.client
-    user = c.mysql_user or cl.mysql_user
-    password = c.mysql_password if c.mysql_user else cl.mysql_password
-    update: dict[str, Any] = {}
-    if user:
-        update["user"] = user
-    if password is not None:
-        update["password"] = password
-    return settings.mysql.model_copy(update=update) if update else settings.mysql
+    if c.mysql_user:
+        return settings.mysql_as(c.mysql_user, c.mysql_password)
+    return settings.mysql_as(cl.mysql_user, cl.mysql_password)
 
 
 class StoreFences:
