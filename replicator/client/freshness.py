@@ -14,6 +14,8 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from replicator.control.watermark import parse_gtid_position
+
 
 class RecentWrites:
     def __init__(self, remember_s: float, clock: Callable[[], float] = time.monotonic) -> None:
@@ -71,18 +73,11 @@ class RecentWrites:
 
 
 def _seqs(position: str) -> dict[int, int]:
-    """``"0-1-5,1-2-9"`` (or one GTID) -> {domain: seq}; unknown forms give {}."""
-    out: dict[int, int] = {}
-    for part in position.split(","):
-        pieces = part.strip().split("-")
-        if len(pieces) != 3:
-            continue
-        try:
-            domain, seq = int(pieces[0]), int(pieces[2])
-        except ValueError:
-            continue
-        out[domain] = max(seq, out.get(domain, -1))
-    return out
+    """``"0-1-5,1-2-9"`` (or one GTID) -> {domain: seq}; a form that is not a GTID gives {}."""
+    try:
+        return parse_gtid_position(position)
+    except ValueError:
+        return {}
 
 
 def combine(gtids: Iterable[str]) -> str:
