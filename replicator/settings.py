@@ -197,6 +197,12 @@ class CutoverSettings(_Section):
         None, description="MySQL user that flips the fence row (needs CREATE on its database and UPDATE); "
                           "default: client.mysql_user, else mysql.user")
     mysql_password: SecretStr | None = Field(None, description="its password")
+    gate_max_lag_s: float = Field(
+        1.0, ge=0, description="the 4->5 lag gate, judged while the application writes: reader lag at most "
+                               "this; the switch itself drains the lag to zero under the write freeze")
+    gate_max_messages_behind: int = Field(
+        1000, ge=0, description="the 4->5 lag gate: the writer at most this many messages behind the "
+                                "table topics (drained to zero under the freeze)")
 
     @field_validator("fence_table")
     @classmethod

@@ -127,14 +127,25 @@ def test_gate_4_5_reads_the_writer_groups_lag_on_every_table_topic() -> None:
     assert offsets.asked == [("mig.writer", ["mig.shop.users", "mig.shop.orders"])]
 
 
-def test_gate_4_5_fails_while_the_writer_is_behind() -> None:
+def test_gate_4_5_fails_while_the_writer_is_further_behind_than_the_switch_drains() -> None:
     store = MemoryControlStore()
     in_phase(store, 4, NOW - 48 * HOUR)
     store.incr(names.DYNAMODB_READ_OK, 5000, at=NOW - HOUR)
     store.put_marker(names.READER_HEARTBEAT, {"ts": NOW - 1, "lag_s": 0, "position": "x"})
-    offsets = MemoryOffsetProbe({"mig.shop.orders": 2})
+    offsets = MemoryOffsetProbe({"mig.shop.orders": 1001})
     r = by_gate(checker(store, offsets=offsets).check(5))[gates.REPLICATION_LAG]
-    assert not r.passed and "mig.shop.orders (2)" in r.detail
+    assert not r.passed and "mig.shop.orders (1001)" in r.detail
+
+
+def test_gate_4_5_allows_the_lag_of_live_writes_that_the_switch_drains_under_its_freeze() -> None:
+    store = MemoryControlStore()
+    in_phase(store, 4, NOW - 48 * HOUR)
+    store.put_marker(names.READER_HEARTBEAT, {"ts": NOW - 1, "lag_s": 0.4, "position": "x"})
+    r = by_gate(checker(store, offsets=MemoryOffsetProbe({"mig.shop.orders": 7})).check(5))[gates.REPLICATION_LAG]
+    assert r.passed and "drained to zero under the switch's write freeze" in r.threshold
+    store.put_marker(names.READER_HEARTBEAT, {"ts": NOW - 1, "lag_s": 1.5, "position": "x"})
+    r = by_gate(checker(store, offsets=MemoryOffsetProbe()).check(5))[gates.REPLICATION_LAG]
+    assert not r.passed and "reader lag 1.5" in r.measured
 
 
 def test_gate_4_5_fails_with_the_reason_when_kafka_cannot_be_read() -> None:
