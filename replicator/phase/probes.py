@@ -199,5 +199,6 @@ class GateChecker:
             cut = self._s.cutover  # the switch drains the rest under its freeze (gates.replication_lag_zero)
             return gates.replication_lag_zero(self._store.get_marker(names.READER_HEARTBEAT), now,
                                               g.heartbeat_max_age_s, lags, error,
-                                              max_lag_s=cut.gate_max_lag_s, max_behind=cut.gate_max_messages_behind)
+                                              max_lag_s=cut.gate_max_lag_s,
+                                              max_behind=cut.gate_max_messages_behind)
         raise ValueError(f"unknown gate {name!r}")

@@ -141,7 +141,8 @@ def test_gate_4_5_allows_the_lag_of_live_writes_that_the_switch_drains_under_its
     store = MemoryControlStore()
     in_phase(store, 4, NOW - 48 * HOUR)
     store.put_marker(names.READER_HEARTBEAT, {"ts": NOW - 1, "lag_s": 0.4, "position": "x"})
-    r = by_gate(checker(store, offsets=MemoryOffsetProbe({"mig.shop.orders": 7})).check(5))[gates.REPLICATION_LAG]
+    offsets = MemoryOffsetProbe({"mig.shop.orders": 7})
+    r = by_gate(checker(store, offsets=offsets).check(5))[gates.REPLICATION_LAG]
     assert r.passed and "drained to zero under the switch's write freeze" in r.threshold
     store.put_marker(names.READER_HEARTBEAT, {"ts": NOW - 1, "lag_s": 1.5, "position": "x"})
     r = by_gate(checker(store, offsets=MemoryOffsetProbe()).check(5))[gates.REPLICATION_LAG]
