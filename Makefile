@@ -39,6 +39,7 @@ demo: setup stack-up
 	$(WITH_ENV) $(BIN)/replicator demo
 
 bench: setup stack-up
+	$(STACK) fetch connect
 	$(WITH_ENV) $(BIN)/python -m bench
 
 lint: setup

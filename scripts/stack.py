@@ -11,6 +11,10 @@ with a private data directory under ``.stack/`` and a non-default loopback port.
     python3 scripts/stack.py status    one line per server; exit 1 if any is down
     python3 scripts/stack.py stop NAME / start NAME / restart NAME / kill NAME
                                        one server (tests use these for restarts)
+    python3 scripts/stack.py fetch connect
+                                       copy the artifacts of stack/NAME/pom.xml into the
+                                       cache without starting anything (Kafka Connect and
+                                       the Debezium connector for bench/bench_debezium.py)
 
 Idempotent: ``up`` reuses a server whose pid file points at a live process of this
 stack, and refuses (naming the port) when something else holds one of its ports.
@@ -573,8 +577,31 @@ def status() -> int:
     return 0 if ok_all else 1
 
 
+def fetch(names: list[str]) -> int:
+    """Artifacts only (``fetch connect``): what a benchmark runs, not a server of the stack."""
+    known = sorted(p.parent.name for p in (ROOT / "stack").glob("*/pom.xml"))
+    unknown = [n for n in names if n not in known]
+    if not names or unknown:
+        print(f"fetch what? known: {', '.join(known)}", file=sys.stderr)
+        return 2
+    try:
+        for name in names:
+            log(f"{name} artifacts in {ensure_maven_libs(name)}")
+    except StackError as exc:
+        print(f"[stack] error: {exc}", file=sys.stderr)
+        return 1
+    except subprocess.CalledProcessError as exc:
+        print(f"[stack] error: fetching {' '.join(names)} from Maven Central failed with exit "
+              f"{exc.returncode}; run `mvn -f stack/NAME/pom.xml dependency:resolve` to see why",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: list[str]) -> int:
     cmd, *rest = argv or ["status"]
+    if cmd == "fetch":
+        return fetch(rest)
     names = rest or list(SERVICES)
     unknown = [n for n in names if n not in SERVICES]
     if unknown:
