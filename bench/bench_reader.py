@@ -30,6 +30,7 @@ from pydantic import SecretStr
 from pymysqlreplication import BinLogStreamReader
 from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, WriteRowsEvent
 
+from bench.deadline import Deadline, wait_until
 from replicator.adapters.kafka import TopicPartition, admin_client, consumer
 from replicator.adapters.mysql import Connection, connect
 from replicator.reader.gtid import StartAt
@@ -42,6 +43,9 @@ ROWS = int(os.environ.get("BENCH_READER_ROWS", "1000000"))
 TX_ROWS = 100
 LATENCY_RATE = 2000  # rows/s
 LATENCY_SECONDS = 20
+# Each pass over the range may take this long (rows/s far below any measured rate) before it fails.
+PASS_DEADLINE_S = 120 + ROWS / 2000
+BUDGET_S = 3 * PASS_DEADLINE_S + 180  # the whole benchmark (bench/__main__.py's watchdog)
 
 
 def _admin(database: str | None = None) -> Connection[Any]:
@@ -115,10 +119,12 @@ def _bare_loop(db: str, start: tuple[str, int], end: tuple[str, int]) -> tuple[i
         enable_logging=False,
     )
     rows = 0
+    deadline = Deadline(PASS_DEADLINE_S, f"the bare loop to read {ROWS} rows up to {end}")
     t0 = time.perf_counter()
     try:
         for ev in stream:
             rows += len(ev.rows)
+            deadline.check(f"{rows} rows read")
             if (stream.log_file, ev.packet.log_pos) >= end or rows >= ROWS:
                 break
     finally:
@@ -142,15 +148,18 @@ def _reader_run(settings: Settings, start: tuple[str, int], end: tuple[str, int]
         start_from=StartAt(file=start[0], offset=start[1]),
         options=ReaderOptions(max_batch_rows=20000, max_batch_s=0.5, linger_s=0.1),
     )
+    deadline = Deadline(PASS_DEADLINE_S, f"the reader to commit its checkpoint at {end}")
     t0 = time.perf_counter()
     reader.start()
-    while not (reader.committed and (reader.committed.file, reader.committed.offset) >= end):
-        if reader.error:
-            raise reader.error
-        time.sleep(0.05)
-    elapsed = time.perf_counter() - t0
-    reader.stop()
-    return elapsed
+    try:
+        while not (reader.committed and (reader.committed.file, reader.committed.offset) >= end):
+            if reader.error:
+                raise reader.error
+            deadline.check(f"last checkpoint {reader.committed}")
+            time.sleep(0.05)
+        return time.perf_counter() - t0
+    finally:
+        reader.stop()
 
 
 def _profile_pipeline(settings: Settings, start: tuple[str, int], rows: int) -> str:
@@ -168,9 +177,11 @@ def _profile_pipeline(settings: Settings, start: tuple[str, int], rows: int) -> 
     )
     prof = cProfile.Profile()
     seen = 0
+    deadline = Deadline(PASS_DEADLINE_S, f"the profiled pass to decode {rows} rows")
     prof.enable()
     try:
         for item in source.items():
+            deadline.check(f"{seen} rows decoded")
             if isinstance(item, RowsChange):
                 for ev in build_events(item, TxContext("x", None), 0):
                     ev.key_bytes()
@@ -196,8 +207,10 @@ def _latency(db: str) -> tuple[float, float, int]:
     warmup_s = 2.0  # transactions of the first seconds (consumer fetch start-up) are not counted
     reader = create_reader(settings, options=ReaderOptions())
     reader.start()
-    while reader.committed is None:
-        time.sleep(0.05)
+    wait_until(lambda: reader.committed is not None or reader.error is not None, 60,
+               "the latency reader's first checkpoint")
+    if reader.error:
+        raise reader.error
     topic = table_topic(settings.kafka.topic_prefix, f"{db}.lat")
     events = consumer(settings.kafka, "bench-lat", **{
         "isolation.level": "read_committed", "fetch.wait.max.ms": 5, "fetch.min.bytes": 1,
@@ -234,6 +247,8 @@ def _latency(db: str) -> tuple[float, float, int]:
     time.sleep(2)
     stop.set()
     thread.join(30)
+    if thread.is_alive():
+        raise RuntimeError("the latency consumer thread did not stop within 30 s")
     events.close()
     reader.stop()
     conn.close()

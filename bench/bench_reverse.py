@@ -27,6 +27,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from bench.deadline import Deadline
 from consumers.reverse.runner import ReverseOptions
 from consumers.reverse.service import reverse_session
 from consumers.writer.tables import TableSpec, ensure_tables
@@ -42,6 +43,8 @@ from replicator.settings import LogSettings, MySQLSettings, Settings, load_setti
 
 ITEMS = int(os.environ.get("BENCH_REVERSE_ITEMS", "5000"))
 PASSES = int(os.environ.get("BENCH_REVERSE_PASSES", "3"))
+PASS_DEADLINE_S = 60 + ITEMS / 100  # per pass; 100 items/s is far below any rate measured here
+BUDGET_S = (2 * PASSES + 2) * PASS_DEADLINE_S  # bench/__main__.py's watchdog
 COLUMNS = (("id", "bigint(20)"), ("email", "varchar(255)"), ("name", "varchar(255)"),
            ("balance", "decimal(12,2)"), ("visits", "int(11)"), ("created", "datetime(6)"),
            ("bio", "text"), ("active", "tinyint(1)"))
@@ -89,9 +92,11 @@ class Bench:
         version = 1 << 52 | time.time_ns() // 1000
         items = [self.mapper.to_item(_row(k), metadata=metadata(version + k, ORIGIN_APP))
                  for k in range(ITEMS)]
+        deadline = Deadline(PASS_DEADLINE_S, f"BatchWriteItem of {ITEMS} application writes")
         for start in range(0, len(items), 25):
             pending = [{"PutRequest": {"Item": i}} for i in items[start:start + 25]]
             while pending:
+                deadline.check(f"{start} written")
                 out = self.ddb.batch_write_item(RequestItems={self.table: pending})
                 pending = out.get("UnprocessedItems", {}).get(self.table, [])
 
@@ -136,10 +141,12 @@ class Bench:
         started = time.perf_counter()
         applied = 0
         shards = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]
+        deadline = Deadline(PASS_DEADLINE_S, f"the bare loop to apply {ITEMS} stream records")
         for shard in shards:
             it = streams.get_shard_iterator(StreamArn=arn, ShardId=shard["ShardId"],
                                             ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
             while it:
+                deadline.check(f"{applied} applied")
                 out = streams.get_records(ShardIterator=it, Limit=1000)
                 records = out.get("Records", [])
                 if not records:
@@ -167,7 +174,9 @@ class Bench:
         opts = ReverseOptions(poll_interval_s=0.01, settle_s=0.0)
         with reverse_session(self.settings, options=opts) as rev:
             started = time.perf_counter()
+            deadline = Deadline(PASS_DEADLINE_S, f"the reverse replication to apply {ITEMS} items")
             while not (rev.progress.caught_up and rev.progress.applied_total >= ITEMS):
+                deadline.check(f"{rev.progress.applied_total} applied")
                 rev.step()
             elapsed = time.perf_counter() - started
         assert self._count() == ITEMS

@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
 
+from bench.deadline import Deadline, wait_until
 from consumers.writer.applier import ApplyMode, make_client
 from consumers.writer.metrics import WriterMetrics
 from consumers.writer.runner import WriterOptions
@@ -36,6 +37,12 @@ from replicator.topics import TopicSpec, table_topic
 ITEMS = int(os.environ.get("BENCH_WRITER_ITEMS", "4000"))
 PUT_ITEMS = int(os.environ.get("BENCH_WRITER_PUT_ITEMS", "1000"))  # put mode stalls on a busy DynamoDB Local
 HOT_UPDATES, HOT_KEYS = 1000, 10
+BUDGET_S = 240 + (2 * ITEMS + PUT_ITEMS + HOT_UPDATES) / 20  # bench/__main__.py's watchdog
+
+
+def _apply_deadline(n: int) -> float:
+    """Seconds the writer may take for ``n`` events: 20/s is far below any rate measured here."""
+    return 60 + n / 20
 COLUMNS = (("id", "bigint(20)"), ("email", "varchar(255)"), ("name", "varchar(255)"),
            ("balance", "decimal(12,2)"), ("visits", "int(11)"), ("created", "datetime(6)"),
            ("bio", "text"), ("active", "tinyint(1)"))
@@ -83,6 +90,13 @@ class Bench:
     def topics(self) -> None:
         kafka.ensure_topics(self.settings.kafka, [TopicSpec(self.topic, 3)])
 
+        def visible() -> bool:  # a consumer subscribing before this sees "topic not available"
+            meta = self.admin.list_topics(self.topic, timeout=5).topics.get(self.topic)
+            return bool(meta and meta.error is None and len(meta.partitions) == 3
+                        and all(p.leader >= 0 for p in meta.partitions.values()))
+
+        wait_until(visible, 30, f"topic {self.topic} to have 3 partitions with leaders", interval=0.2)
+
     def cleanup(self) -> None:
         for name in self.tables:
             self.client.delete_table(TableName=name)
@@ -99,7 +113,10 @@ class Bench:
         p = kafka.producer(self.settings.kafka, **{"linger.ms": 20})
         for e in events:
             p.produce(self.topic, key=e.key_bytes(), value=e.to_json())
-        assert p.flush(60) == 0
+        left = p.flush(60)
+        if left:
+            raise RuntimeError(f"Kafka did not acknowledge {left} of {len(events)} events to {self.topic} "
+                               f"within 60 s")
 
     # ----------------------------------------------------------------- measurements
 
@@ -109,9 +126,12 @@ class Bench:
         items = [self.mapper.to_item(_row(k, 0), metadata=metadata(k, "cdc")) for k in range(n)]
         chunks = [items[i:i + 25] for i in range(0, n, 25)]
 
+        deadline = Deadline(_apply_deadline(n), f"BatchWriteItem of {n} items to {table}")
+
         def send(chunk: list[dict[str, Any]]) -> None:
             request = {table: [{"PutRequest": {"Item": it}} for it in chunk]}
             while request:
+                deadline.check("items still unprocessed")
                 request = self.client.batch_write_item(RequestItems=request).get("UnprocessedItems") or {}
 
         with ThreadPoolExecutor(self.settings.dynamodb.max_concurrency) as pool:
@@ -133,12 +153,10 @@ class Bench:
             try:
                 base = writer.totals.events
                 self.produce([_event(self.db, first_key - 1 - i, 10 + i) for i in range(50)])
-                while writer.totals.events < base + 50:
-                    writer.step()
+                _step_until(writer, base + 50, f"the {mode} writer's 50 warm-up events")
                 self.produce([_event(self.db, first_key + k, 1000 + k) for k in range(n)])
                 t0 = time.perf_counter()
-                while writer.totals.events < base + 50 + n:
-                    writer.step()
+                _step_until(writer, base + 50 + n, f"the {mode} writer to apply {n} events")
                 rate = n / (time.perf_counter() - t0)
                 t = writer.totals
                 return rate, {"applied": t.applied, "replayed": t.replayed, "coalesced": t.coalesced}
@@ -156,13 +174,21 @@ class Bench:
                 events = [_event(self.db, 10_000_000 + i % HOT_KEYS, 5_000_000 + i, n=1 + i // HOT_KEYS)
                           for i in range(HOT_UPDATES)]
                 self.produce(events)
-                while writer.totals.events < base[0] + HOT_UPDATES:
-                    writer.step()
+                _step_until(writer, base[0] + HOT_UPDATES, f"the writer to take {HOT_UPDATES} hot updates")
                 writes = (writer.totals.applied - base[1]) + (writer.totals.replayed - base[2])
                 return {"events": HOT_UPDATES, "keys": HOT_KEYS, "dynamodb_writes": writes,
                         "writes_saved": HOT_UPDATES - writes}
             finally:
                 close_writer(writer)
+
+
+def _step_until(writer: Any, events: int, what: str) -> None:
+    """Run the writer's loop until it counted ``events`` events, within a deadline."""
+    start = writer.totals.events
+    deadline = Deadline(_apply_deadline(events - start), what)
+    while writer.totals.events < events:
+        deadline.check(f"{writer.totals.events - start} of {events - start} seen")
+        writer.step()
 
 
 def main() -> dict[str, Any]:
