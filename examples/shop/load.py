@@ -120,6 +120,7 @@ class PhaseFigures:
     p50_ms: float
     p99_ms: float
     error_samples: tuple[str, ...] = ()
+    longest_write_ms: float = 0.0  # the longest a write waited for its answer (a switch's pause shows here)
 
 
 @dataclass
@@ -130,11 +131,14 @@ class _Visit:
         ("requests", "reads", "writes", "changes", "miss", "conflict", "error"), 0))
     latencies: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    longest_write: float = 0.0
 
     def add(self, call: Call, result: str, seconds: float, rng: random.Random, detail: str) -> None:
         c = self.counts
         c["requests"] += 1
         c[call.kind + "s"] += 1
+        if call.kind == "write":
+            self.longest_write = max(self.longest_write, seconds)
         if result == "ok" and call.kind == "write":
             c["changes"] += 1
         elif result != "ok":
@@ -153,7 +157,7 @@ class _Visit:
         c = self.counts
         return PhaseFigures(self.phase, self.epoch, c["requests"], c["reads"], c["writes"], c["changes"],
                             c["miss"], c["conflict"], c["error"], percentile(lat, 0.5) * 1000,
-                            percentile(lat, 0.99) * 1000, tuple(self.errors))
+                            percentile(lat, 0.99) * 1000, tuple(self.errors), self.longest_write * 1000)
 
 
 @dataclass(frozen=True)

@@ -23,12 +23,13 @@ def visit_line(v: PhaseVisit | None, phase: int) -> str:
 
 def load_table(console: Console, figures: LoadFigures) -> None:
     t = Table(title="the shop's users, per phase visited (load generator)")
-    for col in ("phase", "epoch", "requests", "reads", "writes", "404", "errors", "p50 ms", "p99 ms"):
+    for col in ("phase", "epoch", "requests", "reads", "writes", "404", "errors", "p50 ms", "p99 ms",
+                "longest write ms"):
         t.add_column(col, justify="right")
     for v in figures.visits:
         t.add_row(str(v.phase or "?"), str(v.epoch), str(v.requests), str(v.reads), str(v.writes),
                   str(v.misses), "[green]0[/]" if not v.errors else f"[red]{v.errors}[/]",
-                  f"{v.p50_ms:.1f}", f"{v.p99_ms:.1f}")
+                  f"{v.p50_ms:.1f}", f"{v.p99_ms:.1f}", f"{v.longest_write_ms:.0f}")
     console.print(t)
     for v in figures.visits:
         for sample in v.error_samples:
@@ -75,3 +76,18 @@ def history_table(console: Console, history: Sequence[HistoryEntry]) -> None:
         t.add_row(str(h.epoch), h.actor, str(h.from_phase), str(h.to_phase), h.reason,
                   ", ".join(h.forced_gates))
     console.print(t)
+
+
+def switch_lines(details: dict[str, object], pause_s: float | None) -> list[str]:
+    """One switch of the write target, from its audit entry: the steps and their timings."""
+    steps = details.get("steps") or {}
+    assert isinstance(steps, dict)
+    timings = ", ".join(f"{name} {float(sec) * 1000:.0f} ms" for name, sec in steps.items())
+    clients = details.get("clients") or []
+    assert isinstance(clients, list)
+    head = f"  the protocol's steps: {timings}" if timings else "  the protocol's steps: (not recorded)"
+    lines = [head, f"  clients that acknowledged the freeze: {', '.join(map(str, clients)) or 'none'}; "
+                   f"generation of versions now {details.get('generation', '?')}"]
+    if pause_s is not None:
+        lines.append(f"  writes were frozen for {pause_s * 1000:.0f} ms (freeze to flip)")
+    return lines

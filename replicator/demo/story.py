@@ -6,8 +6,11 @@ the real reader and writer run as processes; the backfill copies what existed wh
 writes; a row-by-row comparison proves DynamoDB equals MySQL; and the phase controller walks
 the guide's phases 1 -> 2 -> 3 -> 4 on its measured gates, with what the shop's users saw at
 each phase (errors, latency), what the client counted (phase-3 validations, phase-4 reads by
-store) and the 4 -> 5 gates judged on those reads, down to an emergency rollback. The switch
-of the write target to DynamoDB (phase 5) is the cutover protocol, not shown here.
+store) and the 4 -> 5 gates judged on those reads. Then the write target moves to DynamoDB on
+the switch protocol (freeze, fence MySQL, drain, flip: docs/design.md) under the shop's load,
+the shop runs on DynamoDB alone while reverse replication keeps MySQL current, and the way
+back 5 -> 4 runs the same protocol the other way; MySQL is compared with DynamoDB row for row
+after each switch, and the shop's longest write pause is shown. Last, an emergency rollback.
 
 The row-by-row comparison is injected too (``compare``): it belongs to the validators, and
 this package sits below them.
@@ -39,13 +42,14 @@ from replicator.demo.printing import (
     history_table,
     load_table,
     reads_lines,
+    switch_lines,
     validations_lines,
     visit_line,
 )
 from replicator.demo.processes import Pipeline
 from replicator.demo.workload import MySQLExecutor, ShopWorkload, create_app_user, create_schema, seed
 from replicator.diff import Difference
-from replicator.errors import ReplicatorError, SourceUnavailable
+from replicator.errors import ReplicatorError, SourceUnavailable, SwitchAborted
 from replicator.health import run_probes
 from replicator.phase import open_phase_controller
 from replicator.phase.gates import DYNAMODB_READ_ERRORS, GateResult
@@ -57,6 +61,7 @@ FLAGS = ("migration_phase", "dual_write_enabled", "dual_read_enabled", "read_fro
          "validation_enabled")
 DEMO_SERVER_IDS = 7_000_000  # the demo readers' server_ids: this plus a number from the run's id
 GATE_WAIT_S = 60.0  # how long the gates may take to pass after the soak (then they are shown, and judged)
+SWITCH_ATTEMPTS = 3  # an aborted switch loses nothing; the operator (here the demo) tries again
 
 
 class TableComparison(Protocol):
@@ -123,14 +128,19 @@ class Demo:
         self.console = console or Console()
         self.run_id = "demo" + uuid.uuid4().hex[:6]
         self.db = self.run_id
-        self.settings = demo_settings(base, self.run_id, opts.soak_s)
-        self.admin = self.settings.mysql.model_copy(
+        settings = demo_settings(base, self.run_id, opts.soak_s)
+        self.admin = settings.mysql.model_copy(
             update={"user": opts.admin_user, "password": SecretStr(opts.admin_password)})
-        # The shop's own MySQL user (DML on its database only); the pipeline keeps mysql.user.
+        # The shop's own MySQL user (DML on its database only): the shop's client and the reverse
+        # replication write with it; the reader keeps mysql.user. Only the controller, in this
+        # process, flips the fence row: it does so as the administrator.
         self.app_user = f"{self.run_id}_app"
-        self.client_settings = self.settings.model_copy(update={"client": self.settings.client.model_copy(
-            update={"mysql_user": self.app_user, "mysql_password": SecretStr(secrets.token_urlsafe(18))})})
-        self.pipeline = Pipeline(self.settings, self.run_id, opts.log_dir)
+        client = settings.client.model_copy(
+            update={"mysql_user": self.app_user, "mysql_password": SecretStr(secrets.token_urlsafe(18))})
+        self.client_settings = settings.model_copy(update={"client": client})
+        self.settings = settings.model_copy(update={"cutover": settings.cutover.model_copy(
+            update={"mysql_user": opts.admin_user, "mysql_password": SecretStr(opts.admin_password)})})
+        self.pipeline = Pipeline(self.client_settings, self.run_id, opts.log_dir)
         self.client: Client | None = None
         self.service: Service | None = None
         self.load: Load | None = None
@@ -162,8 +172,9 @@ class Demo:
             return 1
         self._validation_phases()
         gates_passed = self._transition_phase()
+        switched = gates_passed and self._cutover() and self._phase5_and_back()
         self._rollback()
-        return self._verdict(gates_passed)
+        return self._verdict(gates_passed, switched)
 
     # ----------------------------------------------------------------- the steps
 
@@ -212,8 +223,12 @@ class Demo:
         with open_control_store(self.settings) as store:
             self.wait_for("waiting for the writer to connect",
                           lambda: store.get_marker(names.WRITER_HEARTBEAT) is not None)
-        self.say(f"  reader and writer running (the writer created the tables and the by_user GSI); "
-                 f"logs in {self.pipeline.logs}")
+            # The way back from phase 5: DynamoDB Streams -> MySQL (the writer turned the streams on).
+            self.pipeline.spawn("reverse", "reverse")
+            self.wait_for("waiting for the reverse replication to start",
+                          lambda: store.get_marker(names.REVERSE_HEARTBEAT) is not None)
+        self.say(f"  reader and writer running (the writer created the tables, the by_user GSI and their "
+                 f"streams), and the reverse replication for the way back; logs in {self.pipeline.logs}")
 
     def _backfill(self) -> None:
         self.step(5, "backfill the rows that existed before the stream, while the shop writes")
@@ -224,17 +239,21 @@ class Demo:
 
     def _drain_and_compare(self) -> bool:
         self.step(6, "pause the shop's writes (its reads go on), let the pipeline drain, compare every row")
+        return self.settle_and_compare("replication lag to reach zero", lambda: self.writer_lag() == 0)
+
+    def settle_and_compare(self, what: str, drained: Callable[[], bool]) -> bool:
+        """Pause the shop's writes, wait until ``drained``, compare every row, resume the writes."""
         load = self.loaded()
         if not load.pause_writes(30.0):
             self.say("[yellow]  writes were still in flight after 30 s")
         self.say(f"  the shop made {load.report().changes} changes so far")
-        self.wait_for("waiting for replication lag to reach zero", lambda: self.writer_lag() == 0)
+        self.wait_for(f"waiting for {what}", drained)
         same = all(r.ok for r in self.comparison())
         load.resume_writes()
         if not same:
             self.say("[red]DynamoDB differs from MySQL: see the differences above (Data validation failed)")
             return False
-        self.say("  the shop's writes resume")
+        self.say("  MySQL and DynamoDB are equal row for row; the shop's writes resume")
         return True
 
     def _validation_phases(self) -> None:
@@ -264,9 +283,8 @@ class Demo:
         for line in reads_lines(ClientFigures.of(registry).since(start)):
             self.say(line)
         self.say(visit_line(self.loaded().report().last(4), 4))
-        self.say("  a switch to phase 5 starts by freezing writes: the shop's writes pause so that the "
-                 "replication lag can reach zero")
-        self.loaded().pause_writes(30.0)
+        self.say("  the lag gate is judged while the shop writes (a small allowance); the switch drains "
+                 "the lag to exactly zero under its write freeze")
         results = self.await_gates(5)
         gates_table(self.console, 5, results)
         reads = next((r.measured for r in results if r.gate == DYNAMODB_READ_ERRORS), "not measured")
@@ -274,13 +292,66 @@ class Demo:
         verdict = "[green]PASSED[/]" if passed else "[red]NOT MET[/]"
         self.say(f"  4 -> 5 gates: {verdict}; DynamoDB read errors {reads}: the reads the client counted "
                  f"({names.DYNAMODB_READ_OK} / {names.DYNAMODB_READ_FAILED}) over the soak window")
-        self.say("  The switch itself (freeze writes, fence MySQL, drain, flip: DESIGN §3.6) is the cutover "
-                 "protocol, another piece of work: this demo stops at phase 4.")
-        self.loaded().resume_writes()
         return passed
 
+    def _cutover(self) -> bool:
+        self.step(10, "phase 4 -> 5 (DynamoDB only) on the switch protocol, the shop writing: freeze its "
+                      "writes, fence MySQL, drain the pipeline to the fence, flip")
+        if not self.switch(5, "demo: cut over to DynamoDB"):
+            return False
+        self.step(11, "phase 5: the shop on DynamoDB alone; reverse replication keeps MySQL current "
+                      "(Streams -> MySQL, only the application's writes)")
+        self.soak(min(self.opts.soak_s, 10.0))
+        self.say(visit_line(self.loaded().report().last(5), 5))
+        since = time.time()
+        return self.settle_and_compare("the reverse replication to catch up",
+                                       lambda: self.reverse_caught_up(since))
+
+    def _phase5_and_back(self) -> bool:
+        self.step(12, "phase 5 -> 4, the way back on the same protocol: freeze, fence DynamoDB, drain the "
+                      "reverse replication, flip; the shop writing")
+        if not self.switch(4, "demo: back to MySQL as the write target"):
+            return False
+        self.soak(min(self.opts.soak_s, 5.0))
+        self.say(visit_line(self.loaded().report().last(4), 4))
+        return self.settle_and_compare("replication lag to reach zero", lambda: self.writer_lag() == 0)
+
+    def switch(self, target: int, reason: str) -> bool:
+        """One switch of the write target under load (retried after an abort, which loses nothing);
+        prints its steps and what the shop saw: its longest write pause and its errors."""
+        before = self.loaded().report()
+        client = self.connected()
+        for attempt in range(1, SWITCH_ATTEMPTS + 1):
+            with open_phase_controller(self.settings) as ctl:
+                epoch = ctl.get_state().epoch
+                try:
+                    res = ctl.set_migration_phase(target, reason=reason, actor="demo")
+                except SwitchAborted as exc:
+                    self.say(f"[yellow]  attempt {attempt}: {exc}")
+                    continue
+                entry = ctl.history()[-1]
+            break
+        else:
+            self.say(f"[red]  the switch to phase {target} aborted {SWITCH_ATTEMPTS} times: see why above")
+            return False
+        self.say(f"  Migration phase {res.transition.from_phase} -> {target}: {reason}")
+        self.flags()
+        pause = entry.details.get("pause_s")
+        for line in switch_lines(entry.details, float(pause) if pause is not None else None):
+            self.say(line)
+        self.wait_for(f"the shop's client to follow phase {target}",
+                      lambda: client.phase.phase == target and not client.phase.frozen)
+        time.sleep(1.0)  # the writes that waited out the freeze are answered by now
+        report = self.loaded().report()
+        longest = max((v.longest_write_ms for v in report.visits if v.epoch > epoch), default=0.0)
+        errors = report.errors - before.errors
+        colour = "green" if not errors else "red"
+        self.say(f"  what the shop saw: longest write {longest:.0f} ms, [{colour}]{errors} errors[/] "
+                 f"(bound cutover.max_write_pause_s = {self.settings.cutover.max_write_pause_s:g} s)")
+        return True
+
     def _rollback(self) -> None:
-        self.step(10, "emergency rollback straight to phase 1 (allowed from any phase), the shop running")
+        self.step(13, "emergency rollback straight to phase 1 (allowed from any phase), the shop running")
         self.change_phase(1, "demo: emergency rollback drill")
         self.soak(min(self.opts.soak_s, 5.0))
         load = self.loaded()
@@ -292,19 +363,23 @@ class Demo:
             history = ctl.history()
         history_table(self.console, history)
 
-    def _verdict(self, gates_passed: bool) -> int:
+    def _verdict(self, gates_passed: bool, switched: bool) -> int:
         figures = self.figures
         assert figures is not None  # set by _rollback
         phases = " -> ".join(str(v.phase) for v in figures.visits)
         self.say(f"  the shop answered {figures.requests} requests in phases {phases}: "
                  f"{figures.errors} application errors")
-        if figures.errors or not gates_passed:
-            self.say("[red]demo failed: " + ("the shop's users saw errors (above)" if figures.errors
-                                              else "the 4 -> 5 gates were not met (above)"))
+        failure = ("the shop's users saw errors (above)" if figures.errors
+                   else "the 4 -> 5 gates were not met (above)" if not gates_passed
+                   else "the switch to phase 5 and back did not complete, or the stores differed (above)"
+                   if not switched else "")
+        if failure:
+            self.say(f"[red]demo failed: {failure}")
             return 1
         self.say("[green]demo complete: the shop ran through the phases with 0 application errors, DynamoDB "
-                 "matched MySQL row for row, the 4 -> 5 gates passed on measured DynamoDB reads, and every "
-                 "phase change is audited.")
+                 "matched MySQL row for row, the 4 -> 5 gates passed on measured DynamoDB reads, the write "
+                 "target went to DynamoDB and back on the switch protocol with MySQL equal to DynamoDB after "
+                 "each switch, and every phase change is audited.")
         return 0
 
     def _stop_application(self) -> None:
@@ -343,6 +418,12 @@ class Demo:
                       "[green]0[/]" if r.ok else f"[red]{len(r.differences)}[/]")
         self.console.print(t)
         return reports
+
+    def reverse_caught_up(self, since: float) -> bool:
+        """Has the reverse replication read every stream to its end at some point after ``since``?"""
+        with open_control_store(self.settings) as store:
+            beat = store.get_marker(names.REVERSE_HEARTBEAT) or {}
+        return float(beat.get("caught_up_at", 0)) > since
 
     def writer_lag(self) -> int:
         topics = [table_topic(self.settings.kafka.topic_prefix, t.source) for t in self.settings.tables]

@@ -163,6 +163,7 @@ class SwitchProtocol:
         except (_Overrun, ReplicatorError) as exc:
             return self._abort(frozen, current, target, report, start, actor, str(exc))
         t0 = self._clock()
+        report.pause_s = round(t0 - start, 4)  # audited with the flip; the flip's own write adds ms
         self._cas(frozen, PhaseState(
             phase=target, epoch=frozen.epoch + 1, updated_at=self._wall(), updated_by=actor, reason=reason,
             generation=new_gen), report, from_phase=current.phase)
@@ -210,6 +211,8 @@ class SwitchProtocol:
              from_phase: int | None = None) -> PhaseState:
         details: dict[str, Any] = {"steps": dict(report.steps), "generation": new.generation,
                                    "clients": list(report.acknowledged)}
+        if report.pause_s:
+            details["pause_s"] = report.pause_s
         if new.freeze is not None:
             details["freeze"] = new.freeze.to_doc()
         self.store.compare_and_set(new, HistoryEntry(
