@@ -124,3 +124,44 @@ def test_an_item_mysql_cannot_hold_blocks_the_way_back_by_name(shop: Shop) -> No
     with pytest.raises((TransitionError, SwitchAborted), match=f"id={uid}"):
         shop.switch().run(4, actor="test", reason="test")
     assert shop.store.get_phase().phase == 5
+
+
+def test_an_overrun_drain_aborts_to_an_unfrozen_phase_4_and_loses_nothing(shop: Shop) -> None:
+    import signal
+
+    from replicator.errors import SwitchAborted
+    from replicator.phase.switch import SwitchProtocol
+    from replicator.phase.switch_io import StoreDrains, StoreFences
+
+    shop.phase(4)
+    users = shop.client.table(shop.users)
+    ids = shop.next_ids(6)
+    for uid in ids[:3]:
+        users.insert(shop.user(uid, name="before the switch"))
+    writer = shop.pipeline.procs["writer"]
+    writer.send_signal(signal.SIGSTOP)  # the writer stalls: the drain to the fence cannot finish
+    try:
+        fences, drains = StoreFences(shop.settings), StoreDrains(shop.settings, shop.store)
+        switch = SwitchProtocol(shop.store, fences, drains, max_pause_s=1.5)
+        with pytest.raises(SwitchAborted, match="nothing was lost"):
+            switch.run(5, actor="test", reason="test")
+        state = shop.store.get_phase()
+        assert state.phase == 4 and not state.frozen
+        assert "aborted" in shop.store.history()[-1].reason
+        deadline = time.monotonic() + 10
+        while shop.client.phase.frozen or shop.client.phase.epoch != state.epoch:
+            assert time.monotonic() < deadline, "the client did not hear of the abort"
+            time.sleep(0.02)
+        # MySQL takes writes again, through the reopened fence.
+        users.update({"id": ids[0]}, {"name": "after the abort"})
+        for uid in ids[3:]:
+            users.insert(shop.user(uid, name="after the abort"))
+    finally:
+        writer.send_signal(signal.SIGCONT)
+    assert shop.applied(shop.users, timeout_s=60)
+    expected = {ids[0]: "after the abort", ids[1]: "before the switch", ids[2]: "before the switch",
+                ids[3]: "after the abort", ids[4]: "after the abort", ids[5]: "after the abort"}
+    for uid, name in expected.items():
+        assert shop.mysql_row("users", uid)["name"] == name, uid
+        got = users.get({"id": uid})  # phase 4 reads DynamoDB: the pipeline carried every write
+        assert got is not None and got["name"] == name, uid
