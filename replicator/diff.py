@@ -94,3 +94,46 @@ def classify(column: str, mysql: Value, dynamo: Value, *, key_columns: Sequence[
     if isinstance(mysql, bytes) or isinstance(dynamo, bytes):
         return "binary"
     return "other"
+
+
+# --------------------------------------------------------------------------- one key, classified
+
+MismatchKind = Literal["missing", "extra", "value"]
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """One key whose stores disagree: what kind, and per differing column its class (no values,
+    so it can be logged at warning level: rows may hold personal data)."""
+
+    table: str
+    key: str
+    kind: MismatchKind  # missing in DynamoDB | extra in DynamoDB | values differ
+    fields: dict[str, str] = field(default_factory=dict)  # column -> class of difference
+
+    def classes(self) -> list[str]:
+        """What to count: each differing column's class, or the kind for a missing/extra row."""
+        return list(self.fields.values()) or [self.kind]
+
+
+def compare(table: str, key: str, mysql: Row | None, dynamo: Row | None,
+            key_columns: Sequence[str]) -> Mismatch | None:
+    """MySQL's row against the row DynamoDB's item maps back to (None: absent or a tombstone)."""
+    if mysql is None and dynamo is None:
+        return None
+    if dynamo is None:
+        return Mismatch(table, key, "missing")
+    if mysql is None:
+        return Mismatch(table, key, "extra")
+    diff = diff_row(mysql, dynamo)
+    if not diff:
+        return None
+    return Mismatch(table, key, "value", {c: classify(c, a, b, key_columns=key_columns)
+                                         for c, (a, b) in diff.items()})
+
+
+def describe_mismatch(m: Mismatch) -> str:
+    """One line naming the key and what differs (column classes, no values)."""
+    if m.kind != "value":
+        return f"{m.table} {m.key}: {'missing in dynamodb' if m.kind == 'missing' else 'extra in dynamodb'}"
+    return f"{m.table} {m.key}: " + ", ".join(f"{c} ({k})" for c, k in m.fields.items())

@@ -37,3 +37,15 @@ def chunk_query(db: str, table: str, select_list: Sequence[str], pk: Sequence[st
     # Identifiers are quoted by quote_ident and values are %s parameters: no injection path.
     return (f"SELECT {', '.join(select_list)} FROM {quote_ident(db)}.{quote_ident(table)}"  # noqa: S608
             f"{where} ORDER BY {order} LIMIT {int(limit)}")
+
+
+def keys_query(db: str, table: str, select_list: Sequence[str], pk: Sequence[str], count: int) -> str:
+    """The rows of ``count`` primary keys (``%s`` params: each key's values in ``pk`` order)."""
+    if len(pk) == 1:
+        where = f"{quote_ident(pk[0])} IN ({', '.join(['%s'] * count)})"
+    else:
+        one = "(" + " AND ".join(f"{quote_ident(c)} = %s" for c in pk) + ")"
+        where = " OR ".join([one] * count)
+    # Identifiers are quoted by quote_ident and values are %s parameters: no injection path.
+    return (f"SELECT {', '.join(select_list)} FROM {quote_ident(db)}.{quote_ident(table)}"  # noqa: S608
+            f" WHERE {where}")

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from replicator.adapters.mysql import Connection, connect, mysql_errors
-from replicator.backfill.chunks import after_key_params, chunk_query
+from replicator.backfill.chunks import after_key_params, chunk_query, keys_query
 from replicator.catalog import TableShape, read_table_shape
 from replicator.errors import (
     ReplicatorError,
@@ -143,18 +143,33 @@ class SnapshotSource:
                                     "the backfill versions rows by binlog position")
         return str(row[0][0]), int(row[0][1])
 
-    def read_chunk(self, shape: TableShape, cursor: Sequence[Value] | None, limit: int) -> Chunk:
-        """The next ``limit`` rows after ``cursor`` from one consistent snapshot, with its position."""
-        if self._conn is None:
-            raise RuntimeError("SnapshotSource used before start()")
+    def _plan(self, shape: TableShape) -> tuple[list[str], list[Callable[[Any], Value]]]:
         if shape not in self._plans:
             self._plans[shape] = (
                 [select_expr(n, t) for (n, _), t in zip(shape.columns, shape.types, strict=True)],
                 [converter(t) for t in shape.types],
             )
-        select_list, convert = self._plans[shape]
+        return self._plans[shape]
+
+    def read_chunk(self, shape: TableShape, cursor: Sequence[Value] | None, limit: int) -> Chunk:
+        """The next ``limit`` rows after ``cursor`` from one consistent snapshot, with its position."""
+        select_list, _ = self._plan(shape)
         sql = chunk_query(shape.db, shape.table, select_list, shape.pk, after=cursor is not None, limit=limit)
         params = after_key_params([sql_param(v) for v in cursor]) if cursor is not None else []
+        return self._snapshot(shape, sql, params)
+
+    def read_keys(self, shape: TableShape, keys: Sequence[Sequence[Value]]) -> Chunk:
+        """The rows of ``keys`` (primary-key values in ``shape.pk`` order) that exist, from one
+        consistent snapshot, with its position: every change before it is visible in the rows."""
+        select_list, _ = self._plan(shape)
+        sql = keys_query(shape.db, shape.table, select_list, shape.pk, len(keys))
+        params = [sql_param(v) for key in keys for v in key]
+        return self._snapshot(shape, sql, params)
+
+    def _snapshot(self, shape: TableShape, sql: str, params: Sequence[Any]) -> Chunk:
+        if self._conn is None:
+            raise RuntimeError("SnapshotSource used before start()")
+        _, convert = self._plan(shape)
         head = None if self.is_mariadb else self._head()
         t0 = time.monotonic()
         with mysql_errors(f"reading a chunk of {shape.source}"), self._conn.cursor() as cur:

@@ -21,41 +21,18 @@ import queue
 import random
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import structlog
 
 from replicator.control import names
-from replicator.diff import classify, diff_row
+from replicator.diff import Mismatch, compare, diff_row
 from replicator.errors import ReplicatorError
 from replicator.events import Row
 
 log = structlog.get_logger("replicator.client")
 
 RowFetch = Callable[[], tuple[Row | None, Row | None]]  # re-read (mysql, dynamodb) of one key
-
-
-@dataclass(frozen=True)
-class Mismatch:
-    table: str
-    key: str
-    kind: str  # "missing" | "extra" | "value"
-    fields: dict[str, str] = field(default_factory=dict)  # column -> class of difference
-
-
-def compare(table: str, key: str, mysql: Row | None, dynamo: Row | None,
-            key_columns: Sequence[str]) -> Mismatch | None:
-    if mysql is None and dynamo is None:
-        return None
-    if dynamo is None:
-        return Mismatch(table, key, "missing")
-    if mysql is None:
-        return Mismatch(table, key, "extra")
-    diff = diff_row(mysql, dynamo)
-    if not diff:
-        return None
-    return Mismatch(table, key, "value", {c: classify(c, a, b, key_columns=key_columns)
-                                         for c, (a, b) in diff.items()})
 
 
 @dataclass
@@ -158,7 +135,7 @@ class DualReadValidator:
         return "unverified"
 
     def _report(self, m: Mismatch, mysql: Row | None, dynamo: Row | None) -> None:
-        for kind in list(m.fields.values()) or [m.kind]:
+        for kind in m.classes():
             self._on_difference(m.table, kind)
         log.warning("data_validation_failed", marker="Data validation failed", table=m.table, key=m.key,
                     kind=m.kind, fields=m.fields)

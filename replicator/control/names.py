@@ -36,6 +36,9 @@ WRITER_OFFSETS_PREFIX = "watermark.writer."  # + member: {"ts", "member", "group
 # The reverse replication (DynamoDB Streams -> MySQL, phase 5), see consumers/reverse.
 # {"ts", "lag_s", "records_behind", "caught_up_at", "deadletters", "deadletter_keys", ...}
 REVERSE_HEARTBEAT = "reverse.heartbeat"
+# The stream validator: one marker per consumer-group member (validators/stream.py).
+# {"ts", "member", "group", "paused", "events", "keys", "passed", "failed", "unverified", "skipped"}
+VALIDATOR_PREFIX = "validator."
 REVERSE_CHECKPOINT_PREFIX = "reverse.checkpoint."  # + DynamoDB table
 REVERSE_DEADLETTER_PREFIX = "reverse.deadletter."  # + source + "." + key
 
@@ -68,3 +71,8 @@ def reverse_deadletter_marker(source: str, key: str) -> str:
     ``key``: the row's primary key as text). {"table", "key", "reason", "message", "version",
     "shard", "sequence", "at"}; deleted once a later change of that row is applied."""
     return f"{REVERSE_DEADLETTER_PREFIX}{source}.{key}"
+
+
+def validator_marker(member: str) -> str:
+    """The heartbeat and running totals of one stream-validator process (consumer-group member)."""
+    return f"{VALIDATOR_PREFIX}{member}"
