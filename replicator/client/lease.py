@@ -98,13 +98,17 @@ class Lease:
             self.renew()
 
 
+ABORT_GRACE_S = 2.0  # beyond the pause bound: the controller's abort, the fence reopened, the watcher
+
+
 class WriteGate:
     """Counts writes in flight; holds new ones while the phase is frozen (see the module doc)."""
 
     def __init__(self, lease: Lease, max_pause_s: float,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, abort_grace_s: float = ABORT_GRACE_S) -> None:
         self._lease = lease
         self._max_pause_s = max_pause_s
+        self._grace_s = abort_grace_s
         self._clock = clock
         self._cond = threading.Condition()
         self._state = PhaseState()
@@ -136,9 +140,14 @@ class WriteGate:
         log.info("freeze_acknowledged", epoch=state.epoch, target=target)
 
     def enter(self) -> PhaseState:
-        """Begin a write: the phase snapshot it runs under, once writes are open."""
+        """Begin a write: the phase snapshot it runs under, once writes are open.
+
+        A write that arrives during a freeze waits for the switch to flip or to abort: the
+        controller aborts once ``cutover.max_write_pause_s`` has run out, and reopening the old
+        store and telling this client take a moment more (:data:`ABORT_GRACE_S`). Only a switch
+        that neither flips nor aborts by then (its controller died) fails the write."""
         started = self._clock()
-        deadline = started + self._max_pause_s
+        deadline = started + self._max_pause_s + self._grace_s
         with self._cond:
             while True:
                 if not self._lease.valid():
@@ -154,7 +163,9 @@ class WriteGate:
                 if remaining <= 0:
                     raise WriteFrozenError(
                         f"writes are paused for a switch to phase {state.freeze.target} that has not "
-                        f"finished within cutover.max_write_pause_s ({self._max_pause_s} s); retry")
+                        f"finished within cutover.max_write_pause_s ({self._max_pause_s} s) and did not "
+                        "abort either (is the controller that started it still running? see `replicator "
+                        "phase status`); retry")
                 self._cond.wait(remaining)
 
     def leave(self) -> None:
