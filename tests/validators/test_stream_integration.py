@@ -236,3 +236,37 @@ def test_the_cli_reports_the_difference_as_json_and_exits_1(
     assert (report["failed"], report["passed"]) == (1, 1)
     assert report["failures"][0]["key"] == "id=2" and report["failures"][0]["fields"] == {"name": "other"}
     assert "Data validation failed" in res.stderr
+
+
+def test_two_replicas_share_the_partitions_as_one_consumer_group(
+    shop: Shop, in_process_writer: Any, monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+) -> None:
+    settings = settings_for(shop, monkeypatch)
+    with pipeline(shop, settings, in_process_writer):
+        replicas = [build_validator(settings, shop.env.control, poll_s=0.05) for _ in range(2)]
+        stop = threading.Event()
+        threads = []
+        for v in replicas:
+            start_validator(v)
+            threads.append(threading.Thread(target=v.run, args=(lambda _: stop.is_set(),), daemon=True))
+            threads[-1].start()
+        try:
+            deadline = time.monotonic() + 60
+            while not all(v.consumer._consumer.assignment() for v in replicas):  # type: ignore[attr-defined]
+                assert time.monotonic() < deadline, "the group never gave both replicas partitions"
+                time.sleep(0.1)
+            for i in range(1, 31):
+                last = shop.sql("INSERT INTO users VALUES (%s, 'x', 0, 0)", (i,))
+            shop.wait_applied(last)
+            while min(time.time() - v.last_message_at for v in replicas) < 3:
+                assert time.monotonic() < deadline + 60
+                time.sleep(0.2)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(60)
+            for v in replicas:
+                close_validator(v)
+    keys = [v.totals.keys for v in replicas]
+    assert all(k > 0 for k in keys) and sum(keys) == 30, keys
+    assert sum(v.totals.passed for v in replicas) == 30
