@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterable, Mapping
 
 from replicator.errors import BinlogPurgedError, SourceConfigError
+from replicator.mapping.foreign_keys import CascadeGraph, ForeignKey, parse_foreign_keys
 
 REQUIRED_BINLOG = {"log_bin": "ON", "binlog_format": "ROW", "binlog_row_image": "FULL",
                    "binlog_row_metadata": "FULL"}
@@ -56,38 +57,36 @@ def check_primary_keys(mapped: Iterable[str], existing: set[str], with_pk: set[s
         )
 
 
-_FK = re.compile(
-    r"CONSTRAINT\s+`((?:[^`]|``)+)`\s+FOREIGN\s+KEY\s*\([^)]*\)\s*REFERENCES\s+((?:`(?:[^`]|``)+`\.)?`(?:[^`]|``)+`)"
-    r"\s*\([^)]*\)(?P<rules>(?:\s+ON\s+(?:DELETE|UPDATE)\s+(?:CASCADE|SET\s+NULL|SET\s+DEFAULT|RESTRICT|NO\s+ACTION))*)",
-    re.IGNORECASE,
-)
-
-
 def foreign_keys_of(db: str, table: str, create_sql: str) -> list[tuple[str, str, str, str, str, str]]:
     """Foreign keys from ``SHOW CREATE TABLE`` (MariaDB hides REFERENTIAL_CONSTRAINTS from a SELECT-only
     user): (db, table, constraint, parent db, parent table, rules)."""
     out = []
-    for m in _FK.finditer(create_sql):
-        parent = m.group(2)
-        parent_db, _, parent_table = parent.rpartition(".")
-        rules = " ".join(m.group("rules").split()).upper() or "ON DELETE RESTRICT"
-        name = m.group(1).replace("``", "`")
-        out.append((db, table, name, parent_db.strip("`") or db, parent_table.strip("`"), rules))
+    for fk in parse_foreign_keys(db, table, create_sql):
+        parent_db, parent_table = fk.parent.split(".", 1)
+        out.append((db, table, fk.name, parent_db, parent_table, fk.rules))
     return out
 
 
 def check_fk_cascades(mapped: set[str], constraints: Iterable[tuple[str, str, str, str, str, str]]) -> None:
-    """``constraints``: (db, child table, constraint, parent db, parent table, "DELETE=..,UPDATE=..")."""
-    bad = []
+    """``constraints``: (db, child table, constraint, parent db, parent table, "ON DELETE .. ON UPDATE ..").
+
+    A cascade between two mapped tables is reproduced by the writer (docs/design.md, "Foreign-key
+    cascades"); one the writer cannot see (from an unmapped parent) or cannot reproduce stops the
+    reader, naming the constraint and what to do.
+    """
+    fks = []
     for db, child, name, parent_db, parent, rules in constraints:
-        if f"{db}.{child}" in mapped and any(r in rules for r in ("CASCADE", "SET NULL")):
-            bad.append(f"{db}.{child} constraint {name} -> {parent_db}.{parent} ({rules})")
+        found = dict(re.findall(r"ON\s+(DELETE|UPDATE)\s+(CASCADE|SET\s+NULL|SET\s+DEFAULT)", rules.upper()))
+        fks.append(ForeignKey(name, f"{db}.{child}", ("?",), f"{parent_db}.{parent}", ("?",),
+                              on_delete=" ".join(found.get("DELETE", "RESTRICT").split()),  # type: ignore[arg-type]
+                              on_update=" ".join(found.get("UPDATE", "RESTRICT").split())))  # type: ignore[arg-type]
+    bad = CascadeGraph(fks, mapped).unreproducible()
     if bad:
-        advice = ("Replace ON DELETE/UPDATE CASCADE or SET NULL with RESTRICT and let the application change "
-                  "the children, or remove the child table from the mapping.")
+        advice = ("Or replace ON DELETE/UPDATE CASCADE or SET NULL with RESTRICT and let the application "
+                  "change the children, or remove the child table from the mapping.")
         raise SourceConfigError(
-            "foreign-key actions change mapped rows below the binlog, which holds only the parent's change: "
-            f"{'; '.join(bad)}. {advice}"
+            "foreign-key actions change mapped rows below the binlog, which holds only the parent's change, "
+            f"and these cannot be reproduced: {'; '.join(bad)}. {advice}"
         )
 
 
