@@ -193,6 +193,33 @@ class KafkaEventConsumer:
             got = self._consumer.committed(tps, timeout=timeout)
         return {(tp.topic, tp.partition): tp.offset for tp in got}
 
+    # The foreign-key cascades' order (consumers.writer.cascade.order.OffsetView).
+
+    def assignment(self) -> list[tuple[str, int]]:
+        with kafka.kafka_errors("reading the assignment"):
+            return [(tp.topic, tp.partition) for tp in self._consumer.assignment()]
+
+    def positions(self, partitions: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        """The next offset to consume of each partition (negative: nothing consumed yet)."""
+        with kafka.kafka_errors("reading consumer positions"):
+            got = self._consumer.position([kafka.TopicPartition(t, p) for t, p in partitions])
+        return {(tp.topic, tp.partition): tp.offset for tp in got}
+
+    def end_offsets(self, partitions: list[tuple[str, int]],
+                    timeout: float = 10) -> dict[tuple[str, int], int]:
+        """The broker's end offset of each partition now (transaction markers included)."""
+        out = {}
+        with kafka.kafka_errors("reading end offsets"):
+            for t, p in partitions:
+                out[(t, p)] = int(self._consumer.get_watermark_offsets(
+                    kafka.TopicPartition(t, p), timeout=timeout, cached=False)[1])
+        return out
+
+    def partitions_of(self, topics: list[str], timeout: float = 10) -> list[tuple[str, int]]:
+        with kafka.kafka_errors("listing partitions"):
+            meta = self._consumer.list_topics(timeout=timeout)
+        return [(t, p) for t in topics if t in meta.topics for p in sorted(meta.topics[t].partitions)]
+
 
 def consumer_lag(stats_json: str) -> int:
     """Sum of ``consumer_lag`` over the partitions this consumer fetches (librdkafka statistics)."""

@@ -32,6 +32,13 @@ class WriterMetrics:
                                   "(librdkafka statistics, every 5 s)", registry=r)
         self.paused = Gauge("replicator_writer_paused",
                             "1 while the phase does not make DynamoDB a write target", registry=r)
+        self.cascaded = Counter("replicator_writer_cascaded_changes_total",
+                                "Child changes a foreign-key cascade made, written to DynamoDB",
+                                ["table", "action"], registry=r)
+        self.cascade_barrier_timeouts = Counter(
+            "replicator_writer_cascade_barrier_timeouts_total",
+            "Cascades run before every earlier change of their tables was consumed (another member behind)",
+            registry=r)
         self.apply_latency = Histogram(
             "replicator_writer_apply_latency_seconds", "Time to apply one DynamoDB request, retries included",
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60), registry=r)

@@ -29,6 +29,7 @@ import structlog
 
 from consumers.writer.applier import WriteResult
 from consumers.writer.batch import BatchPlan, DeadLetter, MapperCache, RawMessage, plan_batch
+from consumers.writer.cascade.order import CascadeOrder
 from consumers.writer.kafka import AssignmentAware, process_member_id
 from consumers.writer.metrics import WriterMetrics
 from consumers.writer.ports import Applier, DeadLetterSink, EventConsumer
@@ -86,6 +87,8 @@ class Writer:
             settings.writer_group, interval_s=self.options.watermark_interval_s)
         self._assigned: list[tuple[str, int]] = []  # whose committed offsets are still to be read
         self._assigned_retry_at = 0.0
+        #: Foreign-key cascades (consumers.writer.cascade.order.CascadeOrder), set up by the service.
+        self.cascades: CascadeOrder | None = None
 
     # ----------------------------------------------------------------- loop
 
@@ -110,9 +113,19 @@ class Writer:
             self.consumer.poll_batch(self.options.max_batch, self._poll_timeout())
             return BatchStats()
         messages = self.consumer.poll_batch(self.options.max_batch, self._poll_timeout())
+        if self.cascades is not None:  # foreign-key cascades: applied in version order around them
+            before = self.totals.events
+            self.cascades.step(messages, self.apply_batch)
+            return BatchStats(events=self.totals.events - before)
         if not messages:
             return BatchStats()
         return self.apply_batch(messages)
+
+    def commit_applied(self, offsets: dict[tuple[str, int], int]) -> None:
+        """Commit offsets applied outside :meth:`apply_batch` (a cascade completed), and publish them."""
+        self.consumer.commit(offsets)
+        self.watermark.record(offsets)
+        self.watermark.publish_due()
 
     def _poll_timeout(self) -> float:
         due = self.watermark.wait_s()
@@ -198,10 +211,11 @@ class Writer:
                         message=letter.error)
         if letters:
             self.dead_letters.send(letters)
-        self.consumer.commit(plan.offsets)
+        offsets = plan.offsets if self.cascades is None else self.cascades.cap(plan.offsets)
+        self.consumer.commit(offsets)
         # Applied, whether or not the commit went through (a partition revoked meanwhile): true either way.
         self._watermark_assigned()  # a restarted member's first marker carries all of its partitions
-        self.watermark.record(plan.offsets)
+        self.watermark.record(offsets)
         self.watermark.publish_due()
         self._report(now, stats)
         seconds = time.monotonic() - started

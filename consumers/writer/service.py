@@ -8,6 +8,9 @@ import structlog
 
 from consumers.writer.applier import ApplyMode, ConditionalApplier, make_client
 from consumers.writer.batch import MapperCache
+from consumers.writer.cascade.executor import CascadeExecutor
+from consumers.writer.cascade.order import CascadeOrder, OffsetView
+from consumers.writer.cascade.setup import load_graph, records_spec, records_table, with_cascade_indexes
 from consumers.writer.kafka import KafkaDeadLetterProducer, KafkaEventConsumer
 from consumers.writer.metrics import WriterMetrics
 from consumers.writer.runner import Writer, WriterOptions
@@ -17,6 +20,7 @@ from replicator.control import ControlStore, open_control_store
 from replicator.errors import ConfigError
 from replicator.lifecycle import stop_on_signals
 from replicator.mapping import TableMapper
+from replicator.mapping.foreign_keys import CascadeGraph
 from replicator.mapping.indexes import template_prefix
 from replicator.metrics import serve_metrics
 from replicator.settings import Settings
@@ -65,6 +69,28 @@ def build_writer(settings: Settings, control: ControlStore, *, mode: ApplyMode =
     return Writer(settings, consumer, applier, dlq, control, metrics, options)
 
 
+def build_cascades(settings: Settings, writer: Writer, graph: CascadeGraph, schemas: dict[str, TableSchema],
+                   client: Any, barrier_timeout_s: float = 60.0) -> CascadeOrder:
+    """The foreign-key cascades of ``graph`` (docs/design.md): executor and order, over the writer's
+    applier and consumer; ``settings`` carries the cascade GSIs (:func:`with_cascade_indexes`)."""
+    metrics = writer.metrics
+    mappers = {t.source: TableMapper(t, *schemas[t.source]) for t in settings.tables}
+    targets = {t.source: settings.dynamodb.table_prefix + t.target_name for t in settings.tables}
+    executor = CascadeExecutor(
+        graph, mappers, targets, client, writer.applier, records_table(settings),
+        settings.dynamodb.tombstone_ttl_s,
+        on_applied=lambda table, action, n: metrics.cascaded.labels(table, action).inc(n),
+        on_failed=lambda table: metrics.failed.labels(table).inc())
+    if not isinstance(writer.consumer, OffsetView):
+        raise ConfigError("foreign-key cascades need a consumer that reports offsets (the Kafka consumer)")
+    topics = {table_topic(settings.kafka.topic_prefix, t.source): t.source for t in settings.tables}
+    log.info("cascades_reproduced", foreign_keys=[f"{fk.child}.{fk.name} -> {fk.parent} ({fk.rules})"
+                                                  for fk in graph.edges])
+    return CascadeOrder(graph, executor, topics, writer.consumer, writer.commit_applied,
+                        barrier_timeout_s=barrier_timeout_s,
+                        on_barrier_timeout=metrics.cascade_barrier_timeouts.inc)
+
+
 def start_writer(writer: Writer) -> None:
     writer.applier.start()
     writer.dead_letters.start()
@@ -82,9 +108,13 @@ def run_writer(settings: Settings, *, create_tables: bool = False, mode: ApplyMo
     """``replicator write``: runs until SIGTERM/SIGINT."""
     stopping = stop_on_signals("consumers.writer")
     schemas = load_schemas(settings)
+    graph = load_graph(settings)
+    settings = with_cascade_indexes(settings, graph)  # a GSI per cascading foreign key
     specs = check_mappings(settings, schemas)
     client = make_client(settings)
     created = ensure_tables(client, specs, create=create_tables, stream=settings.dynamodb.streams)
+    if graph.edges:
+        created += ensure_tables(client, [records_spec(settings)], create=create_tables, stream=False)
     if created:
         log.info("dynamodb_tables_created", tables=created)
     metrics = WriterMetrics()
@@ -94,6 +124,8 @@ def run_writer(settings: Settings, *, create_tables: bool = False, mode: ApplyMo
                               metrics=metrics)
         writer.stop_event = stopping
         writer.mappers = MapperCache(settings, {source: pk for source, (_, pk) in schemas.items()})
+        if graph.edges:
+            writer.cascades = build_cascades(settings, writer, graph, schemas, client)
         if stopping.is_set():
             return
         start_writer(writer)

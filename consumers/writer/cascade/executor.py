@@ -1,0 +1,324 @@
+"""A parent change -> its children's changes, at the parent's version, through the FK GSIs.
+
+:meth:`CascadeExecutor.cascade` takes one applied parent change (a delete, or an update of
+referenced columns) and, level by level down to InnoDB's depth (15), finds each cascading foreign
+key's children with a query of the child table's GSI on the foreign-key attributes (tombstones and
+other sources' items filtered out), computes what InnoDB did to them (deleted, foreign key set to
+NULL, or to the parent's new values; a key that contains the foreign key moves: tombstone + put),
+and writes them with the writers' version-conditional put **at the parent event's version**: a
+child the application changed after the cascade (higher version) survives, one changed before is
+overwritten, a replay is harmless. Several actions reaching one child at one level are combined
+(two SET NULL foreign keys of one row), since they share one version.
+
+Every action also leaves a cascade record in the records table (``id`` = foreign key + parent
+values, ``v`` = version; kept as long as tombstones): a snapshot row read before a cascade and
+applied after it (:meth:`CascadeExecutor.snapshot_rows`) is turned into what the cascade made of
+it, written over the snapshot row only.
+
+DynamoDB is reached through the writer's client (queries, retried on throttling without limit)
+and the :class:`~consumers.writer.ports.Applier` (writes).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import structlog
+
+from consumers.writer.ports import Applier
+from replicator.adapters.dynamodb import dynamo_errors
+from replicator.backoff import Backoff
+from replicator.errors import KeyShapeError, MappingError, TargetUnavailable
+from replicator.events import ChangeEvent, Row, decode_value, encode_value
+from replicator.mapping import (
+    ORIGIN_CDC,
+    TTL_ATTR,
+    VERSION_ATTR,
+    ConditionalWrite,
+    TableMapper,
+    dynamodb_query_params,
+    is_tombstone,
+    tombstone,
+    upsert,
+)
+from replicator.mapping.foreign_keys import (
+    MAX_DEPTH,
+    CascadeAction,
+    CascadeGraph,
+    ForeignKey,
+    action_for,
+    cascaded_row,
+)
+
+log = structlog.get_logger("consumers.writer.cascade")
+
+#: The records table's name after ``dynamodb.table_prefix``.
+RECORDS_TABLE = "replicator-cascades"
+
+Identity = tuple[str, Any]
+
+
+def record_id(fk: ForeignKey, values: tuple[Any, ...]) -> str:
+    """The records-table partition key of one foreign key's children of one parent."""
+    return fk.ident + "#" + orjson.dumps([encode_value(v) for v in values]).decode()
+
+
+@dataclass(frozen=True, slots=True)
+class WriteOver(ConditionalWrite):
+    """A write at ``version`` that replaces only an item stored at ``below - 1`` or lower."""
+
+    below: int = 0
+
+    def _put(self) -> dict[str, Any]:
+        params = ConditionalWrite._put(self)
+        params["ExpressionAttributeValues"] = {":v": {"N": str(self.below)}}
+        return params
+
+
+@dataclass
+class _Change:
+    table: str
+    before: Row
+    after: Row | None
+    kinds: list[str] = field(default_factory=list)
+
+
+@dataclass
+class CascadeStats:
+    applied: int = 0  # child changes DynamoDB took
+    replayed: int = 0  # child changes DynamoDB already held (or a later change of the child)
+    records: int = 0
+    depth: int = 0
+
+
+class CascadeExecutor:
+    """See the module docstring; ``mappers`` / ``targets`` by source table (``database.table``)."""
+
+    def __init__(self, graph: CascadeGraph, mappers: Mapping[str, TableMapper], targets: Mapping[str, str],
+                 client: Any, applier: Applier, records_table: str, tombstone_ttl_s: int, *,
+                 on_applied: Callable[[str, str, int], None] | None = None,
+                 on_failed: Callable[[str], None] | None = None,
+                 backoff: Backoff | None = None, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.graph = graph
+        self.mappers = mappers
+        self.targets = targets
+        self.client = client
+        self.applier = applier
+        self.records_table = records_table
+        self.tombstone_ttl_s = tombstone_ttl_s
+        self._on_applied = on_applied or (lambda table, action, n: None)
+        self._on_failed = on_failed or (lambda table: None)
+        self.backoff = backoff or Backoff()
+        self._sleep = sleep
+
+    # ----------------------------------------------------------------- parent changes
+
+    def cascade(self, table: str, before: Row, after: Row | None, version: int, now: float) -> CascadeStats:
+        """Reproduce what InnoDB cascaded from one change of ``table`` (``after`` None: a delete)."""
+        stats = CascadeStats()
+        frontier = [_Change(table, before, after)]
+        visited: set[Identity] = set()
+        for depth in range(1, MAX_DEPTH + 2):
+            changes = self._level(frontier, version, now, stats)
+            if not changes:
+                break
+            if depth > MAX_DEPTH:
+                log.error("cascade_too_deep", cascade={"table": table, "version": version}, depth=depth,
+                          hint="InnoDB refuses cascades deeper than 15; these items were left as they are")
+                break
+            stats.depth = depth
+            writes: list[ConditionalWrite] = []
+            for change in changes.values():
+                writes += self._writes(change, version, now)
+            self._apply(writes, changes, stats)
+            frontier = [c for ident, c in changes.items() if ident not in visited]
+            visited.update(changes)
+        if stats.records:
+            log.debug("cascade_applied", cascade={"table": table, "version": version,
+                                                   "op": "delete" if after is None else "update"},
+                      applied=stats.applied, replayed=stats.replayed, depth=stats.depth)
+        return stats
+
+    def _level(self, frontier: list[_Change], version: int, now: float,
+               stats: CascadeStats) -> dict[Identity, _Change]:
+        """The children one level down, with every action that reaches each one; records written."""
+        changes: dict[Identity, _Change] = {}
+        records: list[ConditionalWrite] = []
+        for parent in frontier:
+            for fk in self.graph.children_of(parent.table):
+                action = action_for(fk, parent.before, parent.after)
+                if action is None:
+                    continue
+                records.append(self._record(action, version, now))
+                mapper = self.mappers[fk.child]
+                for item in self._children(action):
+                    row = mapper.to_row(item)
+                    ident = (fk.child, _identity(mapper.key(row)))
+                    change = changes.setdefault(ident, _Change(fk.child, row, row))
+                    if change.after is not None:
+                        change.after = cascaded_row(action, change.after)
+                    change.kinds.append(action.kind)
+        if records:
+            # Before the children: a crash in between leaves the record (harmless) for a replay to finish.
+            self.applier.apply(records)
+            stats.records += len(records)
+        return changes
+
+    def _children(self, action: CascadeAction) -> Iterator[dict[str, Any]]:
+        fk = action.fk
+        mapper = self.mappers[fk.child]
+        index = mapper.index(fk.index_name)
+        values = dict(zip(fk.columns, action.parent_values, strict=True))
+        start: dict[str, Any] | None = None
+        while True:
+            try:
+                params = dynamodb_query_params(self.targets[fk.child], index, values, start)
+            except KeyShapeError:  # a parent value no child attribute can hold: no children
+                return
+            page = self._call("finding cascaded children", self.targets[fk.child],
+                              lambda p=params: self.client.query(**p))  # type: ignore[misc]
+            for item in page.get("Items", ()):
+                if not is_tombstone(item):
+                    yield item
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                return
+
+    def _record(self, action: CascadeAction, version: int, now: float) -> ConditionalWrite:
+        key = {"id": {"S": record_id(action.fk, action.parent_values)}, "v": {"N": str(version)}}
+        item = dict(key)
+        item.update({
+            VERSION_ATTR: {"N": str(version)}, "action": {"S": action.kind},
+            "new": {"S": orjson.dumps([encode_value(v) for v in action.new_values]).decode()},
+            TTL_ATTR: {"N": str(int(now) + self.tombstone_ttl_s)},
+        })
+        return ConditionalWrite(self.records_table, key, item, version, tombstone=False)
+
+    def _writes(self, change: _Change, version: int, now: float,
+                below: int | None = None) -> list[ConditionalWrite]:
+        mapper = self.mappers[change.table]
+        target = self.targets[change.table]
+        expires = int(now) + self.tombstone_ttl_s
+        try:
+            if change.after is None:
+                writes = [tombstone(mapper, target, change.before, version, ORIGIN_CDC, expires)]
+            else:
+                put = upsert(mapper, target, change.after, version, ORIGIN_CDC)
+                old_key = mapper.key(change.before)
+                writes = [put] if old_key == put.key else [
+                    tombstone(mapper, target, change.before, version, ORIGIN_CDC, expires), put]
+        except MappingError as exc:
+            self._on_failed(change.table)
+            log.error("cascade_write_unmappable", marker="DualWrite", outcome="failed", table=change.table,
+                      cascade={"version": version, "actions": change.kinds}, error=str(exc),
+                      reason=exc.reason)
+            return []
+        if below is None:
+            return writes
+        return [WriteOver(w.table, w.key, w.item, w.version, w.tombstone, below=below) for w in writes]
+
+    def _apply(self, writes: list[ConditionalWrite], changes: Mapping[Identity, _Change],
+               stats: CascadeStats) -> list[str]:
+        sources: dict[Identity, _Change] = {}
+        for c in changes.values():
+            mapper = self.mappers[c.table]
+            sources[(self.targets[c.table], _identity(mapper.key(c.before)))] = c
+            if c.after is not None:
+                with contextlib.suppress(MappingError):  # the put failed to map: logged in _writes
+                    sources[(self.targets[c.table], _identity(mapper.key(c.after)))] = c
+        outcomes: list[str] = []
+        for r in self.applier.apply(writes):
+            change = sources.get(r.write.identity)
+            table = change.table if change is not None else r.write.table
+            action = "+".join(sorted(set(change.kinds))) if change is not None else "update"
+            outcomes.append(r.outcome)
+            if r.outcome == "applied":
+                stats.applied += 1
+                self._on_applied(table, action, 1)
+            elif r.outcome == "replayed":
+                stats.replayed += 1
+            else:
+                self._on_failed(table)
+                log.error("cascade_write_rejected", marker="DualWrite", outcome="failed", table=table,
+                          cascade={"version": r.write.version, "action": action}, error=r.error)
+        return outcomes
+
+    # ----------------------------------------------------------------- snapshot rows
+
+    def snapshot_rows(self, events: list[ChangeEvent], now: float) -> CascadeStats:
+        """Snapshot rows (applied) that a cascade after their version reached: replace them with
+        what the cascade made of them, and cascade that further."""
+        stats = CascadeStats()
+        for event in events:
+            if event.op != "r" or event.after is None or not self.graph.of_child(event.source):
+                continue
+            row: Row | None = event.after
+            written = event.version
+            for _ in range(MAX_DEPTH):
+                if row is None:
+                    break
+                found = self._first_record(event.source, row, written)
+                if found is None:
+                    break
+                action, version = found
+                new = cascaded_row(action, row)
+                change = _Change(event.source, row, new, [action.kind])
+                outcomes = self._apply(self._writes(change, version, now, below=written + 1),
+                                       {("", 0): change}, stats)
+                if "applied" not in outcomes:
+                    break  # a stream change at or after the snapshot row is there: it decides
+                log.info("cascade_snapshot_row", table=event.source, cascade={"version": version,
+                         "action": action.kind, "snapshot_version": event.version})
+                sub = self.cascade(event.source, row, new, version, now)
+                stats.applied += sub.applied
+                stats.replayed += sub.replayed
+                row, written = new, version
+        return stats
+
+    def _first_record(self, table: str, row: Row, after: int) -> tuple[CascadeAction, int] | None:
+        """The earliest cascade after version ``after`` that reached ``row`` through any foreign key."""
+        best: tuple[CascadeAction, int] | None = None
+        for fk in self.graph.of_child(table):
+            values = tuple(row.get(c) for c in fk.columns)
+            if any(v is None for v in values):
+                continue
+            params = {"TableName": self.records_table, "KeyConditionExpression": "#id = :id AND #v > :v",
+                      "ExpressionAttributeNames": {"#id": "id", "#v": "v"},
+                      "ExpressionAttributeValues": {":id": {"S": record_id(fk, values)},
+                                                    ":v": {"N": str(after)}},
+                      "Limit": 1, "ConsistentRead": True}
+            page = self._call("reading cascade records", self.records_table,
+                              lambda p=params: self.client.query(**p))  # type: ignore[misc]
+            items = page.get("Items") or []
+            if not items:
+                continue
+            version = int(items[0]["v"]["N"])
+            if best is None or version < best[1]:
+                new = tuple(decode_value(v) for v in orjson.loads(items[0]["new"]["S"]))
+                best = (CascadeAction(fk, items[0]["action"]["S"], values, new), version)
+        return best
+
+    # ----------------------------------------------------------------- requests
+
+    def _call(self, what: str, table: str, request: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        attempt = 0
+        while True:
+            try:
+                with dynamo_errors(what, table):
+                    return request()
+            except TargetUnavailable as exc:
+                delay = self.backoff.delay(attempt)
+                if attempt in (0, 4) or attempt % 20 == 19:
+                    log.warning("dynamodb_read_retry", what=what, table=table, error=exc.code or str(exc),
+                                attempt=attempt + 1, delay_s=round(delay, 3))
+                self._sleep(delay)
+                attempt += 1
+
+
+def _identity(key: Mapping[str, Any]) -> Any:
+    return tuple(sorted((name, *next(iter(av.items()))) for name, av in key.items()))

@@ -1,0 +1,301 @@
+"""When a cascade may run: after every earlier change of the tables it reaches, before any later one.
+
+A parent change and its children's earlier changes travel in different partitions (Kafka keys are
+primary keys), so the writer can consume a parent's delete before a child's insert that preceded it
+in the binlog; a cascade run then would miss the child. And a child change after the cascade (a
+child inserted under the re-inserted parent) must not be applied before it, or the cascade would
+find it and could not tell which rows it had reached. :class:`CascadeOrder` sits between the
+consumer and :meth:`Writer.apply_batch <consumers.writer.runner.Writer.apply_batch>`:
+
+- messages of tables outside the cascade family (parents and children of cascading foreign
+  keys) pass straight through;
+- the family's messages are applied in version (binlog) order across partitions, up to and
+  including the next **trigger** (a parent's delete, or an update of referenced columns);
+- a trigger's cascade runs once the family's partitions have been consumed up to their end
+  offsets read after the trigger was consumed (the reader commits its transactions in binlog
+  order, so every earlier change is then consumed and applied); family messages with a higher
+  version wait in memory meanwhile (:attr:`held`);
+- committed offsets and the applied watermark never pass a held message, a pending trigger, or
+  snapshot rows whose cascade records are still to be read: a kill -9 re-delivers them, and the
+  version conditions make the replay harmless.
+
+A primary-key update of a parent is a delete of the old key and an insert of the new one at
+the same version (DESIGN §3.1); the insert is looked up by version so that ``ON UPDATE`` rules
+apply, not ``ON DELETE``.
+
+Partitions of the family assigned to other writer members count as consumed once the group's
+committed offset reaches the end offset; a barrier not reached within ``barrier_timeout_s``
+(possible only with several members) runs the cascade anyway, logged and counted.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import structlog
+
+from consumers.writer.batch import RawMessage
+from consumers.writer.cascade.executor import CascadeExecutor
+from replicator.errors import BrokerUnavailable, ReplicatorError
+from replicator.events import ChangeEvent, Row
+from replicator.mapping.foreign_keys import CascadeGraph, action_for
+
+log = structlog.get_logger("consumers.writer.cascade")
+
+TP = tuple[str, int]
+#: Inserts of parent tables remembered to pair a primary-key update's delete with its insert.
+PAIRS_KEPT = 100_000
+
+
+@runtime_checkable
+class OffsetView(Protocol):
+    """What the order needs of the consumer (:class:`consumers.writer.kafka.KafkaEventConsumer`)."""
+
+    def assignment(self) -> list[TP]: ...
+    def positions(self, partitions: list[TP]) -> dict[TP, int]: ...
+    def end_offsets(self, partitions: list[TP]) -> dict[TP, int]: ...
+    def committed(self, partitions: list[TP], timeout: float = 10) -> dict[TP, int]: ...
+    def partitions_of(self, topics: list[str]) -> list[TP]: ...
+
+
+@dataclass
+class _Msg:
+    msg: RawMessage
+    event: ChangeEvent | None  # None: undecodable (the writer dead-letters it)
+
+    @property
+    def tp(self) -> TP:
+        return self.msg.topic, self.msg.partition
+
+
+@dataclass
+class _Trigger:
+    item: _Msg
+    ends: dict[TP, int]
+    since: float
+    after: Row | None = None  # the new row of a primary-key update (found by version)
+
+    @property
+    def version(self) -> int:
+        assert self.item.event is not None
+        return self.item.event.version
+
+
+@dataclass
+class OrderStats:
+    cascades: int = 0
+    applied: int = 0
+    barrier_timeouts: int = 0
+    held_max: int = 0
+    waits: list[float] = field(default_factory=list)
+
+
+class CascadeOrder:
+    """See the module docstring. ``topics``: topic -> source table of every mapped table."""
+
+    def __init__(self, graph: CascadeGraph, executor: CascadeExecutor, topics: Mapping[str, str],
+                 view: OffsetView, commit: Callable[[dict[TP, int]], None], *,
+                 barrier_timeout_s: float = 60.0, clock: Callable[[], float] = time.monotonic,
+                 wall: Callable[[], float] = time.time,
+                 decode: Callable[[bytes], ChangeEvent] = ChangeEvent.from_json,
+                 on_barrier_timeout: Callable[[], None] | None = None) -> None:
+        self.graph = graph
+        self.executor = executor
+        self.family_topics = {t: s for t, s in topics.items() if s in graph.family}
+        self.view = view
+        self._commit = commit
+        self.barrier_timeout_s = barrier_timeout_s
+        self._clock = clock
+        self._wall = wall
+        self._decode = decode
+        self._on_barrier_timeout = on_barrier_timeout or (lambda: None)
+        self.held: dict[TP, deque[_Msg]] = {}
+        self.pending: list[_Trigger] = []  # sorted by version
+        self._snapshots_open: dict[TP, int] = {}  # snapshot rows applied, records not read yet
+        self._applied_next: dict[TP, int] = {}
+        self._inserts: OrderedDict[tuple[str, int], Row] = OrderedDict()
+        self._ends: dict[TP, int] | None = None
+        self._committed_at = 0.0
+        self._committed: dict[TP, int] = {}
+        self.stats = OrderStats()
+
+    # ----------------------------------------------------------------- the writer's side
+
+    def cap(self, offsets: Mapping[TP, int]) -> dict[TP, int]:
+        """``offsets`` (next offsets to commit) held back to what is completely applied."""
+        out = {}
+        for tp, offset in offsets.items():
+            limit = self._limit(tp)
+            out[tp] = offset if limit is None else min(offset, limit)
+        return out
+
+    def _limit(self, tp: TP) -> int | None:
+        limits = [t.item.msg.offset for t in self.pending if t.item.tp == tp]
+        queue = self.held.get(tp)
+        if queue:
+            limits.append(queue[0].msg.offset)
+        if tp in self._snapshots_open:
+            limits.append(self._snapshots_open[tp])
+        return min(limits) if limits else None
+
+    def step(self, messages: list[RawMessage], apply: Callable[[list[RawMessage]], Any]) -> None:
+        """Take one poll's messages; apply what may be applied; run the cascades that may run."""
+        self._ends = None
+        self._drop_revoked()
+        passing = []
+        for m in messages:
+            if m.topic not in self.family_topics:
+                passing.append(m)
+                continue
+            item = _Msg(m, self._decoded(m))
+            self.held.setdefault(item.tp, deque()).append(item)
+            event = item.event
+            if event is not None and event.op == "c" and event.source in self.graph.parents:
+                self._inserts[(event.source, event.version)] = event.row
+                if len(self._inserts) > PAIRS_KEPT:
+                    self._inserts.popitem(last=False)
+        if passing:
+            apply(passing)
+        self.stats.held_max = max(self.stats.held_max, sum(len(q) for q in self.held.values()))
+        while True:
+            segment = self._release()
+            if segment:
+                self._apply(segment, apply)
+                continue
+            if not self.pending or not self._barrier_reached(self.pending[0]):
+                return
+            self._run(self.pending.pop(0))
+
+    def _decoded(self, m: RawMessage) -> ChangeEvent | None:
+        if m.value is None:
+            return None
+        try:
+            return self._decode(m.value)
+        except (ReplicatorError, ValueError):
+            return None
+
+    def _drop_revoked(self) -> None:
+        """Held messages and triggers of partitions no longer assigned: their new owner has them."""
+        if not self.held and not self.pending:
+            return
+        mine = set(self.view.assignment())
+        for tp in [tp for tp in self.held if tp not in mine]:
+            del self.held[tp]
+        self.pending = [t for t in self.pending if t.item.tp in mine]
+
+    # ----------------------------------------------------------------- release in version order
+
+    def _is_trigger(self, event: ChangeEvent) -> bool:
+        if event.op not in ("d", "u") or event.source not in self.graph.parents or event.before is None:
+            return False
+        for fk in self.graph.children_of(event.source):
+            if event.op == "u" and action_for(fk, event.before, event.after) is not None:
+                return True
+            if event.op == "d" and (action_for(fk, event.before, None) is not None
+                                    or fk.on_update in ("CASCADE", "SET NULL")):
+                return True
+        return False
+
+    def _release(self) -> list[_Msg]:
+        """The next family messages in version order, below the first pending trigger, up to and
+        including the next trigger (which becomes pending)."""
+        bound = self.pending[0].version if self.pending else None
+        out: list[_Msg] = []
+        while True:
+            head = self._lowest()
+            if head is None:
+                return out
+            event = head.event
+            if event is not None and bound is not None and event.version >= bound:
+                return out
+            self.held[head.tp].popleft()
+            if not self.held[head.tp]:
+                del self.held[head.tp]
+            out.append(head)
+            if event is not None and self._is_trigger(event):
+                self._add_trigger(head)
+                return out
+
+    def _lowest(self) -> _Msg | None:
+        best: _Msg | None = None
+        for queue in self.held.values():
+            head = queue[0]
+            if head.event is None:
+                return head  # undecodable: nothing to order; the writer dead-letters it now
+            if best is None or (best.event is not None and head.event.version < best.event.version):
+                best = head
+        return best
+
+    def _add_trigger(self, item: _Msg) -> None:
+        if self._ends is None:
+            partitions = self.view.partitions_of(sorted(self.family_topics))
+            self._ends = self.view.end_offsets(partitions)
+        trigger = _Trigger(item, dict(self._ends), self._clock())
+        self.pending.append(trigger)
+        self.pending.sort(key=lambda t: t.version)
+
+    def _apply(self, segment: list[_Msg], apply: Callable[[list[RawMessage]], Any]) -> None:
+        snapshots = [s for s in segment if s.event is not None and s.event.op == "r"
+                     and self.graph.of_child(s.event.source)]
+        for s in snapshots:
+            self._snapshots_open.setdefault(s.tp, s.msg.offset)
+        apply([s.msg for s in segment])
+        for s in segment:
+            self._applied_next[s.tp] = max(self._applied_next.get(s.tp, 0), s.msg.offset + 1)
+        if snapshots:
+            self.executor.snapshot_rows([s.event for s in snapshots if s.event is not None], self._wall())
+            opened = {s.tp for s in snapshots}
+            for tp in opened:
+                self._snapshots_open.pop(tp, None)
+            self._commit(self.cap({tp: self._applied_next[tp] for tp in opened}))
+
+    # ----------------------------------------------------------------- the barrier and the cascade
+
+    def _barrier_reached(self, trigger: _Trigger) -> bool:
+        mine = set(self.view.assignment())
+        own = [tp for tp in trigger.ends if tp in mine]
+        positions = self.view.positions(own) if own else {}
+        behind = [tp for tp in own if 0 <= positions.get(tp, -1) < trigger.ends[tp]]
+        # Partitions of other members, and own ones not consumed from yet: the group's commits.
+        others = [tp for tp in trigger.ends if (tp not in mine or positions.get(tp, -1) < 0)
+                  and trigger.ends[tp] > 0]
+        if others and not behind:
+            now = self._clock()
+            if now - self._committed_at >= 0.5 or any(tp not in self._committed for tp in others):
+                self._committed_at = now
+                try:
+                    self._committed.update(self.view.committed(others))
+                except BrokerUnavailable as exc:
+                    log.warning("cascade_barrier_offsets_unread", error=str(exc))
+            behind = [tp for tp in others if self._committed.get(tp, -1) < trigger.ends[tp]]
+        if not behind:
+            return True
+        if self._clock() - trigger.since < self.barrier_timeout_s:
+            return False
+        self.stats.barrier_timeouts += 1
+        self._on_barrier_timeout()
+        log.warning("cascade_barrier_timeout", marker="DualWrite",
+                    cascade={"table": trigger.item.event.source if trigger.item.event else "?",
+                             "version": trigger.version},
+                    behind=[f"{t}[{p}]" for t, p in behind[:10]], waited_s=self.barrier_timeout_s,
+                    hint="partitions of the cascade's tables are consumed by another writer that is "
+                         "behind or stopped; the cascade runs now and may miss their earlier changes")
+        return True
+
+    def _run(self, trigger: _Trigger) -> None:
+        event = trigger.item.event
+        assert event is not None and event.before is not None
+        after = event.after
+        if event.op == "d":
+            after = self._inserts.get((event.source, event.version))  # a primary-key update's new row
+        self.stats.waits.append(self._clock() - trigger.since)
+        result = self.executor.cascade(event.source, event.before, after, event.version, self._wall())
+        self.stats.cascades += 1
+        self.stats.applied += result.applied
+        tp = trigger.item.tp
+        if tp in self._applied_next:
+            self._commit(self.cap({tp: self._applied_next[tp]}))

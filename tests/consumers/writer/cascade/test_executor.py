@@ -1,0 +1,138 @@
+"""A parent change -> its children's changes at the parent's version (consumers.writer.cascade.executor)."""
+
+from __future__ import annotations
+
+from replicator.events import ChangeEvent, Position, TxInfo
+from tests.consumers.writer.cascade.fakes import World, fk
+
+TABLES = {
+    "parent": (("id",), ("id",)),
+    "child": (("id", "pid"), ("id",)),
+    "grand": (("id", "cid"), ("id",)),
+}
+CHAIN = [fk("child", "parent", on_update="CASCADE"), fk("grand", "child", ("cid",))]
+
+
+def _chain() -> World:
+    world = World(TABLES, CHAIN)
+    world.put("parent", {"id": 1}, 10)
+    world.put("parent", {"id": 2}, 11)
+    for child, pid in ((1, 1), (2, 1), (3, 2)):
+        world.put("child", {"id": child, "pid": pid}, 20 + child)
+        world.put("grand", {"id": child * 10, "cid": child}, 30 + child)
+    return world
+
+
+def test_a_parent_delete_deletes_children_and_grandchildren_at_the_parents_version() -> None:
+    world = _chain()
+    stats = world.executor.cascade("d.parent", {"id": 1}, None, 100, 0.0)
+    assert world.row("child", {"id": 1}) is None and world.row("child", {"id": 2}) is None
+    assert world.row("grand", {"id": 10}) is None and world.row("grand", {"id": 20}) is None
+    assert world.version("child", {"id": 1}) == 100 and world.version("grand", {"id": 20}) == 100
+    assert world.row("child", {"id": 3}) == ({"id": 3, "pid": 2}, 23)  # another parent's child
+    assert world.row("grand", {"id": 30}) == ({"id": 30, "cid": 3}, 33)
+    assert (stats.applied, stats.depth) == (4, 2)
+    assert sorted(world.applied) == [("d.child", "delete", 1)] * 2 + [("d.grand", "delete", 1)] * 2
+
+
+def test_a_child_changed_after_the_cascade_survives_it() -> None:
+    world = _chain()
+    world.put("child", {"id": 2, "pid": 1}, 150)  # re-inserted under the re-inserted parent
+    world.executor.cascade("d.parent", {"id": 1}, None, 100, 0.0)
+    assert world.row("child", {"id": 2}) == ({"id": 2, "pid": 1}, 150)
+    assert world.row("child", {"id": 1}) is None
+
+
+def test_a_replayed_cascade_changes_nothing() -> None:
+    world = _chain()
+    world.executor.cascade("d.parent", {"id": 1}, None, 100, 0.0)
+    before = dict(world.db.items)
+    stats = world.executor.cascade("d.parent", {"id": 1}, None, 100, 0.0)
+    assert world.db.items == before and stats.applied == 0
+
+
+def test_on_update_cascade_rewrites_the_childrens_foreign_key() -> None:
+    world = _chain()
+    world.executor.cascade("d.parent", {"id": 1}, {"id": 7}, 100, 0.0)
+    assert world.row("child", {"id": 1}) == ({"id": 1, "pid": 7}, 100)
+    assert world.row("grand", {"id": 10}) == ({"id": 10, "cid": 1}, 31)  # the child's key did not change
+
+
+def test_on_update_cascade_of_a_foreign_key_in_the_childs_key_moves_the_item() -> None:
+    world = World({"parent": (("id",), ("id",)), "line": (("pid", "n"), ("pid", "n"))},
+                  [fk("line", "parent", on_delete="RESTRICT", on_update="CASCADE")])
+    world.put("line", {"pid": 1, "n": 1}, 20)
+    world.put("line", {"pid": 1, "n": 2}, 21)
+    world.executor.cascade("d.parent", {"id": 1}, {"id": 5}, 100, 0.0)
+    assert world.row("line", {"pid": 1, "n": 1}) is None and world.version("line", {"pid": 1, "n": 1}) == 100
+    assert world.row("line", {"pid": 5, "n": 2}) == ({"pid": 5, "n": 2}, 100)
+
+
+def test_set_null_leaves_the_child_without_its_foreign_key() -> None:
+    world = World({"parent": (("id",), ("id",)), "child": (("id", "pid"), ("id",))},
+                  [fk("child", "parent", on_delete="SET NULL")])
+    world.put("child", {"id": 1, "pid": 1}, 20)
+    world.executor.cascade("d.parent", {"id": 1}, None, 100, 0.0)
+    assert world.row("child", {"id": 1}) == ({"id": 1, "pid": None}, 100)
+    assert world.applied == [("d.child", "set_null", 1)]
+
+
+def test_two_set_null_keys_reached_by_one_change_are_both_applied() -> None:
+    world = World({"parent": (("id",), ("id",)), "pair": (("id", "a", "b"), ("id",))},
+                  [fk("pair", "parent", ("a",), on_delete="SET NULL", name="fa"),
+                   fk("pair", "parent", ("b",), on_delete="SET NULL", name="fb")])
+    world.put("pair", {"id": 1, "a": 1, "b": 1}, 20)
+    world.executor.cascade("d.parent", {"id": 1}, None, 100, 0.0)
+    assert world.row("pair", {"id": 1}) == ({"id": 1, "a": None, "b": None}, 100)
+
+
+def test_a_self_reference_cascades_down_to_innodbs_depth_of_15() -> None:
+    world = World({"emp": (("id", "pid"), ("id",))}, [fk("emp", "emp")])
+    world.put("emp", {"id": 0, "pid": None}, 1)
+    for i in range(1, 20):
+        world.put("emp", {"id": i, "pid": i - 1}, 1 + i)
+    stats = world.executor.cascade("d.emp", {"id": 0, "pid": None}, None, 100, 0.0)
+    assert stats.depth == 15
+    assert [i for i in range(1, 20) if world.row("emp", {"id": i}) is None] == list(range(1, 16))
+
+
+def test_a_self_reference_cycle_ends() -> None:
+    world = World({"emp": (("id", "pid"), ("id",))}, [fk("emp", "emp")])
+    world.put("emp", {"id": 1, "pid": 2}, 1)
+    world.put("emp", {"id": 2, "pid": 1}, 2)
+    stats = world.executor.cascade("d.emp", {"id": 1, "pid": 2}, None, 100, 0.0)
+    assert world.row("emp", {"id": 2}) is None and stats.depth <= 2
+
+
+def _snapshot(table: str, row: dict[str, int], version: int) -> ChangeEvent:
+    return ChangeEvent(op="r", db="d", table=table, pk={"id": row["id"]}, before=None, after=row,
+                       pos=Position("b.000001", version), version=version, ts_ms=0, tx=TxInfo("", 0),
+                       schema="s")
+
+
+def test_a_snapshot_row_applied_after_a_cascade_that_passed_it_is_deleted_with_its_children() -> None:
+    world = World(TABLES, CHAIN)
+    world.executor.cascade("d.parent", {"id": 1}, None, 100, 0.0)  # nothing there yet: records only
+    world.put("child", {"id": 1, "pid": 1}, 50)  # the backfill's rows, read before the delete
+    world.put("grand", {"id": 10, "cid": 1}, 50)
+    world.executor.snapshot_rows([_snapshot("grand", {"id": 10, "cid": 1}, 50)], 0.0)
+    assert world.row("grand", {"id": 10}) is not None  # the child has no record yet: nothing known
+    world.executor.snapshot_rows([_snapshot("child", {"id": 1, "pid": 1}, 50)], 0.0)
+    assert world.row("child", {"id": 1}) is None and world.version("child", {"id": 1}) == 100
+    assert world.row("grand", {"id": 10}) is None  # cascaded on from the converted child
+
+
+def test_a_snapshot_row_already_replaced_by_a_stream_change_is_left_alone() -> None:
+    world = World(TABLES, CHAIN)
+    world.executor.cascade("d.parent", {"id": 1}, None, 100, 0.0)
+    world.put("child", {"id": 1, "pid": 1}, 150)  # inserted again after the delete
+    world.executor.snapshot_rows([_snapshot("child", {"id": 1, "pid": 1}, 50)], 0.0)
+    assert world.row("child", {"id": 1}) == ({"id": 1, "pid": 1}, 150)
+
+
+def test_a_snapshot_row_read_after_the_cascade_is_not_touched() -> None:
+    world = World(TABLES, CHAIN)
+    world.executor.cascade("d.parent", {"id": 1}, None, 100, 0.0)
+    world.put("child", {"id": 1, "pid": 1}, 120)
+    world.executor.snapshot_rows([_snapshot("child", {"id": 1, "pid": 1}, 120)], 0.0)
+    assert world.row("child", {"id": 1}) == ({"id": 1, "pid": 1}, 120)

@@ -1,0 +1,121 @@
+"""When cascades run against the consumed stream (consumers.writer.cascade.order)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from consumers.writer.batch import RawMessage
+from consumers.writer.cascade.order import TP, CascadeOrder
+from replicator.events import ChangeEvent, Position, TxInfo
+from replicator.mapping import writes_for_event
+from tests.consumers.writer.cascade.fakes import World, fk
+
+PARENT, CHILD = "t.d.parent", "t.d.child"
+
+
+class View:
+    """The consumer's offsets: ends as the broker has them, positions as polled."""
+
+    def __init__(self, ends: dict[TP, int]) -> None:
+        self.ends = ends
+        self.polled: dict[TP, int] = {}
+        self.committed_offsets: dict[TP, int] = {}
+
+    def assignment(self) -> list[TP]:
+        return list(self.ends)
+
+    def positions(self, partitions: list[TP]) -> dict[TP, int]:
+        return {tp: self.polled.get(tp, -1001) for tp in partitions}
+
+    def end_offsets(self, partitions: list[TP]) -> dict[TP, int]:
+        return {tp: self.ends[tp] for tp in partitions}
+
+    def committed(self, partitions: list[TP], timeout: float = 10) -> dict[TP, int]:
+        return {tp: self.committed_offsets.get(tp, -1001) for tp in partitions}
+
+    def partitions_of(self, topics: list[str]) -> list[TP]:
+        return [tp for tp in self.ends if tp[0] in topics]
+
+
+def _event(op: str, table: str, row: dict[str, Any], version: int) -> ChangeEvent:
+    return ChangeEvent(op=op, db="d", table=table, pk={"id": row["id"]},  # type: ignore[arg-type]
+                       before=row if op in ("u", "d") else None, after=row if op != "d" else None,
+                       pos=Position("b.000001", version), version=version, ts_ms=0, tx=TxInfo("", 0),
+                       schema="s")
+
+
+class Rig:
+    def __init__(self, ends: dict[TP, int], on_update: str = "RESTRICT") -> None:
+        self.world = World({"parent": (("id",), ("id",)), "child": (("id", "pid"), ("id",))},
+                           [fk("child", "parent", on_update=on_update)])
+        self.view = View(ends)
+        self.commits: list[dict[TP, int]] = []
+        self.applied: list[tuple[str, int]] = []
+        topics = {PARENT: "d.parent", CHILD: "d.child"}
+        self.order = CascadeOrder(self.world.graph, self.world.executor, topics, self.view,
+                                  self.commits.append, barrier_timeout_s=1e9, clock=lambda: 0.0)
+
+    def apply(self, messages: list[RawMessage]) -> None:
+        """The writer's apply_batch: write every event, then commit what the order allows."""
+        offsets: dict[TP, int] = {}
+        for m in messages:
+            assert m.value is not None
+            event = ChangeEvent.from_json(m.value)
+            self.applied.append((event.table, event.version))
+            for w in writes_for_event(self.world.mappers[event.source], event.table, event, 0.0, 3600):
+                self.world.db.put(w)
+            offsets[(m.topic, m.partition)] = m.offset + 1
+        self.commits.append(self.order.cap(offsets))
+
+    def poll(self, *messages: tuple[TP, int, ChangeEvent]) -> None:
+        raw = []
+        for (topic, partition), offset, event in messages:
+            raw.append(RawMessage(topic, partition, offset, b"k", event.to_json()))
+            self.view.polled[(topic, partition)] = offset + 1
+        self.order.step(raw, self.apply)
+
+
+def test_a_cascade_waits_for_a_childs_earlier_insert_from_a_lagging_partition() -> None:
+    rig = Rig({(PARENT, 0): 2, (CHILD, 0): 1, (CHILD, 1): 1})
+    rig.poll(((PARENT, 0), 0, _event("c", "parent", {"id": 1}, 10)),
+             ((PARENT, 0), 1, _event("d", "parent", {"id": 1}, 100)),
+             ((CHILD, 0), 0, _event("c", "child", {"id": 7, "pid": 1}, 110)))  # after the delete
+    assert rig.order.pending and rig.applied == [("parent", 10), ("parent", 100)]
+    assert rig.commits[-1] == {(PARENT, 0): 1}  # not past the delete whose cascade is pending
+    rig.poll(((CHILD, 1), 0, _event("c", "child", {"id": 5, "pid": 1}, 90)))  # before the delete
+    assert not rig.order.pending
+    assert rig.applied[-2:] == [("child", 90), ("child", 110)]
+    assert rig.world.row("child", {"id": 5}) is None  # the cascade found it
+    assert rig.world.row("child", {"id": 7}) == ({"id": 7, "pid": 1}, 110)  # inserted after: survives
+    assert {(PARENT, 0): 2} in rig.commits and {(CHILD, 0): 1} in rig.commits
+
+
+def test_a_later_child_change_waits_in_memory_and_is_not_committed_before_the_cascade() -> None:
+    rig = Rig({(PARENT, 0): 1, (CHILD, 0): 2, (CHILD, 1): 0})
+    rig.poll(((PARENT, 0), 0, _event("d", "parent", {"id": 1}, 100)))
+    assert rig.order.pending  # the child partition is not consumed to its end yet
+    rig.poll(((CHILD, 0), 0, _event("c", "child", {"id": 7, "pid": 1}, 120)))
+    assert rig.order.pending and ("child", 120) not in rig.applied
+    assert rig.order.cap({(CHILD, 0): 1}) == {(CHILD, 0): 0}
+    rig.poll(((CHILD, 0), 1, _event("c", "child", {"id": 8, "pid": 1}, 130)))
+    assert not rig.order.pending and rig.applied[-2:] == [("child", 120), ("child", 130)]
+    assert rig.world.row("child", {"id": 7}) is not None
+
+
+def test_a_primary_key_update_of_the_parent_cascades_as_an_update() -> None:
+    rig = Rig({(PARENT, 0): 2, (PARENT, 1): 1, (CHILD, 0): 1}, on_update="CASCADE")
+    rig.poll(((CHILD, 0), 0, _event("c", "child", {"id": 5, "pid": 1}, 50)),
+             ((PARENT, 1), 0, _event("c", "parent", {"id": 2}, 100)),  # the new key, same version
+             ((PARENT, 0), 0, _event("c", "parent", {"id": 1}, 10)),
+             ((PARENT, 0), 1, _event("d", "parent", {"id": 1}, 100)))
+    assert not rig.order.pending
+    assert rig.world.row("child", {"id": 5}) == ({"id": 5, "pid": 2}, 100)
+
+
+def test_tables_outside_the_cascade_family_pass_straight_through() -> None:
+    rig = Rig({(PARENT, 0): 1, (CHILD, 0): 5})  # child messages not consumed yet: the cascade waits
+    rig.poll(((PARENT, 0), 0, _event("d", "parent", {"id": 1}, 100)))
+    other = RawMessage("t.d.other", 0, 0, b"k", b"{}")
+    seen: list[list[RawMessage]] = []
+    rig.order.step([other], seen.append)
+    assert seen == [[other]] and rig.order.pending
