@@ -201,8 +201,9 @@ class CutoverSettings(_Section):
         1.0, ge=0, description="the 4->5 lag gate, judged while the application writes: reader lag at most "
                                "this; the switch itself drains the lag to zero under the write freeze")
     gate_max_messages_behind: int = Field(
-        1000, ge=0, description="the 4->5 lag gate: the writer at most this many messages behind the "
-                                "table topics (drained to zero under the freeze)")
+        200, ge=0, description="the 4->5 lag gate: the writer at most this many messages behind the "
+                               "table topics (drained to zero under the freeze; keep it below what the "
+                               "writer applies in half of max_write_pause_s)")
 
     @field_validator("fence_table")
     @classmethod
