@@ -98,7 +98,7 @@ class StreamValidator:
         self.on_reset = on_reset  # after a failed read: reconnect, forget cached shapes
         self.stop_event = checker.stop
         self.totals = Totals()
-        self.last_message_at = clock()  # when a poll last returned messages (for --once)
+        self.last_message_at = clock()  # when the last batch was judged (for --once)
         self._mapped = {t.source for t in settings.tables}
         self._phase: PhaseState | None = None
         self._phase_read_at = 0.0
@@ -127,8 +127,9 @@ class StreamValidator:
         messages = self.consumer.poll_batch(self.options.max_batch, self.options.poll_timeout_s)
         if not messages:
             return []
-        self.last_message_at = self.clock()
-        return self.validate_batch(messages)
+        verdicts = self.validate_batch(messages)
+        self.last_message_at = self.clock()  # idle counts from the end of the last batch's work
+        return verdicts
 
     def _comparing(self, now: float) -> bool:
         if self._phase is None or now - self._phase_read_at >= self.options.phase_refresh_s:
