@@ -124,6 +124,14 @@ def test_an_item_mysql_cannot_hold_blocks_the_way_back_by_name(shop: Shop) -> No
     with pytest.raises((TransitionError, SwitchAborted), match=f"id={uid}"):
         shop.switch().run(4, actor="test", reason="test")
     assert shop.store.get_phase().phase == 5
+    # A later application write that MySQL can hold clears the dead letter, and the way back opens.
+    users.update({"id": uid}, {"name": "short again"})
+    deadline = time.monotonic() + 60
+    while int((shop.store.get_marker("reverse.heartbeat") or {}).get("deadletters", 0)):
+        assert time.monotonic() < deadline, "a fixing write did not clear the dead letter"
+        time.sleep(0.2)
+    shop.phase(4)
+    assert shop.mysql_row("users", uid)["name"] == "short again"
 
 
 def test_an_overrun_drain_aborts_to_an_unfrozen_phase_4_and_loses_nothing(shop: Shop) -> None:
