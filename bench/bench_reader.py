@@ -65,18 +65,24 @@ def _head(conn: Connection[Any]) -> tuple[str, int]:
     return str(row[0]), int(row[1])
 
 
-def _write_workload(db: str) -> tuple[tuple[str, int], tuple[str, int]]:
-    """ROWS row changes: 80 % inserts, 20 % updates (before + after images), TX_ROWS per transaction."""
+WORKLOAD_DDL = ("CREATE TABLE t (id INT PRIMARY KEY, a INT, b VARCHAR(40), c DECIMAL(12,2), d DATETIME(3), "
+                "e BIGINT UNSIGNED)")
+
+
+Range = tuple[tuple[str, int], tuple[str, int]]  # (binlog file, offset) before and after a workload
+
+
+def _write_workload(db: str, changes: int = ROWS, create: bool = True) -> Range:
+    """``changes`` row changes: 80 % inserts, 20 % updates (before + after images), TX_ROWS per
+    transaction, into table ``t`` (created first unless ``create`` is false); the binlog range."""
     conn = _admin(db)
     rng = random.Random(7)
     with conn.cursor() as cur:
-        cur.execute(
-            "CREATE TABLE t (id INT PRIMARY KEY, a INT, b VARCHAR(40), c DECIMAL(12,2), d DATETIME(3), "
-            "e BIGINT UNSIGNED)"
-        )
-        conn.commit()
+        if create:
+            cur.execute(WORKLOAD_DDL)
+            conn.commit()
         start = _head(conn)
-        inserts = int(ROWS * 0.8)
+        inserts = int(changes * 0.8)
         for base in range(0, inserts, TX_ROWS):
             rows = [
                 (
@@ -91,7 +97,7 @@ def _write_workload(db: str) -> tuple[tuple[str, int], tuple[str, int]]:
             ]
             cur.executemany("INSERT INTO t VALUES (%s, %s, %s, %s, %s, %s)", rows)
             conn.commit()
-        for base in range(0, ROWS - inserts, TX_ROWS):
+        for base in range(0, changes - inserts, TX_ROWS):
             cur.execute("UPDATE t SET a = a + 1 WHERE id >= %s AND id < %s", (base, base + TX_ROWS))
             conn.commit()
         end = _head(conn)
@@ -99,7 +105,7 @@ def _write_workload(db: str) -> tuple[tuple[str, int], tuple[str, int]]:
     return start, end
 
 
-def _bare_loop(db: str, start: tuple[str, int], end: tuple[str, int]) -> tuple[int, float]:
+def _bare_loop(db: str, start: tuple[str, int], end: tuple[str, int], total: int = ROWS) -> tuple[int, float]:
     """python-mysql-replication alone: decode every row of the range, do nothing else."""
     stream = BinLogStreamReader(
         connection_settings={
@@ -119,13 +125,13 @@ def _bare_loop(db: str, start: tuple[str, int], end: tuple[str, int]) -> tuple[i
         enable_logging=False,
     )
     rows = 0
-    deadline = Deadline(PASS_DEADLINE_S, f"the bare loop to read {ROWS} rows up to {end}")
+    deadline = Deadline(120 + total / 2000, f"the bare loop to read {total} rows up to {end}")
     t0 = time.perf_counter()
     try:
         for ev in stream:
             rows += len(ev.rows)
             deadline.check(f"{rows} rows read")
-            if (stream.log_file, ev.packet.log_pos) >= end or rows >= ROWS:
+            if (stream.log_file, ev.packet.log_pos) >= end or rows >= total:
                 break
     finally:
         stream.close()
@@ -142,13 +148,14 @@ def _settings(db: str, prefix: str, table: str = "t") -> Settings:
     return load_settings(tables=[{"source": f"{db}.{table}"}])
 
 
-def _reader_run(settings: Settings, start: tuple[str, int], end: tuple[str, int]) -> float:
+def _reader_run(settings: Settings, start: tuple[str, int], end: tuple[str, int],
+                deadline_s: float = PASS_DEADLINE_S) -> float:
     reader = create_reader(
         settings,
         start_from=StartAt(file=start[0], offset=start[1]),
         options=ReaderOptions(max_batch_rows=20000, max_batch_s=0.5, linger_s=0.1),
     )
-    deadline = Deadline(PASS_DEADLINE_S, f"the reader to commit its checkpoint at {end}")
+    deadline = Deadline(deadline_s, f"the reader to commit its checkpoint at {end}")
     t0 = time.perf_counter()
     reader.start()
     try:
