@@ -98,6 +98,7 @@ class KafkaEventConsumer:
         self._paused = False
         self._member_id = instance_id or process_member_id()
         self._assigned: list[tuple[str, int]] = []
+        self._rebalances = 0  # assignments and revocations so far
 
     @property
     def member_id(self) -> str:
@@ -106,9 +107,13 @@ class KafkaEventConsumer:
     def start(self) -> None:
         self._consumer = kafka.consumer(self._kafka, self._group, **self._config)
         with kafka.kafka_errors("subscribing to the table topics"):
-            self._consumer.subscribe(self._topics, on_assign=self._on_assign)
+            self._consumer.subscribe(self._topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
+
+    def _on_revoke(self, _consumer: Any, _partitions: list[Any]) -> None:
+        self._rebalances += 1
 
     def _on_assign(self, _consumer: Any, partitions: list[Any]) -> None:
+        self._rebalances += 1
         # Called inside poll; the client assigns them after this returns.
         self._assigned.extend((tp.topic, tp.partition) for tp in partitions)
 
@@ -194,6 +199,10 @@ class KafkaEventConsumer:
         return {(tp.topic, tp.partition): tp.offset for tp in got}
 
     # The foreign-key cascades' order (consumers.writer.cascade.order.OffsetView).
+
+    def rebalances(self) -> int:
+        """How many times partitions were assigned or revoked (positions restart from commits)."""
+        return self._rebalances
 
     def assignment(self) -> list[tuple[str, int]]:
         with kafka.kafka_errors("reading the assignment"):

@@ -11,9 +11,10 @@ consumer and :meth:`Writer.apply_batch <consumers.writer.runner.Writer.apply_bat
   keys) pass straight through;
 - the family's messages are applied in version (binlog) order across partitions, up to and
   including the next **trigger** (a parent's delete, or an update of referenced columns);
-- a trigger's cascade runs once the family's partitions have been consumed up to their end
-  offsets read after the trigger was consumed (the reader commits its transactions in binlog
-  order, so every earlier change is then consumed and applied); family messages with a higher
+- a trigger's cascade runs once every partition of the family has delivered a message of a
+  higher version (versions increase along a partition) or has been consumed up to its end
+  offset read after the trigger was consumed (the reader commits its transactions in binlog
+  order, so every earlier change is then consumed, and applied); family messages with a higher
   version wait in memory meanwhile (:attr:`held`);
 - committed offsets and the applied watermark never pass a held message, a pending trigger, or
   snapshot rows whose cascade records are still to be read: a kill -9 re-delivers them, and the
@@ -55,6 +56,7 @@ PAIRS_KEPT = 100_000
 class OffsetView(Protocol):
     """What the order needs of the consumer (:class:`consumers.writer.kafka.KafkaEventConsumer`)."""
 
+    def rebalances(self) -> int: ...
     def assignment(self) -> list[TP]: ...
     def positions(self, partitions: list[TP]) -> dict[TP, int]: ...
     def end_offsets(self, partitions: list[TP]) -> dict[TP, int]: ...
@@ -75,8 +77,8 @@ class _Msg:
 @dataclass
 class _Trigger:
     item: _Msg
-    ends: dict[TP, int]
     since: float
+    ends: dict[TP, int] | None = None  # read when the versions seen do not settle it
     after: Row | None = None  # the new row of a primary-key update (found by version)
 
     @property
@@ -118,9 +120,12 @@ class CascadeOrder:
         self._snapshots_open: dict[TP, int] = {}  # snapshot rows applied, records not read yet
         self._applied_next: dict[TP, int] = {}
         self._inserts: OrderedDict[tuple[str, int], Row] = OrderedDict()
-        self._ends: dict[TP, int] | None = None
+        self._seen: dict[TP, int] = {}  # the highest version consumed per family partition
+        self._partitions: list[TP] = []
+        self._partitions_at = -1e9
         self._committed_at = 0.0
         self._committed: dict[TP, int] = {}
+        self._rebalances = view.rebalances()
         self.stats = OrderStats()
 
     # ----------------------------------------------------------------- the writer's side
@@ -144,8 +149,7 @@ class CascadeOrder:
 
     def step(self, messages: list[RawMessage], apply: Callable[[list[RawMessage]], Any]) -> None:
         """Take one poll's messages; apply what may be applied; run the cascades that may run."""
-        self._ends = None
-        self._drop_revoked()
+        self._after_rebalance()
         passing = []
         for m in messages:
             if m.topic not in self.family_topics:
@@ -154,6 +158,8 @@ class CascadeOrder:
             item = _Msg(m, self._decoded(m))
             self.held.setdefault(item.tp, deque()).append(item)
             event = item.event
+            if event is not None and event.op != "r":  # snapshot rows carry old versions
+                self._seen[item.tp] = max(self._seen.get(item.tp, -1), event.version)
             if event is not None and event.op == "c" and event.source in self.graph.parents:
                 self._inserts[(event.source, event.version)] = event.row
                 if len(self._inserts) > PAIRS_KEPT:
@@ -178,14 +184,23 @@ class CascadeOrder:
         except (ReplicatorError, ValueError):
             return None
 
-    def _drop_revoked(self) -> None:
-        """Held messages and triggers of partitions no longer assigned: their new owner has them."""
-        if not self.held and not self.pending:
+    def _after_rebalance(self) -> None:
+        """After partitions were revoked or assigned, consumption restarts from the committed offsets,
+        which never pass a held message or a pending trigger: start over from there."""
+        count = self.view.rebalances()
+        if count == self._rebalances:
             return
-        mine = set(self.view.assignment())
-        for tp in [tp for tp in self.held if tp not in mine]:
-            del self.held[tp]
-        self.pending = [t for t in self.pending if t.item.tp in mine]
+        self._rebalances = count
+        if self.held or self.pending:
+            log.info("cascade_order_restarted", reason="partitions reassigned", pending=len(self.pending),
+                     held=sum(len(q) for q in self.held.values()))
+        self.held.clear()
+        self.pending.clear()
+        self._snapshots_open.clear()
+        self._applied_next.clear()
+        self._seen.clear()
+        self._committed.clear()
+        self._partitions_at = -1e9
 
     # ----------------------------------------------------------------- release in version order
 
@@ -231,10 +246,7 @@ class CascadeOrder:
         return best
 
     def _add_trigger(self, item: _Msg) -> None:
-        if self._ends is None:
-            partitions = self.view.partitions_of(sorted(self.family_topics))
-            self._ends = self.view.end_offsets(partitions)
-        trigger = _Trigger(item, dict(self._ends), self._clock())
+        trigger = _Trigger(item, self._clock())
         self.pending.append(trigger)
         self.pending.sort(key=lambda t: t.version)
 
@@ -255,14 +267,26 @@ class CascadeOrder:
 
     # ----------------------------------------------------------------- the barrier and the cascade
 
+    def _family_partitions(self) -> list[TP]:
+        now = self._clock()
+        if now - self._partitions_at >= 30.0:
+            self._partitions = self.view.partitions_of(sorted(self.family_topics))
+            self._partitions_at = now
+        return self._partitions
+
     def _barrier_reached(self, trigger: _Trigger) -> bool:
+        open_ = [tp for tp in self._family_partitions() if self._seen.get(tp, -1) < trigger.version]
+        if not open_:
+            return True
+        if trigger.ends is None:
+            trigger.ends = self.view.end_offsets(open_)
+        ends = trigger.ends
         mine = set(self.view.assignment())
-        own = [tp for tp in trigger.ends if tp in mine]
+        own = [tp for tp in open_ if tp in mine and tp in ends]
         positions = self.view.positions(own) if own else {}
-        behind = [tp for tp in own if 0 <= positions.get(tp, -1) < trigger.ends[tp]]
+        behind = [tp for tp in own if 0 <= positions.get(tp, -1) < ends[tp]]
         # Partitions of other members, and own ones not consumed from yet: the group's commits.
-        others = [tp for tp in trigger.ends if (tp not in mine or positions.get(tp, -1) < 0)
-                  and trigger.ends[tp] > 0]
+        others = [tp for tp in open_ if (tp not in mine or positions.get(tp, -1) < 0) and ends.get(tp, 0) > 0]
         if others and not behind:
             now = self._clock()
             if now - self._committed_at >= 0.5 or any(tp not in self._committed for tp in others):
@@ -271,7 +295,7 @@ class CascadeOrder:
                     self._committed.update(self.view.committed(others))
                 except BrokerUnavailable as exc:
                     log.warning("cascade_barrier_offsets_unread", error=str(exc))
-            behind = [tp for tp in others if self._committed.get(tp, -1) < trigger.ends[tp]]
+            behind = [tp for tp in others if self._committed.get(tp, -1) < ends[tp]]
         if not behind:
             return True
         if self._clock() - trigger.since < self.barrier_timeout_s:

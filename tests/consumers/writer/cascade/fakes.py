@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from typing import Any
 
 from consumers.writer.applier import WriteResult
@@ -69,7 +70,7 @@ def fk(child: str, parent: str, cols: tuple[str, ...] = ("pid",), pcols: tuple[s
 class World:
     """Tables, their mappers, a DynamoDB and an executor over them."""
 
-    def __init__(self, tables: dict[str, tuple[tuple[str, ...], tuple[str, ...]]],
+    def __init__(self, tables: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]],
                  fks: list[ForeignKey]) -> None:
         self.graph = CascadeGraph(fks, {f"d.{t}" for t in tables})
         settings: Settings = with_cascade_indexes(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from replicator.events import ChangeEvent, Position, TxInfo
 from tests.consumers.writer.cascade.fakes import World, fk
 
@@ -104,7 +106,7 @@ def test_a_self_reference_cycle_ends() -> None:
     assert world.row("emp", {"id": 2}) is None and stats.depth <= 2
 
 
-def _snapshot(table: str, row: dict[str, int], version: int) -> ChangeEvent:
+def _snapshot(table: str, row: dict[str, Any], version: int) -> ChangeEvent:
     return ChangeEvent(op="r", db="d", table=table, pk={"id": row["id"]}, before=None, after=row,
                        pos=Position("b.000001", version), version=version, ts_ms=0, tx=TxInfo("", 0),
                        schema="s")

@@ -1,0 +1,238 @@
+"""DESIGN §4 invariant 8 on the real stack: foreign-key cascades reproduced in DynamoDB.
+
+A random workload over parent / child / grandchild tables (ON DELETE CASCADE, ON UPDATE CASCADE
+with the foreign key in the child's key, SET NULL) and a self-referencing table, with the reader
+and writer running as processes, each killed with SIGKILL once during it, and a backfill of the
+rows that existed before copying them while the workload cascades through them. When the workload
+stops and the pipeline catches up, every DynamoDB item equals its MySQL row, row for row, and the
+children inserted under a parent after its delete and re-insert are there.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import socket
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pymysql
+import pytest
+
+from replicator.backfill.source import SnapshotSource
+from replicator.phase import set_migration_phase
+from replicator.phase.probes import KafkaOffsetProbe
+from replicator.settings import load_settings
+from replicator.topics import table_topic
+from tests.conftest import admin_connect
+from tests.replicator.backfill.test_backfill_convergence import reader_checkpoint, start, stop
+from validators.reconcile import reconcile_table
+
+pytestmark = [pytest.mark.integration]
+
+OPS = 600
+OPS_PER_S = 40
+TABLES = ("parent", "child", "grand", "line", "note", "emp")
+SCHEMA = [
+    "CREATE TABLE parent (id INT PRIMARY KEY, name VARCHAR(20))",
+    "CREATE TABLE child (id INT PRIMARY KEY, pid INT, note VARCHAR(20), "
+    "CONSTRAINT fk_child FOREIGN KEY (pid) REFERENCES parent (id) ON DELETE CASCADE ON UPDATE CASCADE)",
+    "CREATE TABLE grand (id INT PRIMARY KEY, cid INT, CONSTRAINT fk_grand FOREIGN KEY (cid) "
+    "REFERENCES child (id) ON DELETE CASCADE)",
+    "CREATE TABLE line (pid INT, n INT, qty INT, PRIMARY KEY (pid, n), CONSTRAINT fk_line FOREIGN KEY (pid) "
+    "REFERENCES parent (id) ON DELETE CASCADE ON UPDATE CASCADE)",
+    "CREATE TABLE note (id INT PRIMARY KEY, pid INT, CONSTRAINT fk_note FOREIGN KEY (pid) "
+    "REFERENCES parent (id) ON DELETE SET NULL ON UPDATE SET NULL)",
+    "CREATE TABLE emp (id INT PRIMARY KEY, boss INT, CONSTRAINT fk_boss FOREIGN KEY (boss) "
+    "REFERENCES emp (id) ON DELETE CASCADE)",
+]
+
+
+class Workload(threading.Thread):
+    """Random single-statement changes that cascade, as an application would make them."""
+
+    def __init__(self, env: dict[str, str], db: str, next_id: int) -> None:
+        super().__init__(daemon=True)
+        self.conn = admin_connect(env, db)
+        self.rng = random.Random(16)
+        self.next_id = next_id
+        self.done = 0
+        self.halt = threading.Event()
+        self.reinserted_children: list[int] = []  # inserted under a parent after its delete + re-insert
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            with self.conn.cursor() as cur:
+                while self.done < OPS and not self.halt.wait(1 / OPS_PER_S):
+                    try:
+                        self.step(cur)
+                    except pymysql.err.IntegrityError:  # a parent gone meanwhile: the app would retry
+                        pass
+                    except pymysql.err.OperationalError as exc:
+                        if exc.args[0] != 1451:  # a self-reference cascade deeper than InnoDB goes
+                            raise
+                    self.done += 1
+        except BaseException as exc:  # reported by the test
+            self.error = exc
+
+    def _any(self, cur: Any, table: str, column: str = "id") -> Any:
+        cur.execute(f"SELECT {column} FROM {table} ORDER BY RAND() LIMIT 1")
+        row = cur.fetchone()
+        return row[0] if row else None
+
+    def _new(self) -> int:
+        self.next_id += 1
+        return self.next_id
+
+    def step(self, cur: Any) -> None:
+        op = self.rng.choices(["parent", "child", "grand", "line", "note", "emp", "del_parent", "pk_parent",
+                               "reinsert", "move_child", "del_child", "del_emp"],
+                              weights=[4, 6, 5, 3, 2, 4, 2, 2, 1, 2, 1, 1])[0]
+        parent = self._any(cur, "parent")
+        if op == "parent" or parent is None:
+            cur.execute("INSERT INTO parent VALUES (%s, 'p')", (self._new(),))
+        elif op == "child":
+            cur.execute("INSERT INTO child VALUES (%s, %s, 'c')", (self._new(), parent))
+        elif op == "grand":
+            cur.execute("INSERT INTO grand VALUES (%s, %s)", (self._new(), self._any(cur, "child")))
+        elif op == "line":
+            cur.execute("INSERT INTO line VALUES (%s, %s, 1)", (parent, self._new()))
+        elif op == "note":
+            cur.execute("INSERT INTO note VALUES (%s, %s)", (self._new(), parent))
+        elif op == "emp":
+            cur.execute("INSERT INTO emp VALUES (%s, %s)", (self._new(), self._any(cur, "emp")))
+        elif op == "del_parent":
+            cur.execute("DELETE FROM parent WHERE id = %s", (parent,))
+        elif op == "pk_parent":
+            cur.execute("UPDATE parent SET id = %s WHERE id = %s", (self._new(), parent))
+        elif op == "reinsert":
+            cur.execute("DELETE FROM parent WHERE id = %s", (parent,))
+            cur.execute("INSERT INTO parent VALUES (%s, 'again')", (parent,))
+            for _ in range(2):
+                child = self._new()
+                cur.execute("INSERT INTO child VALUES (%s, %s, 'after')", (child, parent))
+                self.reinserted_children.append(child)
+        elif op == "move_child":
+            cur.execute("UPDATE child SET pid = %s, note = 'moved' WHERE id = %s",
+                        (parent, self._any(cur, "child")))
+        elif op == "del_child":
+            cur.execute("DELETE FROM child WHERE id = %s", (self._any(cur, "child"),))
+        else:
+            cur.execute("DELETE FROM emp WHERE id = %s", (self._any(cur, "emp"),))
+
+
+def _seed(cur: Any) -> int:
+    """Rows from before the pipeline started, which the backfill copies."""
+    cur.executemany("INSERT INTO parent VALUES (%s, 'p')", [(i,) for i in range(1, 81)])
+    cur.executemany("INSERT INTO child VALUES (%s, %s, 'c')", [(100 + i, 1 + i % 80) for i in range(240)])
+    cur.executemany("INSERT INTO grand VALUES (%s, %s)", [(400 + i, 100 + i % 240) for i in range(240)])
+    cur.executemany("INSERT INTO line VALUES (%s, %s, 1)", [(1 + i % 80, i) for i in range(160)])
+    cur.executemany("INSERT INTO note VALUES (%s, %s)", [(700 + i, 1 + i % 80) for i in range(80)])
+    cur.execute("INSERT INTO emp VALUES (800, NULL)")
+    cur.executemany("INSERT INTO emp VALUES (%s, %s)", [(801 + i, 800 + i // 3) for i in range(60)])
+    return 1000
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _metric(port: int, name: str) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
+        text = resp.read().decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name + "{"))
+
+
+def _wait_for(what: str, check: Any, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.5)
+
+
+def test_cascades_converge_row_for_row_under_kills_and_a_racing_backfill(
+        mysql_admin: Any, mysql_db: str, isolated_env: dict[str, str], kafka_cleanup: None,
+        dynamodb: Any, redis_client: Any, tmp_path: Path) -> None:
+    with mysql_admin.cursor() as cur:
+        for ddl in SCHEMA:
+            cur.execute(ddl)
+        next_id = _seed(cur)
+        cur.execute("SHOW MASTER STATUS")
+        binlog_file, binlog_pos = cur.fetchone()[:2]
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text("tables:\n" + "".join(f"  - source: {mysql_db}.{t}\n" for t in TABLES))
+    settings = load_settings(cfg)
+    set_migration_phase(2, reason="cascade test", settings=settings, force=True)
+    log = tmp_path / "processes.log"
+    port = _free_port()
+    # A server_id no other reader on the shared server uses (a restarted reader takes its own back).
+    env = {**isolated_env, "REPLICATOR_MYSQL__SERVER_ID": str(random.randint(100_000, 4_000_000))}
+    writer_env = {**env, "REPLICATOR_METRICS__PORT": str(port)}
+    reader_args = ("run", "--config", str(cfg), "--from", f"{binlog_file}:{binlog_pos}")
+    writer_args = ("write", "--config", str(cfg), "--create-tables")
+    reader = start(env, log, *reader_args)
+    writer = start(writer_env, log, *writer_args)
+    workload = Workload(isolated_env, mysql_db, next_id)
+    backfill = None
+    try:
+        # The writer creates the tables (and the GSI per cascading foreign key) before the backfill writes.
+        _wait_for("the writer's tables", lambda: len(dynamodb.list_tables()["TableNames"]) > 0
+                  and _tables_ready(dynamodb, f"{settings.dynamodb.table_prefix}"), 120)
+        workload.start()
+        backfill = start(isolated_env, log, "backfill", "--config", str(cfg), "--chunk-rows", "20",
+                         "--max-rows-per-s", "400", "--no-progress", "--wait-timeout-s", "600")
+        _wait_for("a third of the workload", lambda: workload.done >= OPS // 3 or not workload.is_alive(),
+                  120)
+        os.kill(writer.pid, signal.SIGKILL)
+        writer.wait()
+        writer = start(writer_env, log, *writer_args)
+        _wait_for("two thirds of the workload",
+                  lambda: workload.done >= 2 * OPS // 3 or not workload.is_alive(), 120)
+        os.kill(reader.pid, signal.SIGKILL)
+        reader.wait()
+        reader = start(env, log, *reader_args[:3])  # resumes from its checkpoint
+        workload.join(300)
+        assert workload.error is None, workload.error
+        assert not workload.is_alive(), "the workload did not finish"
+        assert backfill.wait(600) == 0, f"the backfill failed; see {log}"
+
+        with admin_connect(isolated_env) as conn, conn.cursor() as cur:
+            cur.execute("SHOW MASTER STATUS")
+            head = tuple(cur.fetchone()[:2])
+        topics = [table_topic(settings.kafka.topic_prefix, f"{mysql_db}.{t}") for t in TABLES]
+        probe = KafkaOffsetProbe(settings.kafka)
+        _wait_for("the pipeline to catch up", lambda: reader_checkpoint(settings) >= head and all(
+            v == 0 for v in probe.topic_lags(settings.writer_group, topics).values()), 300)
+        assert reader.poll() is None and writer.poll() is None, f"a pipeline process died; see {log}"
+        cascaded = _metric(port, "replicator_writer_cascaded_changes_total")
+        reports = []
+        with SnapshotSource(settings.mysql) as src:
+            for mapping in settings.tables:
+                reports.append(reconcile_table(settings, mapping, src, dynamodb))
+    finally:
+        workload.halt.set()
+        for proc in (reader, writer, backfill):
+            if proc is not None:
+                stop(proc)
+    for report in reports:
+        assert report.differences == [], (f"{report.table}: {len(report.differences)} differences, e.g. "
+                                          f"{report.differences[:3]}; see {log}")
+        assert report.mysql_rows == report.dynamodb_items
+    assert "Traceback" not in log.read_text()
+    assert cascaded > 0, "no cascaded change was counted"
+    assert workload.reinserted_children, "the workload never deleted and re-inserted a parent"
+    with mysql_admin.cursor() as cur:
+        cur.execute("SELECT COUNT(*) FROM child WHERE note = 'after'")
+        assert cur.fetchone()[0] > 0  # some children inserted after a re-insert are still there (and matched)
+
+
+def _tables_ready(client: Any, prefix: str) -> bool:
+    names = [n for n in client.list_tables()["TableNames"] if n.startswith(prefix)]
+    return len(names) >= len(TABLES) + 1  # the mapped tables and the cascade records
