@@ -103,7 +103,8 @@ def demo_settings(base: Settings, run_id: str, soak_s: float) -> Settings:
     that it never displaces another reader of the same server (MySQL allows one per id)."""
     return load_settings(
         kafka={**base.kafka.model_dump(), "topic_prefix": run_id},
-        dynamodb={**base.dynamodb.model_dump(), "table_prefix": f"{run_id}-"},
+        # Streams on: the way back from phase 5 (reverse replication) reads them.
+        dynamodb={**base.dynamodb.model_dump(), "table_prefix": f"{run_id}-", "streams": True},
         control={**base.control.model_dump(), "namespace": run_id},
         mysql={**base.mysql.model_dump(), "password": base.mysql.password.get_secret_value(),
                "server_id": DEMO_SERVER_IDS + int(uuid.uuid5(uuid.NAMESPACE_DNS, run_id)) % 1_000_000},
