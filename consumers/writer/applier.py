@@ -4,13 +4,22 @@
 items: the caller coalesces first) with up to ``concurrency`` requests in flight, in one of
 two modes:
 
-- ``transact`` (default): ``TransactWriteItems`` of up to 25 items, every item carrying its
+- ``put`` (default): one conditional ``PutItem`` per item.
+- ``transact``: ``TransactWriteItems`` of up to 100 items, every item carrying its
   own version condition. ``BatchWriteItem`` cannot be conditional, and a transaction is the
   only multi-item request that can; when it is cancelled, DynamoDB says per item why:
   ``ConditionalCheckFailed`` is a replay (done), ``None`` was merely not applied (sent again),
   throttling or conflicts are retried with backoff, ``ValidationError`` rejects that item.
-- ``put``: one conditional ``PutItem`` per item (half the write capacity of a transaction on
-  real DynamoDB, more requests).
+
+Why ``put`` is the default: both modes give the same guarantees (each item's own version
+condition; the writer never promised atomicity across items, and a MySQL transaction is split
+at the request size anyway). On AWS a transactional write consumes twice the write capacity
+of a PutItem (2 WCU or WRU per KB), so ``transact`` doubles the DynamoDB bill or halves a
+provisioned table's throughput, and its items can be cancelled by a conflicting write to any
+one of them (the phase-5 client, another writer). What ``transact`` saves is the writer's CPU
+and request count (measured by ``bench/bench_writer_cost.py``: about 0.15 against 1.1 CPU-s
+per 1,000 items here), worth far less than the capacity: choose it on DynamoDB Local, or
+where the writer's CPU is scarcer than write capacity.
 
 Throttling, 5xx and connection errors are retried with exponential backoff and full jitter
 without limit; nothing is dropped. A request DynamoDB refuses as invalid is returned as
@@ -47,7 +56,8 @@ log = structlog.get_logger("consumers.writer.applier")
 ApplyMode = Literal["transact", "put"]
 Outcome = Literal["applied", "replayed", "rejected"]
 
-MAX_TRANSACT_ITEMS = 25
+MAX_TRANSACT_ITEMS = 100  # DynamoDB's limit per TransactWriteItems (25 before September 2022)
+DEFAULT_APPLY_MODE: ApplyMode = "put"  # see the module docstring
 MAX_TRANSACT_BYTES = 3_500_000  # under the 4 MB request limit, with room for the conditions
 
 
@@ -97,7 +107,7 @@ def chunk_writes(writes: list[ConditionalWrite], max_items: int) -> list[list[Co
 class ConditionalApplier:
     """Applies distinct conditional writes concurrently; see the module docstring."""
 
-    def __init__(self, client: DynamoClient, *, mode: ApplyMode = "transact", concurrency: int = 8,
+    def __init__(self, client: DynamoClient, *, mode: ApplyMode = DEFAULT_APPLY_MODE, concurrency: int = 8,
                  backoff: Backoff | None = None, sleep: Callable[[float], None] = time.sleep,
                  on_retry: Callable[[str], None] | None = None,
                  on_chunk: Callable[[float], None] | None = None) -> None:

@@ -6,7 +6,7 @@ from typing import Any
 
 import structlog
 
-from consumers.writer.applier import ApplyMode, ConditionalApplier, make_client
+from consumers.writer.applier import DEFAULT_APPLY_MODE, ApplyMode, ConditionalApplier, make_client
 from consumers.writer.batch import MapperCache
 from consumers.writer.cascade.executor import CascadeExecutor
 from consumers.writer.cascade.order import CascadeOrder, OffsetView
@@ -51,7 +51,7 @@ def check_mappings(settings: Settings, schemas: dict[str, TableSchema]) -> list[
     return list(specs.values())
 
 
-def build_writer(settings: Settings, control: ControlStore, *, mode: ApplyMode = "transact",
+def build_writer(settings: Settings, control: ControlStore, *, mode: ApplyMode = DEFAULT_APPLY_MODE,
                  instance_id: str | None = None, client: Any = None, metrics: WriterMetrics | None = None,
                  options: WriterOptions | None = None) -> Writer:
     """A writer over the real adapters (not started: see :func:`start_writer`)."""
@@ -103,7 +103,7 @@ def close_writer(writer: Writer) -> None:
     writer.applier.close()
 
 
-def run_writer(settings: Settings, *, create_tables: bool = False, mode: ApplyMode = "transact",
+def run_writer(settings: Settings, *, create_tables: bool = False, mode: ApplyMode = DEFAULT_APPLY_MODE,
                instance_id: str | None = None) -> None:
     """``replicator write``: runs until SIGTERM/SIGINT."""
     stopping = stop_on_signals("consumers.writer")

@@ -28,8 +28,10 @@ def register(app: typer.Typer) -> None:
                                     "from the mapping, TTL on _ttl). Without it a missing table "
                                     "exits 2.")] = False,
         apply_mode: Annotated[str, typer.Option(
-            "--apply-mode", help="transact: TransactWriteItems of up to 25 conditional puts (default); "
-                                 "put: one conditional PutItem per item.")] = "transact",
+            "--apply-mode", help="put: one conditional PutItem per item (default: on AWS half the "
+                                 "write capacity of a transaction); transact: TransactWriteItems of up "
+                                 "to 100 conditional puts (fewer requests, less writer CPU; the choice "
+                                 "on DynamoDB Local).")] = "put",
         instance_id: Annotated[str | None, typer.Option(
             "--instance-id", help="Static consumer-group member id (group.instance.id): a restarted "
                                   "writer with the same id gets its partitions back at once. Give each "

@@ -49,7 +49,8 @@ class ScriptedClient:
 
 
 def _apply(client: ScriptedClient, n: int) -> list[tuple[str, str]]:
-    applier = ConditionalApplier(client, concurrency=1, backoff=Backoff(base_s=0), sleep=lambda s: None)  # type: ignore[arg-type]
+    applier = ConditionalApplier(client, mode="transact", concurrency=1,  # type: ignore[arg-type]
+                                 backoff=Backoff(base_s=0), sleep=lambda s: None)
     applier.start()
     try:
         results = applier.apply([_write(i) for i in range(n)])
@@ -80,3 +81,20 @@ def test_an_invalid_item_is_rejected_alone() -> None:
 def test_a_missing_table_is_fatal() -> None:
     with pytest.raises(TargetFatalError, match="--create-tables"):
         _apply(ScriptedClient([_error("ResourceNotFoundException")]), 1)
+
+
+def test_a_transaction_carries_up_to_100_items() -> None:
+    client = ScriptedClient([])
+    assert len(_apply(client, 201)) == 201
+    assert sorted(client.calls) == [("put", 1), ("transact", 100), ("transact", 100)]  # one item: a put
+
+
+def test_the_default_mode_is_one_conditional_put_per_item() -> None:
+    client = ScriptedClient([])
+    applier = ConditionalApplier(client, concurrency=2)  # type: ignore[arg-type]
+    applier.start()
+    try:
+        assert [r.outcome for r in applier.apply([_write(i) for i in range(3)])] == ["applied"] * 3
+    finally:
+        applier.close()
+    assert client.calls == [("put", 1)] * 3
