@@ -18,11 +18,16 @@ fractional digits, so nothing is lost to Python's datetime range.
 Versions (docs/design.md, "Versions across direction changes")::
 
     version = generation << 52 | base                      (63 bits)
-    base    = (binlog file sequence << 32) + event start offset + row index   (52 bits)
+    base    = (binlog file sequence << 32) + event start offset + 2 * row index + half
 
-Every row in a rows event takes at least one byte of the event, so ``offset + row`` stays
-below the next event's offset: bases are unique and strictly increase along the binlog of one
-server. File offsets are 32-bit in the v4 event header, and the file sequence is limited to 20
+``half`` is 1 for the insert half of a primary-key update (which the pipeline carries as a
+delete of the old key and an insert of the new one) and 0 otherwise: when both halves land on
+one item key (a key template over columns the update kept), the insert wins whichever the
+writer applies first. Every row image in a rows event takes at least two bytes of the event
+(its NULL bitmap and a non-NULL primary-key value), after a header of at least 19, so
+``offset + 2 * row + 1`` stays below the next event's offset: bases are unique and strictly
+increase along the binlog of one server (and never fall below the ``offset + row`` of earlier
+releases). File offsets are 32-bit in the v4 event header, and the file sequence is limited to 20
 bits (binlog names have six digits), so a base fits in 52 bits. The generation (11 bits) is the
 one of the last fence state in which MySQL took writes (:mod:`replicator.fence`); it is 0 before
 any switch of the write target, where a version is exactly its base.
@@ -101,12 +106,14 @@ def split_version(version: int) -> tuple[int, int]:
     return version >> GENERATION_SHIFT, version & _BASE_MASK
 
 
-def binlog_version(file: str, offset: int, row: int = 0, generation: int = 0) -> int:
-    """The version of row ``row`` of the rows event starting at ``offset`` of ``file``."""
+def binlog_version(file: str, offset: int, row: int = 0, generation: int = 0, half: int = 0) -> int:
+    """The version of row ``row`` of the rows event starting at ``offset`` of ``file``; ``half=1``
+    for the insert half of a primary-key update (see the module docstring)."""
     seq = binlog_sequence(file)
-    if not (0 <= seq < 1 << _FILE_SEQ_BITS and 0 <= offset < 1 << _OFFSET_BITS and row >= 0):
-        raise ValueError(f"binlog position out of range: {file}:{offset} row {row}")
-    return with_generation(generation, (seq << _OFFSET_BITS) + offset + row)
+    if not (0 <= seq < 1 << _FILE_SEQ_BITS and 0 <= offset < 1 << _OFFSET_BITS and row >= 0
+            and half in (0, 1)):
+        raise ValueError(f"binlog position out of range: {file}:{offset} row {row} half {half}")
+    return with_generation(generation, (seq << _OFFSET_BITS) + offset + 2 * row + half)
 
 
 def snapshot_version(file: str, head_offset: int, generation: int = 0) -> int:

@@ -101,7 +101,6 @@ def build_events(change: RowsChange, tx: TxContext, first_index: int, *,
     columns, fingerprint = schema.typed_columns, schema.fingerprint
     for row_i, images in enumerate(change.rows):
         pos = Position(change.file, change.offset, row_i, tx.gtid)
-        version = binlog_version(change.file, change.offset, row_i, generation)
         steps: list[tuple[str, Row | None, Row | None]]
         if change.kind == "insert":
             steps = [("c", None, images[0])]
@@ -113,7 +112,9 @@ def build_events(change: RowsChange, tx: TxContext, first_index: int, *,
                 steps = [("u", before, after)]
             else:
                 steps = [("d", before, None), ("c", None, after)]
-        for op, before_row, after_row in steps:
+        for half, (op, before_row, after_row) in enumerate(steps):
+            # The insert half of a key change sorts after its delete half (events.binlog_version).
+            version = binlog_version(change.file, change.offset, row_i, generation, half)
             image = after_row if after_row is not None else before_row
             assert image is not None
             out.append(ChangeEvent(

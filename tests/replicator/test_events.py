@@ -99,20 +99,34 @@ def test_kafka_key_is_independent_of_column_order() -> None:
     assert encode_key({"a": 1, "b": "x"}) == encode_key({"b": "x", "a": 1})
 
 
-@given(st.integers(1, 2**20 - 2), st.integers(4, 2**32 - 10_002), st.integers(0, 10_000))
+@given(st.integers(1, 2**20 - 2), st.integers(4, 2**32 - 30_002), st.integers(0, 10_000))
 def test_versions_increase_along_the_binlog(seq: int, offset: int, row: int) -> None:
     file = f"mysql-bin.{seq:06d}"
-    v = binlog_version(file, offset, row)
-    assert v < binlog_version(f"mysql-bin.{seq + 1:06d}", 4, 0)
-    assert v < binlog_version(file, offset + row + 1, 0)  # the next event starts after this row's bytes
-    assert v < 2**63
+    delete, insert = binlog_version(file, offset, row), binlog_version(file, offset, row, half=1)
+    assert delete < insert < binlog_version(file, offset, row + 1)
+    assert insert < binlog_version(f"mysql-bin.{seq + 1:06d}", 4, 0)
+    # The next event starts after a 19-byte header and this row's images, two bytes at least each.
+    assert insert < binlog_version(file, offset + 19 + 2 * (row + 1), 0)
+    assert insert < 2**63
+
+
+@given(st.integers(1, 2**20 - 2), st.integers(4, 2**32 - 30_002), st.integers(0, 10_000),
+       st.integers(0, 10_000))
+def test_a_version_is_never_below_the_one_the_previous_formula_gave_nor_above_the_next_event(
+        seq: int, offset: int, row: int, later_row: int) -> None:
+    # Before the halves, base = offset + row: a pipeline upgraded mid-run never regresses an item.
+    file = f"mysql-bin.{seq:06d}"
+    old = (seq << 32) + offset + row
+    assert binlog_version(file, offset, row) >= old
+    next_event = offset + 19 + 2 * (row + 1)
+    assert binlog_version(file, offset, row, half=1) < (seq << 32) + next_event + later_row
 
 
 def test_snapshot_version_is_below_every_later_event_and_not_below_earlier_ones() -> None:
     head = ("mysql-bin.000007", 5000)
     snap = snapshot_version(*head)
     assert snap < binlog_version(*head, 0)
-    assert snap >= binlog_version("mysql-bin.000007", 4000, 999)  # an event that ended at 5000
+    assert snap >= binlog_version("mysql-bin.000007", 4000, 480, half=1)  # an event that ended at 5000
 
 
 # --------------------------------------------------------------------------- generations (docs/design.md)
@@ -121,9 +135,10 @@ positions = st.tuples(st.integers(0, 999_999), st.integers(4, 2**32 - 10_002), s
 generations = st.integers(0, MAX_GENERATION)
 
 
-def test_generation_zero_keeps_the_version_of_today() -> None:
-    # (sequence << 32) + offset + row, as every version carried before generations existed
-    assert binlog_version("mysql-bin.000003", 1234, 2) == (3 << 32) + 1236
+def test_generation_zero_is_the_base_itself() -> None:
+    # (sequence << 32) + offset + 2 * row + half
+    assert binlog_version("mysql-bin.000003", 1234, 2) == (3 << 32) + 1238
+    assert binlog_version("mysql-bin.000003", 1234, 2, half=1) == (3 << 32) + 1239
     assert binlog_version("mysql-bin.000003", 1234, 2, 0) == binlog_version("mysql-bin.000003", 1234, 2)
     assert snapshot_version("mysql-bin.000003", 1234, 0) == (3 << 32) + 1233
 
