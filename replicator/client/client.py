@@ -34,6 +34,7 @@ from replicator.control.watermark import PipelineWatermark
 from replicator.errors import ControlStoreUnavailable, ReplicatorError, UnknownTableError
 from replicator.logs import set_migration_phase_field
 from replicator.mapping import TableMapper
+from replicator.mapping.uniqueness import check_key_is_unique
 from replicator.metrics import CollectorRegistry
 from replicator.phase.fences import dynamodb_fence_table, mysql_fence_lock_sql
 from replicator.phase.metrics import PhaseMetrics
@@ -145,6 +146,7 @@ class Client:
             shape = load_shape(self._pool, mapping.database, mapping.table)
             mapper = TableMapper(mapping, shape.columns, shape.pk)
             mapper.validate()
+            check_key_is_unique(mapping, shape.pk, shape.unique)
             self._tables[mapping.source] = Table(self, mapper, s.dynamodb.table_prefix + mapping.target_name)
 
         self.validator = DualReadValidator(

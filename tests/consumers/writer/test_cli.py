@@ -43,3 +43,12 @@ def test_an_existing_table_with_another_key_schema_exits_2(writer_env: Any, dyna
     done = _write(tmp_path, [{"source": f"{writer_env.db}.users"}])
     assert done.returncode == 2
     assert "has key" in done.stderr and "'N'" in done.stderr
+
+
+def test_a_key_template_that_covers_no_unique_index_exits_2_naming_the_columns(writer_env: Any,
+                                                                               tmp_path: Path) -> None:
+    # Two users of one name would share one item and overwrite each other: refused at start-up.
+    done = _write(tmp_path, [{"source": f"{writer_env.db}.users", "key": {"pk": "NAME#{name}"}}],
+                  "--create-tables")
+    assert done.returncode == 2, done.stderr
+    assert "cover no unique index" in done.stderr and "['name']" in done.stderr
