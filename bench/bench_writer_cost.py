@@ -13,7 +13,7 @@ thread, librdkafka's included) per 1,000 items applied, in each apply mode:
   ``dynamodb.max_concurrency``.
 
 Passes alternate the three (BENCH_WRITER_COST_PASSES, default 3; BENCH_WRITER_COST_ITEMS items
-each, default 2,000); the median of each is reported with the ratios to the baseline (target
+each, default 1,000); the median of each is reported with the ratios to the baseline (target
 <= 1.2). With BENCH_WRITER_COST_PROFILE=1, a cProfile of one writer pass (its loop thread).
 """
 
@@ -37,7 +37,7 @@ from replicator.control import HistoryEntry, PhaseState, open_control_store
 from replicator.mapping.conditional import CONDITION, metadata
 from replicator.mapping.names import VERSION_ATTR
 
-ITEMS = int(os.environ.get("BENCH_WRITER_COST_ITEMS", "2000"))
+ITEMS = int(os.environ.get("BENCH_WRITER_COST_ITEMS", "1000"))
 PASSES = int(os.environ.get("BENCH_WRITER_COST_PASSES", "3"))
 PROFILE = os.environ.get("BENCH_WRITER_COST_PROFILE") == "1"
 TARGET = 1.2
