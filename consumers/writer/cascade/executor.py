@@ -10,6 +10,11 @@ child the application changed after the cascade (higher version) survives, one c
 overwritten, a replay is harmless. Several actions reaching one child at one level are combined
 (two SET NULL foreign keys of one row), since they share one version.
 
+A child the cascade deletes keeps its attributes in its tombstone (``_deleted``, ``_ttl``, as every
+tombstone; readers treat it as absent): it stays in the GSI, so a cascade repeated after a crash
+between two levels still finds it, and goes on to its children. The query takes tombstones of the
+cascade's version or later, and live items.
+
 Every action also leaves a cascade record in the records table (``id`` = foreign key + parent
 values, ``v`` = version; kept as long as tombstones): a snapshot row read before a cascade and
 applied after it (:meth:`CascadeExecutor.snapshot_rows`) is turned into what the cascade made of
@@ -36,6 +41,7 @@ from replicator.backoff import Backoff
 from replicator.errors import KeyShapeError, MappingError, TargetUnavailable
 from replicator.events import ChangeEvent, Row, decode_value, encode_value
 from replicator.mapping import (
+    DELETED_ATTR,
     ORIGIN_CDC,
     TTL_ATTR,
     VERSION_ATTR,
@@ -43,9 +49,9 @@ from replicator.mapping import (
     TableMapper,
     dynamodb_query_params,
     is_tombstone,
-    tombstone,
     upsert,
 )
+from replicator.mapping.conditional import metadata
 from replicator.mapping.foreign_keys import (
     MAX_DEPTH,
     CascadeAction,
@@ -123,20 +129,25 @@ class CascadeExecutor:
         stats = CascadeStats()
         frontier = [_Change(table, before, after)]
         visited: set[Identity] = set()
+        if table in self.mappers:  # a self-reference may lead back to the parent row itself
+            with contextlib.suppress(MappingError):
+                visited.add((table, _identity(self.mappers[table].key(before))))
         for depth in range(1, MAX_DEPTH + 2):
-            changes = self._level(frontier, version, now, stats)
+            changes, records = self._level(frontier, version, now, visited)
+            stats.records += len(records)
             if not changes:
+                self.applier.apply(records)
                 break
             if depth > MAX_DEPTH:
                 log.error("cascade_too_deep", cascade={"table": table, "version": version}, depth=depth,
                           hint="InnoDB refuses cascades deeper than 15; these items were left as they are")
                 break
             stats.depth = depth
-            writes: list[ConditionalWrite] = []
+            writes: list[ConditionalWrite] = list(records)  # a crash before all are acknowledged: replayed
             for change in changes.values():
                 writes += self._writes(change, version, now)
             self._apply(writes, changes, stats)
-            frontier = [c for ident, c in changes.items() if ident not in visited]
+            frontier = list(changes.values())
             visited.update(changes)
         if stats.records:
             log.debug("cascade_applied", cascade={"table": table, "version": version,
@@ -145,8 +156,8 @@ class CascadeExecutor:
         return stats
 
     def _level(self, frontier: list[_Change], version: int, now: float,
-               stats: CascadeStats) -> dict[Identity, _Change]:
-        """The children one level down, with every action that reaches each one; records written."""
+               visited: set[Identity]) -> tuple[dict[Identity, _Change], list[ConditionalWrite]]:
+        """The children one level down, with every action that reaches each one; the actions' records."""
         changes: dict[Identity, _Change] = {}
         records: list[ConditionalWrite] = []
         for parent in frontier:
@@ -156,20 +167,19 @@ class CascadeExecutor:
                     continue
                 records.append(self._record(action, version, now))
                 mapper = self.mappers[fk.child]
-                for item in self._children(action):
+                for item in self._children(action, version):
                     row = mapper.to_row(item)
                     ident = (fk.child, _identity(mapper.key(row)))
+                    if ident in visited:  # a cycle: each row is reached once
+                        continue
                     change = changes.setdefault(ident, _Change(fk.child, row, row))
                     if change.after is not None:
                         change.after = cascaded_row(action, change.after)
                     change.kinds.append(action.kind)
-        if records:
-            # Before the children: a crash in between leaves the record (harmless) for a replay to finish.
-            self.applier.apply(records)
-            stats.records += len(records)
-        return changes
+        return changes, records
 
-    def _children(self, action: CascadeAction) -> Iterator[dict[str, Any]]:
+    def _children(self, action: CascadeAction, version: int) -> Iterator[dict[str, Any]]:
+        """Live children, and those a cascade at ``version`` or later deleted (a replay's)."""
         fk = action.fk
         mapper = self.mappers[fk.child]
         index = mapper.index(fk.index_name)
@@ -177,13 +187,13 @@ class CascadeExecutor:
         start: dict[str, Any] | None = None
         while True:
             try:
-                params = dynamodb_query_params(self.targets[fk.child], index, values, start)
+                params = _with_tombstones(dynamodb_query_params(self.targets[fk.child], index, values, start))
             except KeyShapeError:  # a parent value no child attribute can hold: no children
                 return
             page = self._call("finding cascaded children", self.targets[fk.child],
                               lambda p=params: self.client.query(**p))  # type: ignore[misc]
             for item in page.get("Items", ()):
-                if not is_tombstone(item):
+                if not is_tombstone(item) or int(item[VERSION_ATTR]["N"]) >= version:
                     yield item
             start = page.get("LastEvaluatedKey")
             if not start:
@@ -206,12 +216,12 @@ class CascadeExecutor:
         expires = int(now) + self.tombstone_ttl_s
         try:
             if change.after is None:
-                writes = [tombstone(mapper, target, change.before, version, ORIGIN_CDC, expires)]
+                writes = [_tombstone(mapper, target, change.before, version, expires)]
             else:
                 put = upsert(mapper, target, change.after, version, ORIGIN_CDC)
                 old_key = mapper.key(change.before)
                 writes = [put] if old_key == put.key else [
-                    tombstone(mapper, target, change.before, version, ORIGIN_CDC, expires), put]
+                    _tombstone(mapper, target, change.before, version, expires), put]
         except MappingError as exc:
             self._on_failed(change.table)
             log.error("cascade_write_unmappable", marker="DualWrite", outcome="failed", table=change.table,
@@ -233,6 +243,8 @@ class CascadeExecutor:
                     sources[(self.targets[c.table], _identity(mapper.key(c.after)))] = c
         outcomes: list[str] = []
         for r in self.applier.apply(writes):
+            if r.write.table == self.records_table:
+                continue
             change = sources.get(r.write.identity)
             table = change.table if change is not None else r.write.table
             action = "+".join(sorted(set(change.kinds))) if change is not None else "update"
@@ -318,6 +330,25 @@ class CascadeExecutor:
                                 attempt=attempt + 1, delay_s=round(delay, 3))
                 self._sleep(delay)
                 attempt += 1
+
+
+def _tombstone(mapper: TableMapper, table: str, row: Row, version: int, expires: int) -> ConditionalWrite:
+    """A cascade's delete: a tombstone that keeps the row's attributes (see the module docstring)."""
+    item = mapper.to_item(row, metadata=metadata(version, ORIGIN_CDC))
+    item[DELETED_ATTR] = {"BOOL": True}
+    item[TTL_ATTR] = {"N": str(int(expires))}
+    return ConditionalWrite(table, mapper.key(row), item, version, tombstone=True)
+
+
+def _with_tombstones(params: dict[str, Any]) -> dict[str, Any]:
+    """A GSI query of :func:`dynamodb_query_params` without its tombstone filter."""
+    filters = [f for f in params["FilterExpression"].split(" AND ") if "#deleted" not in f]
+    del params["ExpressionAttributeNames"]["#deleted"]
+    if filters:
+        params["FilterExpression"] = " AND ".join(filters)
+    else:
+        del params["FilterExpression"]
+    return params
 
 
 def _identity(key: Mapping[str, Any]) -> Any:

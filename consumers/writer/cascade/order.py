@@ -9,8 +9,12 @@ consumer and :meth:`Writer.apply_batch <consumers.writer.runner.Writer.apply_bat
 
 - messages of tables outside the cascade family (parents and children of cascading foreign
   keys) pass straight through;
-- the family's messages are applied in version (binlog) order across partitions, up to and
-  including the next **trigger** (a parent's delete, or an update of referenced columns);
+- the family's messages are applied in version (binlog) order across partitions; a **trigger**
+  (a parent's delete, or an update of referenced columns) is applied and its cascade pending;
+  while cascades are pending, messages of a higher version wait if their table is a descendant
+  of a pending trigger's table that has cascading children itself (its later changes would hide
+  what the cascade must reach); others (leaf children, other tables) go on: the cascade's writes
+  are conditional on the parent's version, so a later change of theirs wins either way;
 - a trigger's cascade runs once every partition of the family has delivered a message of a
   higher version (versions increase along a partition) or has been consumed up to its end
   offset read after the trigger was consumed (the reader commits its transactions in binlog
@@ -86,6 +90,11 @@ class _Trigger:
         assert self.item.event is not None
         return self.item.event.version
 
+    @property
+    def table(self) -> str:
+        assert self.item.event is not None
+        return self.item.event.source
+
 
 @dataclass
 class OrderStats:
@@ -126,6 +135,7 @@ class CascadeOrder:
         self._committed_at = 0.0
         self._committed: dict[TP, int] = {}
         self._rebalances = view.rebalances()
+        self._strict_cache: dict[str, frozenset[str]] = {}
         self.stats = OrderStats()
 
     # ----------------------------------------------------------------- the writer's side
@@ -215,32 +225,38 @@ class CascadeOrder:
                 return True
         return False
 
+    def _strict(self, table: str) -> frozenset[str]:
+        """Descendants of ``table`` whose later changes must wait for its cascades."""
+        found = self._strict_cache.get(table)
+        if found is None:
+            found = self._strict_cache[table] = self.graph.descendants(table) & self.graph.parents
+        return found
+
     def _release(self) -> list[_Msg]:
-        """The next family messages in version order, below the first pending trigger, up to and
-        including the next trigger (which becomes pending)."""
-        bound = self.pending[0].version if self.pending else None
+        """The family messages that may be applied now, in version order; triggers among them pending."""
         out: list[_Msg] = []
         while True:
             head = self._lowest()
             if head is None:
                 return out
-            event = head.event
-            if event is not None and bound is not None and event.version >= bound:
-                return out
             self.held[head.tp].popleft()
             if not self.held[head.tp]:
                 del self.held[head.tp]
             out.append(head)
-            if event is not None and self._is_trigger(event):
+            if head.event is not None and self._is_trigger(head.event):
                 self._add_trigger(head)
-                return out
 
     def _lowest(self) -> _Msg | None:
+        """The lowest-version partition head that may be applied now."""
+        bound = self.pending[0].version if self.pending else None
+        waiting = frozenset().union(*(self._strict(t.table) for t in self.pending))
         best: _Msg | None = None
         for queue in self.held.values():
             head = queue[0]
             if head.event is None:
                 return head  # undecodable: nothing to order; the writer dead-letters it now
+            if bound is not None and head.event.version >= bound and head.event.source in waiting:
+                continue
             if best is None or (best.event is not None and head.event.version < best.event.version):
                 best = head
         return best

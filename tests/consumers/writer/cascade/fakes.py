@@ -38,7 +38,8 @@ class FakeDynamo:
         for cond in p["KeyConditionExpression"].split(" AND "):
             name, value = (s.strip() for s in cond.split("="))
             rows = [r for r in rows if r.get(names[name]) == values[value]]
-        return {"Items": [copy.deepcopy(r) for r in rows if not is_tombstone(r)]}
+        hide = "#deleted" in names  # the tombstone filter of an access pattern's query
+        return {"Items": [copy.deepcopy(r) for r in rows if not (hide and is_tombstone(r))]}
 
 
 class FakeApplier:
@@ -49,13 +50,20 @@ class FakeApplier:
     def __init__(self, db: FakeDynamo) -> None:
         self.db = db
         self.calls: list[list[ConditionalWrite]] = []
+        self.crash_after = -1  # writes to take before a crash (kill -9): -1 never
 
     def start(self) -> None: ...
     def close(self) -> None: ...
 
     def apply(self, writes: list[ConditionalWrite]) -> list[WriteResult]:
         self.calls.append(list(writes))
-        return [WriteResult(w, "applied" if self.db.put(w) else "replayed") for w in writes]
+        results = []
+        for w in writes:
+            if self.crash_after == 0:
+                raise KeyboardInterrupt("killed")
+            self.crash_after -= 1
+            results.append(WriteResult(w, "applied" if self.db.put(w) else "replayed"))
+        return results
 
 
 INT = "int(11)"

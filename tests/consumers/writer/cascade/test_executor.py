@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from replicator.events import ChangeEvent, Position, TxInfo
 from tests.consumers.writer.cascade.fakes import World, fk
 
@@ -51,6 +53,19 @@ def test_a_replayed_cascade_changes_nothing() -> None:
     before = dict(world.db.items)
     stats = world.executor.cascade("d.parent", {"id": 1}, None, 100, 0.0)
     assert world.db.items == before and stats.applied == 0
+
+
+@pytest.mark.parametrize("crash_after", range(7))
+def test_a_cascade_killed_part_way_and_run_again_reaches_every_level(crash_after: int) -> None:
+    world = _chain()
+    world.executor.applier.crash_after = crash_after  # type: ignore[attr-defined]
+    with pytest.raises(KeyboardInterrupt):
+        world.executor.cascade("d.parent", {"id": 1}, None, 100, 0.0)
+    world.executor.applier.crash_after = -1  # type: ignore[attr-defined]
+    world.executor.cascade("d.parent", {"id": 1}, None, 100, 0.0)  # the trigger is re-delivered
+    gone = (("child", 1), ("child", 2), ("grand", 10), ("grand", 20))
+    assert [world.row(t, {"id": k}) for t, k in gone] == [None] * 4
+    assert world.row("grand", {"id": 30}) is not None
 
 
 def test_on_update_cascade_rewrites_the_childrens_foreign_key() -> None:

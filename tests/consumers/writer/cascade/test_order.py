@@ -10,7 +10,7 @@ from replicator.events import ChangeEvent, Position, TxInfo
 from replicator.mapping import writes_for_event
 from tests.consumers.writer.cascade.fakes import World, fk
 
-PARENT, CHILD = "t.d.parent", "t.d.child"
+PARENT, CHILD, GRAND = "t.d.parent", "t.d.child", "t.d.grand"
 
 
 class View:
@@ -50,12 +50,14 @@ def _event(op: str, table: str, row: dict[str, Any], version: int) -> ChangeEven
 
 class Rig:
     def __init__(self, ends: dict[TP, int], on_update: str = "RESTRICT") -> None:
-        self.world = World({"parent": (("id",), ("id",)), "child": (("id", "pid"), ("id",))},
-                           [fk("child", "parent", on_update=on_update)])
+        # child has children of its own: its later changes wait for a parent's cascade; grand's do not.
+        self.world = World({"parent": (("id",), ("id",)), "child": (("id", "pid"), ("id",)),
+                            "grand": (("id", "cid"), ("id",))},
+                           [fk("child", "parent", on_update=on_update), fk("grand", "child", ("cid",))])
         self.view = View(ends)
         self.commits: list[dict[TP, int]] = []
         self.applied: list[tuple[str, int]] = []
-        topics = {PARENT: "d.parent", CHILD: "d.child"}
+        topics = {PARENT: "d.parent", CHILD: "d.child", GRAND: "d.grand"}
         self.order = CascadeOrder(self.world.graph, self.world.executor, topics, self.view,
                                   self.commits.append, barrier_timeout_s=1e9, clock=lambda: 0.0)
 
@@ -140,3 +142,10 @@ def test_after_a_rebalance_the_order_starts_over_from_the_committed_offsets() ->
     rig.poll(((PARENT, 0), 0, _event("d", "parent", {"id": 1}, 100)))
     assert [t.version for t in rig.order.pending] == [100] and not rig.order.held
     assert rig.order.cap({(PARENT, 0): 1, (CHILD, 0): 1}) == {(PARENT, 0): 0, (CHILD, 0): 1}
+
+
+def test_a_later_change_of_a_leaf_table_does_not_wait_for_the_cascade() -> None:
+    rig = Rig({(PARENT, 0): 1, (CHILD, 0): 1, (GRAND, 0): 1})
+    rig.poll(((PARENT, 0), 0, _event("d", "parent", {"id": 1}, 100)),
+             ((GRAND, 0), 0, _event("c", "grand", {"id": 9, "cid": 3}, 130)))
+    assert rig.order.pending and ("grand", 130) in rig.applied
