@@ -4,22 +4,24 @@
 items: the caller coalesces first) with up to ``concurrency`` requests in flight, in one of
 two modes:
 
-- ``put`` (default): one conditional ``PutItem`` per item.
-- ``transact``: ``TransactWriteItems`` of up to 100 items, every item carrying its
-  own version condition. ``BatchWriteItem`` cannot be conditional, and a transaction is the
-  only multi-item request that can; when it is cancelled, DynamoDB says per item why:
-  ``ConditionalCheckFailed`` is a replay (done), ``None`` was merely not applied (sent again),
-  throttling or conflicts are retried with backoff, ``ValidationError`` rejects that item.
+- ``put`` (the default on AWS): one conditional ``PutItem`` per item.
+- ``transact`` (the default elsewhere: DynamoDB Local): ``TransactWriteItems`` of up to 100
+  items, every item carrying its own version condition. ``BatchWriteItem`` cannot be
+  conditional, and a transaction is the only multi-item request that can; when it is
+  cancelled, DynamoDB says per item why: ``ConditionalCheckFailed`` is a replay (done),
+  ``None`` was merely not applied (sent again), throttling or conflicts are retried with
+  backoff, ``ValidationError`` rejects that item.
 
-Why ``put`` is the default: both modes give the same guarantees (each item's own version
-condition; the writer never promised atomicity across items, and a MySQL transaction is split
-at the request size anyway). On AWS a transactional write consumes twice the write capacity
-of a PutItem (2 WCU or WRU per KB), so ``transact`` doubles the DynamoDB bill or halves a
-provisioned table's throughput, and its items can be cancelled by a conflicting write to any
-one of them (the phase-5 client, another writer). What ``transact`` saves is the writer's CPU
-and request count (measured by ``bench/bench_writer_cost.py``: about 0.15 against 1.1 CPU-s
-per 1,000 items here), worth far less than the capacity: choose it on DynamoDB Local, or
-where the writer's CPU is scarcer than write capacity.
+Why ``put`` is the default on AWS (:func:`default_apply_mode`): both modes give the same
+guarantees (each item's own version condition; the writer never promised atomicity across
+items, and a MySQL transaction is split at the request size anyway). On AWS a transactional
+write consumes twice the write capacity of a PutItem (2 WCU or WRU per KB), so ``transact``
+doubles the DynamoDB bill or halves a provisioned table's throughput, and its items can be
+cancelled by a conflicting write to any one of them (the phase-5 client, another writer).
+What ``transact`` saves is the writer's CPU and request count (``bench/bench_writer_cost.py``:
+about 0.15 against 1.1 CPU-s per 1,000 items here), worth far less than the capacity.
+DynamoDB Local bills nothing and runs transactions ~3x faster than as many puts, so there
+``transact`` stays the default.
 
 Throttling, 5xx and connection errors are retried with exponential backoff and full jitter
 without limit; nothing is dropped. A request DynamoDB refuses as invalid is returned as
@@ -37,6 +39,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
+from urllib.parse import urlsplit
 
 import structlog
 
@@ -57,7 +60,8 @@ ApplyMode = Literal["transact", "put"]
 Outcome = Literal["applied", "replayed", "rejected"]
 
 MAX_TRANSACT_ITEMS = 100  # DynamoDB's limit per TransactWriteItems (25 before September 2022)
-DEFAULT_APPLY_MODE: ApplyMode = "put"  # see the module docstring
+DEFAULT_APPLY_MODE: ApplyMode = "put"  # on AWS; see the module docstring
+_AWS_HOSTS = (".amazonaws.com", ".amazonaws.com.cn", ".api.aws")
 MAX_TRANSACT_BYTES = 3_500_000  # under the 4 MB request limit, with room for the conditions
 
 
@@ -77,6 +81,15 @@ def make_client(settings: Settings, pool_size: int | None = None) -> Any:
     """A boto3 client with its own retries off: the applier retries, visibly and without limit."""
     return dynamodb_client(settings.dynamodb, attempts=1, read_timeout_s=30,
                            pool_size=pool_size or settings.dynamodb.max_concurrency * 2)
+
+
+def default_apply_mode(endpoint_url: str | None) -> ApplyMode:
+    """``put`` against AWS (no endpoint, or an AWS one: FIPS, VPC endpoints), ``transact`` against
+    anything else (DynamoDB Local), where capacity costs nothing."""
+    if endpoint_url is None:
+        return DEFAULT_APPLY_MODE
+    host = (urlsplit(endpoint_url).hostname or "").lower()
+    return DEFAULT_APPLY_MODE if host.endswith(_AWS_HOSTS) else "transact"
 
 
 @dataclass(frozen=True, slots=True)

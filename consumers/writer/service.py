@@ -6,7 +6,7 @@ from typing import Any
 
 import structlog
 
-from consumers.writer.applier import DEFAULT_APPLY_MODE, ApplyMode, ConditionalApplier, make_client
+from consumers.writer.applier import ApplyMode, ConditionalApplier, default_apply_mode, make_client
 from consumers.writer.batch import MapperCache
 from consumers.writer.cascade.executor import CascadeExecutor
 from consumers.writer.cascade.order import CascadeOrder, OffsetView
@@ -51,14 +51,16 @@ def check_mappings(settings: Settings, schemas: dict[str, TableSchema]) -> list[
     return list(specs.values())
 
 
-def build_writer(settings: Settings, control: ControlStore, *, mode: ApplyMode = DEFAULT_APPLY_MODE,
+def build_writer(settings: Settings, control: ControlStore, *, mode: ApplyMode | None = None,
                  instance_id: str | None = None, client: Any = None, metrics: WriterMetrics | None = None,
                  options: WriterOptions | None = None) -> Writer:
-    """A writer over the real adapters (not started: see :func:`start_writer`)."""
+    """A writer over the real adapters (not started: see :func:`start_writer`). ``mode``: the
+    apply mode, by default :func:`~consumers.writer.applier.default_apply_mode` of the endpoint."""
     topics = [table_topic(settings.kafka.topic_prefix, t.source) for t in settings.tables]
     metrics = metrics or WriterMetrics()
     applier = ConditionalApplier(
-        client if client is not None else make_client(settings), mode=mode,
+        client if client is not None else make_client(settings),
+        mode=mode or default_apply_mode(settings.dynamodb.endpoint_url),
         concurrency=settings.dynamodb.max_concurrency,
         on_retry=lambda reason: metrics.retries.labels(reason).inc(),
         on_chunk=metrics.apply_latency.observe,
@@ -103,7 +105,7 @@ def close_writer(writer: Writer) -> None:
     writer.applier.close()
 
 
-def run_writer(settings: Settings, *, create_tables: bool = False, mode: ApplyMode = DEFAULT_APPLY_MODE,
+def run_writer(settings: Settings, *, create_tables: bool = False, mode: ApplyMode | None = None,
                instance_id: str | None = None) -> None:
     """``replicator write``: runs until SIGTERM/SIGINT."""
     stopping = stop_on_signals("consumers.writer")

@@ -28,20 +28,22 @@ def register(app: typer.Typer) -> None:
                                     "from the mapping, TTL on _ttl). Without it a missing table "
                                     "exits 2.")] = False,
         apply_mode: Annotated[str, typer.Option(
-            "--apply-mode", help="put: one conditional PutItem per item (default: on AWS half the "
-                                 "write capacity of a transaction); transact: TransactWriteItems of up "
-                                 "to 100 conditional puts (fewer requests, less writer CPU; the choice "
-                                 "on DynamoDB Local).")] = "put",
+            "--apply-mode", help="put: one conditional PutItem per item (half the write capacity of a "
+                                 "transaction on AWS); transact: TransactWriteItems of up to 100 "
+                                 "conditional puts (fewer requests, less writer CPU); auto (default): "
+                                 "put against AWS, transact against any other dynamodb.endpoint_url "
+                                 "(DynamoDB Local).")] = "auto",
         instance_id: Annotated[str | None, typer.Option(
             "--instance-id", help="Static consumer-group member id (group.instance.id): a restarted "
                                   "writer with the same id gets its partitions back at once. Give each "
                                   "replica its own (e.g. the pod name).")] = None,
     ) -> None:
         settings = bootstrap(config)
-        if apply_mode not in ("transact", "put"):
-            typer.echo(f"error: --apply-mode must be 'transact' or 'put', got {apply_mode!r}", err=True)
+        if apply_mode not in ("auto", "transact", "put"):
+            typer.echo(f"error: --apply-mode must be auto, transact or put, got {apply_mode!r}", err=True)
             raise typer.Exit(2)
-        mode: Literal["transact", "put"] = "put" if apply_mode == "put" else "transact"
+        mode: Literal["transact", "put"] | None = (
+            None if apply_mode == "auto" else "put" if apply_mode == "put" else "transact")
         from consumers.writer.service import run_writer
 
         with exit_on_error():

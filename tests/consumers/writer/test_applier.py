@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from consumers.writer.applier import ConditionalApplier
+from consumers.writer.applier import ConditionalApplier, default_apply_mode
 from replicator.backoff import Backoff
 from replicator.errors import TargetFatalError
 from replicator.mapping import ConditionalWrite
@@ -98,3 +98,16 @@ def test_the_default_mode_is_one_conditional_put_per_item() -> None:
     finally:
         applier.close()
     assert client.calls == [("put", 1)] * 3
+
+
+@pytest.mark.parametrize(("endpoint", "mode"), [
+    (None, "put"),
+    ("https://dynamodb.us-east-1.amazonaws.com", "put"),
+    ("https://dynamodb-fips.us-gov-west-1.amazonaws.com", "put"),
+    ("https://vpce-0a1b-2c3d.dynamodb.eu-west-1.vpce.amazonaws.com", "put"),
+    ("http://127.0.0.1:18000", "transact"),
+    ("http://dynamodb-local:8000", "transact"),
+])
+def test_the_default_apply_mode_is_put_on_aws_and_transact_on_dynamodb_local(endpoint: str | None,
+                                                                                mode: str) -> None:
+    assert default_apply_mode(endpoint) == mode
