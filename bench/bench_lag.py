@@ -3,7 +3,7 @@
 1. The rate: a bare boto3 loop of conditional PutItem (the writer's condition) from as many
    threads as ``dynamodb.max_concurrency`` measures what DynamoDB takes (items/s); the pipeline
    then runs at half of that, so DynamoDB (Local, here the bottleneck) is not saturated.
-2. ``replicator run`` and ``replicator write`` (default options, default apply mode) run as their
+2. ``replicator run`` and ``replicator write`` (default options; the apply mode: auto) run as their
    own processes, as deployed; the benchmark inserts rows at that steady rate (small
    transactions) and, for every row, takes three times: the client's COMMIT returned, the event
    arrived at a ``read_committed`` consumer, the item was found by a consistent read (one

@@ -4,8 +4,8 @@ Same run, same endpoint, same concurrency (``dynamodb.max_concurrency``), same i
 - baseline: unconditional ``BatchWriteItem`` of 25 items, no Kafka (measured before and after);
 - the writer in ``transact`` mode: consume from Kafka, decode, map, coalesce, apply as
   version-conditional ``TransactWriteItems`` of up to 100, commit offsets;
-- the writer in ``put`` mode (one conditional ``PutItem`` per item, the default: on AWS half the
-  write capacity; ``bench_writer_cost`` measures the writer's CPU per item in both modes);
+- the writer in ``put`` mode (one conditional ``PutItem`` per item, the default against AWS:
+  half the write capacity; ``bench_writer_cost`` measures the writer's CPU per item in both);
 - hot keys: 1,000 updates to 10 keys; how many DynamoDB writes coalescing saved.
 
 Run with the stack's environment: ``.venv/bin/python -m bench bench_writer``.
