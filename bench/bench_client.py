@@ -19,8 +19,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from pydantic import SecretStr
-
+from bench.common import admin_mysql, remove_run
 from consumers.writer.tables import TableSpec, ensure_tables
 from replicator.adapters.dynamodb import dynamodb_client
 from replicator.adapters.mysql import connect as mysql_connect
@@ -31,7 +30,7 @@ from replicator.events import Temporal
 from replicator.logs import configure_logging
 from replicator.mapping import TableMapper
 from replicator.mapping.conditional import upsert
-from replicator.settings import LogSettings, MySQLSettings, Settings, load_settings
+from replicator.settings import LogSettings, Settings, load_settings
 
 ROWS = 500
 ROUNDS = int(os.environ.get("BENCH_CLIENT_ROUNDS", "10"))
@@ -40,13 +39,6 @@ PER_ROUND = int(os.environ.get("BENCH_CLIENT_GETS", "200"))
 
 def _pct(xs: list[float], q: float) -> float:
     return sorted(xs)[min(len(xs) - 1, int(q * len(xs)))]
-
-
-def _admin(settings: Settings) -> MySQLSettings:
-    return settings.mysql.model_copy(update={
-        "user": os.environ.get("STACK_MYSQL_ADMIN_USER", "admin"),
-        "password": SecretStr(os.environ.get("STACK_MYSQL_ADMIN_PASSWORD", "")),
-    })
 
 
 def _set_phase(store: Any, phase: int) -> None:
@@ -68,9 +60,10 @@ def main() -> dict[str, Any]:
         kafka={"topic_prefix": unique}, dynamodb={"table_prefix": f"{unique}-"},
         control={"namespace": unique},
         tables=[{"source": f"{unique}.users", "target": "users"}],
-        client={"mysql_user": _admin(base).user, "mysql_password": _admin(base).password.get_secret_value()},
+        client={"mysql_user": admin_mysql(base).user,
+                "mysql_password": admin_mysql(base).password.get_secret_value()},
         log={"level": "warning"})
-    admin = mysql_connect(_admin(settings), autocommit=True)
+    admin = mysql_connect(admin_mysql(settings), autocommit=True)
     ddb = dynamodb_client(settings.dynamodb)
     store = open_control_store(settings)
     store.start()
@@ -78,19 +71,8 @@ def main() -> dict[str, Any]:
         return _run(settings, admin, ddb, store, unique)
     finally:
         store.close()
-        with admin.cursor() as cur:
-            cur.execute(f"DROP DATABASE IF EXISTS `{unique}`")
         admin.close()
-        for name in ddb.list_tables(Limit=100)["TableNames"]:
-            if name.startswith(f"{unique}-"):
-                ddb.delete_table(TableName=name)
-        from replicator.adapters.redis import redis_client
-
-        r = redis_client(settings.control.redis_url)
-        keys = list(r.scan_iter(match=f"{unique}:*"))
-        if keys:
-            r.delete(*keys)
-        r.close()
+        remove_run(settings, unique)
 
 
 def _run(settings: Settings, admin: Any, ddb: Any, store: Any, db: str) -> dict[str, Any]:
@@ -115,7 +97,7 @@ def _run(settings: Settings, admin: Any, ddb: Any, store: Any, db: str) -> dict[
     for row in rows:
         ddb.put_item(**upsert(mapper, target, row, 1000 + row["id"], "snapshot").put_item_params())
 
-    direct = mysql_connect(_admin(settings), database=db)
+    direct = mysql_connect(admin_mysql(settings), database=db)
     keys = [{"id": {"N": str(i)}} for i in range(ROWS)]
 
     def mysql_get(i: int) -> None:

@@ -25,21 +25,19 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
-from pydantic import SecretStr
-
+from bench.common import admin_mysql, remove_run
 from bench.deadline import Deadline
 from consumers.reverse.runner import ReverseOptions
 from consumers.reverse.service import reverse_session
 from consumers.writer.tables import TableSpec, ensure_tables
 from replicator.adapters.dynamodb import dynamodb_client, dynamodbstreams_client
 from replicator.adapters.mysql import connect as mysql_connect
-from replicator.adapters.redis import redis_client
 from replicator.control import names, open_control_store
 from replicator.events import Temporal
 from replicator.logs import configure_logging
 from replicator.mapping import ORIGIN_APP, TableMapper
 from replicator.mapping.conditional import metadata
-from replicator.settings import LogSettings, MySQLSettings, Settings, load_settings
+from replicator.settings import LogSettings, load_settings
 
 ITEMS = int(os.environ.get("BENCH_REVERSE_ITEMS", "5000"))
 PASSES = int(os.environ.get("BENCH_REVERSE_PASSES", "3"))
@@ -50,13 +48,6 @@ COLUMNS = (("id", "bigint(20)"), ("email", "varchar(255)"), ("name", "varchar(25
            ("bio", "text"), ("active", "tinyint(1)"))
 DDL = ("CREATE TABLE users (id BIGINT PRIMARY KEY, email VARCHAR(255) NOT NULL, name VARCHAR(255), "
        "balance DECIMAL(12,2), visits INT, created DATETIME(6), bio TEXT, active TINYINT(1))")
-
-
-def _admin(settings: Settings) -> MySQLSettings:
-    return settings.mysql.model_copy(update={
-        "user": os.environ.get("STACK_MYSQL_ADMIN_USER", "admin"),
-        "password": SecretStr(os.environ.get("STACK_MYSQL_ADMIN_PASSWORD", "")),
-    })
 
 
 def _row(key: int) -> dict[str, Any]:
@@ -71,7 +62,7 @@ class Bench:
         os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
         self.unique = "br" + uuid.uuid4().hex[:8]
         base = load_settings()
-        admin = _admin(base)
+        admin = admin_mysql(base)
         self.settings = load_settings(
             kafka={"topic_prefix": self.unique}, dynamodb={"table_prefix": f"{self.unique}-"},
             control={"namespace": self.unique}, tables=[{"source": f"{self.unique}.users"}],
@@ -80,7 +71,7 @@ class Bench:
         self.mapper = TableMapper(self.settings.tables[0], COLUMNS, ("id",))
         self.table = f"{self.unique}-users"
         self.ddb = dynamodb_client(self.settings.dynamodb)
-        self.admin = mysql_connect(_admin(self.settings), autocommit=True)
+        self.admin = mysql_connect(admin_mysql(self.settings), autocommit=True)
 
     def setup(self) -> None:
         with self.admin.cursor() as cur:
@@ -101,18 +92,8 @@ class Bench:
                 pending = out.get("UnprocessedItems", {}).get(self.table, [])
 
     def teardown(self) -> None:
-        with self.admin.cursor() as cur:
-            cur.execute(f"DROP DATABASE IF EXISTS `{self.unique}`")
         self.admin.close()
-        try:
-            self.ddb.delete_table(TableName=self.table)
-        except Exception as exc:  # a benchmark's clean-up reports and goes on
-            print(f"clean-up: {exc}")
-        r = redis_client(self.settings.control.redis_url)
-        keys = list(r.scan_iter(match=f"{self.unique}:*"))
-        if keys:
-            r.delete(*keys)
-        r.close()
+        remove_run(self.settings, self.unique)
 
     def _empty(self) -> None:
         with self.admin.cursor() as cur:
@@ -133,7 +114,7 @@ class Bench:
         self._empty()
         streams = dynamodbstreams_client(self.settings.dynamodb)
         arn = self.ddb.describe_table(TableName=self.table)["Table"]["LatestStreamArn"]
-        conn = mysql_connect(_admin(self.settings), database=self.unique, autocommit=False, utc=True)
+        conn = mysql_connect(admin_mysql(self.settings), database=self.unique, autocommit=False, utc=True)
         sql = ("INSERT INTO users (`id`, `email`, `name`, `balance`, `visits`, `created`, `bio`, `active`) "
                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON DUPLICATE KEY UPDATE `email` = VALUES(`email`), "
                "`name` = VALUES(`name`), `balance` = VALUES(`balance`), `visits` = VALUES(`visits`), "

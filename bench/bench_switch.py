@@ -2,8 +2,9 @@
 
 Same run, same DynamoDB:
 - baseline: a bare boto3 loop, 8 threads of conditional ``PutItem`` (the writer's condition:
-  absent or an older version) into a scratch table for a few seconds: the items/s this
-  DynamoDB absorbs;
+  absent or an older version) into a scratch table with a stream (as the pipeline's tables
+  have: the way back from phase 5 reads it) for a few seconds: the items/s this DynamoDB
+  absorbs (also reported without a stream: DynamoDB Local slows down a lot with one);
 - the load: 8 application threads writing through :mod:`replicator.client` (an upsert of a
   random row of 2,000), paced to half the baseline's rate, with the real pipeline running as
   processes (``replicator run``, ``replicator write``, ``replicator reverse``);
@@ -30,11 +31,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from pydantic import SecretStr
-
+from bench.common import admin_mysql, remove_run
 from replicator.adapters.dynamodb import dynamodb_client
 from replicator.adapters.mysql import connect as mysql_connect
-from replicator.adapters.redis import redis_client
 from replicator.client import Client, connect
 from replicator.control import names, open_control_store
 from replicator.demo.processes import Pipeline
@@ -42,7 +41,7 @@ from replicator.errors import ReplicatorError, SwitchAborted
 from replicator.logs import configure_logging
 from replicator.phase import open_phase_controller
 from replicator.phase.gates import REPLICATION_LAG
-from replicator.settings import LogSettings, MySQLSettings, Settings, load_settings
+from replicator.settings import LogSettings, load_settings
 
 SWITCHES = int(os.environ.get("BENCH_SWITCH_COUNT", "10"))  # round trips 4 -> 5 -> 4
 THREADS = 8
@@ -57,13 +56,6 @@ START_DEADLINE_S = 120.0
 BUDGET_S = 2 * START_DEADLINE_S + BASELINE_S + SWITCHES * 2 * (SETTLE_S + 6)  # bench/__main__.py's watchdog
 DDL = ("CREATE TABLE items (id BIGINT PRIMARY KEY, v INT NOT NULL, note VARCHAR(200) NOT NULL, "
        "updated DATETIME(6) NOT NULL)")
-
-
-def _admin(settings: Settings) -> MySQLSettings:
-    return settings.mysql.model_copy(update={
-        "user": os.environ.get("STACK_MYSQL_ADMIN_USER", "admin"),
-        "password": SecretStr(os.environ.get("STACK_MYSQL_ADMIN_PASSWORD", "")),
-    })
 
 
 def _pct(xs: list[float], q: float) -> float:
@@ -128,7 +120,7 @@ class Bench:
         os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
         os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
         self.unique = "bs" + uuid.uuid4().hex[:8]
-        admin = _admin(load_settings())
+        admin = admin_mysql(load_settings())
         password = admin.password.get_secret_value()
         self.settings = load_settings(
             kafka={"topic_prefix": self.unique, "partitions": 2},
@@ -137,10 +129,10 @@ class Bench:
             client={"mysql_user": admin.user, "mysql_password": password},
             cutover={"fence_table": f"{self.unique}.fence", "mysql_user": admin.user,
                      "mysql_password": password},
-            log={"level": "warning"})
+            log={"level": os.environ.get("BENCH_SWITCH_LOG", "warning")})
         self.source = f"{self.unique}.items"
         self.ddb = dynamodb_client(self.settings.dynamodb)
-        self.admin = mysql_connect(_admin(self.settings), autocommit=True)
+        self.admin = mysql_connect(admin_mysql(self.settings), autocommit=True)
         self.pipeline = Pipeline(self.settings, self.unique, Path(".stack/logs"))
 
     # ----------------------------------------------------------------- set-up and clean-up
@@ -173,29 +165,21 @@ class Bench:
 
     def teardown(self) -> None:
         self.pipeline.stop()
-        with self.admin.cursor() as cur:
-            cur.execute(f"DROP DATABASE IF EXISTS `{self.unique}`")
         self.admin.close()
-        for name in self.ddb.list_tables(Limit=100)["TableNames"]:
-            if name.startswith(f"{self.unique}-"):
-                try:
-                    self.ddb.delete_table(TableName=name)
-                except Exception as exc:  # a benchmark's clean-up reports and goes on
-                    print(f"clean-up: {name}: {exc}")
-        r = redis_client(self.settings.control.redis_url)
-        keys = list(r.scan_iter(match=f"{self.unique}:*"))
-        if keys:
-            r.delete(*keys)
-        r.close()
+        remove_run(self.settings, self.unique)
 
     # ----------------------------------------------------------------- the baseline
 
-    def bare_rate(self) -> float:
-        """8 threads of conditional PutItem into a scratch table for BASELINE_S; items/s."""
-        table = f"{self.unique}-bare"
+    def bare_rate(self, stream: bool) -> float:
+        """8 threads of conditional PutItem into a scratch table for BASELINE_S; items/s. With
+        ``stream``, the table has a NEW_AND_OLD_IMAGES stream like the pipeline's tables (phase 5's
+        way back reads it; DynamoDB Local slows down with every stream record it keeps)."""
+        table = f"{self.unique}-bare-{'stream' if stream else 'plain'}"
+        spec = {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
+        extra: dict[str, Any] = {"StreamSpecification": spec} if stream else {}
         self.ddb.create_table(TableName=table, BillingMode="PAY_PER_REQUEST",
                               AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "N"}],
-                              KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}])
+                              KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}], **extra)
         self._wait("scratch table", lambda: self.ddb.describe_table(TableName=table)["Table"]["TableStatus"]
                    == "ACTIVE", 60)
         counts = [0] * THREADS
@@ -225,10 +209,11 @@ class Bench:
     # ----------------------------------------------------------------- the switches
 
     def run(self) -> dict[str, Any]:
-        bare = self.bare_rate()
+        plain = self.bare_rate(stream=False)
+        bare = self.bare_rate(stream=True)
         rate = bare / 2
-        print(f"bare boto3 conditional PutItem, {THREADS} threads: {bare:.0f} items/s; "
-              f"the application writes at {rate:.0f}/s")
+        print(f"bare boto3 conditional PutItem, {THREADS} threads: {bare:.0f} items/s into a table with a "
+              f"stream, as the pipeline's ({plain:.0f}/s without); the application writes at {rate:.0f}/s")
         client = connect(self.settings, name="bench")
         writers = Writers(client, self.source, rate)
         asked = rate
@@ -259,7 +244,9 @@ class Bench:
             writers.stop()
             client.close()
         achieved = writers.rate_between(t_load, t_end)
-        return _report(bare, asked, rate, achieved, pauses, protocol, aborts, writers.errors)
+        figures = _report(bare, asked, rate, achieved, pauses, protocol, aborts, writers.errors)
+        figures["bare_items_per_s_without_stream"] = round(plain, 1)
+        return figures
 
     def _sustained(self, ctl: Any, writers: Writers) -> float:
         """The asked rate, or a lower one if the pipeline cannot keep up with it (the lag gate does
