@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,6 +68,10 @@ log = structlog.get_logger("consumers.writer.cascade")
 RECORDS_TABLE = "replicator-cascades"
 
 Identity = tuple[str, Any]
+#: (parent table, old row, new row or None, version): one parent change to cascade.
+Trigger = tuple[str, Row, Row | None, int]
+#: GSI queries in flight at once when several cascades run together.
+QUERY_CONCURRENCY = 8
 
 
 def record_id(fk: ForeignKey, values: tuple[Any, ...]) -> str:
@@ -128,10 +133,7 @@ class CascadeExecutor:
         """Reproduce what InnoDB cascaded from one change of ``table`` (``after`` None: a delete)."""
         stats = CascadeStats()
         frontier = [_Change(table, before, after)]
-        visited: set[Identity] = set()
-        if table in self.mappers:  # a self-reference may lead back to the parent row itself
-            with contextlib.suppress(MappingError):
-                visited.add((table, _identity(self.mappers[table].key(before))))
+        visited = self._start_visited(table, before)
         for depth in range(1, MAX_DEPTH + 2):
             changes, records = self._level(frontier, version, now, visited)
             stats.records += len(records)
@@ -154,6 +156,14 @@ class CascadeExecutor:
                                                    "op": "delete" if after is None else "update"},
                       applied=stats.applied, replayed=stats.replayed, depth=stats.depth)
         return stats
+
+    def _start_visited(self, table: str, before: Row) -> set[Identity]:
+        """A self-reference may lead back to the parent row itself: it counts as reached."""
+        visited: set[Identity] = set()
+        if table in self.mappers:
+            with contextlib.suppress(MappingError):
+                visited.add((table, _identity(self.mappers[table].key(before))))
+        return visited
 
     def _level(self, frontier: list[_Change], version: int, now: float,
                visited: set[Identity]) -> tuple[dict[Identity, _Change], list[ConditionalWrite]]:
@@ -259,6 +269,61 @@ class CascadeExecutor:
                 log.error("cascade_write_rejected", marker="DualWrite", outcome="failed", table=table,
                           cascade={"version": r.write.version, "action": action}, error=r.error)
         return outcomes
+
+    def cascade_many(self, triggers: list[Trigger], now: float) -> CascadeStats | None:
+        """Several parent deletes at once: their children found concurrently, written in one request.
+
+        Only when every action deletes and no row is reached by two of them (then the order between
+        them cannot matter); otherwise None, and the caller runs them one by one with :meth:`cascade`.
+        """
+        if any(after is not None for _, _, after, _ in triggers):
+            return None
+        with ThreadPoolExecutor(QUERY_CONCURRENCY, thread_name_prefix="cascade-query") as pool:
+            plans = list(pool.map(lambda t: self._plan_deletes(t, now), triggers))
+        owner: dict[Identity, int] = {}
+        writes: list[ConditionalWrite] = []
+        changes: dict[Identity, _Change] = {}
+        stats = CascadeStats()
+        for i, plan in enumerate(plans):
+            if plan is None:
+                return None
+            found, records, depth = plan
+            for ident in found:
+                if owner.setdefault(ident, i) != i:
+                    return None
+            version = triggers[i][3]
+            writes += records
+            for change in found.values():
+                writes += self._writes(change, version, now)
+            changes.update(found)
+            stats.records += len(records)
+            stats.depth = max(stats.depth, depth)
+        self._apply(writes, changes, stats)
+        log.debug("cascade_applied", cascade={"triggers": len(triggers),
+                                               "versions": [t[3] for t in triggers[:5]]},
+                  applied=stats.applied, replayed=stats.replayed, depth=stats.depth)
+        return stats
+
+    def _plan_deletes(self, trigger: Trigger,
+                      now: float) -> tuple[dict[Identity, _Change], list[ConditionalWrite], int] | None:
+        """Every level of one delete's cascade, found but not written; None when one is not a delete."""
+        table, before, _, version = trigger
+        found: dict[Identity, _Change] = {}
+        records: list[ConditionalWrite] = []
+        visited = self._start_visited(table, before)
+        frontier = [_Change(table, before, None)]
+        depth = 0
+        for depth in range(1, MAX_DEPTH + 1):
+            changes, level_records = self._level(frontier, version, now, visited)
+            records += level_records
+            if not changes:
+                return found, records, depth - 1
+            if any(c.after is not None for c in changes.values()):
+                return None
+            found.update(changes)
+            visited.update(changes)
+            frontier = list(changes.values())
+        return None  # as deep as InnoDB goes: the one-by-one path says so
 
     # ----------------------------------------------------------------- snapshot rows
 

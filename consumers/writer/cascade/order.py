@@ -98,6 +98,7 @@ class _Trigger:
 
 @dataclass
 class OrderStats:
+    runs: int = 0  # groups of cascades run together
     cascades: int = 0
     applied: int = 0
     barrier_timeouts: int = 0
@@ -132,9 +133,11 @@ class CascadeOrder:
         self._seen: dict[TP, int] = {}  # the highest version consumed per family partition
         self._partitions: list[TP] = []
         self._partitions_at = -1e9
-        self._committed_at = 0.0
+        self._committed_at = -1e9
         self._committed: dict[TP, int] = {}
         self._rebalances = view.rebalances()
+        self._step_ends: dict[TP, int] | None = None
+        self._step_positions: tuple[set[TP], dict[TP, int]] | None = None
         self._strict_cache: dict[str, frozenset[str]] = {}
         self.stats = OrderStats()
 
@@ -160,6 +163,8 @@ class CascadeOrder:
     def step(self, messages: list[RawMessage], apply: Callable[[list[RawMessage]], Any]) -> None:
         """Take one poll's messages; apply what may be applied; run the cascades that may run."""
         self._after_rebalance()
+        self._step_ends = None
+        self._step_positions = None
         passing = []
         for m in messages:
             if m.topic not in self.family_topics:
@@ -182,9 +187,10 @@ class CascadeOrder:
             if segment:
                 self._apply(segment, apply)
                 continue
-            if not self.pending or not self._barrier_reached(self.pending[0]):
+            ready = self._ready()
+            if not ready:
                 return
-            self._run(self.pending.pop(0))
+            self._run(ready)
 
     def _decoded(self, m: RawMessage) -> ChangeEvent | None:
         if m.value is None:
@@ -295,17 +301,23 @@ class CascadeOrder:
         if not open_:
             return True
         if trigger.ends is None:
-            trigger.ends = self.view.end_offsets(open_)
-        ends = trigger.ends
-        mine = set(self.view.assignment())
+            # One read per step serves every trigger consumed before it (all of this step's are).
+            if self._step_ends is None:
+                self._step_ends = self.view.end_offsets(self._family_partitions())
+            trigger.ends = self._step_ends
+        ends: dict[TP, int] = trigger.ends
+        if self._step_positions is None:  # nothing is polled within a step: once per step
+            mine_now = set(self.view.assignment())
+            family = sorted(mine_now & set(self._family_partitions()))
+            self._step_positions = (mine_now, self.view.positions(family))
+        mine, positions = self._step_positions
         own = [tp for tp in open_ if tp in mine and tp in ends]
-        positions = self.view.positions(own) if own else {}
         behind = [tp for tp in own if 0 <= positions.get(tp, -1) < ends[tp]]
         # Partitions of other members, and own ones not consumed from yet: the group's commits.
         others = [tp for tp in open_ if (tp not in mine or positions.get(tp, -1) < 0) and ends.get(tp, 0) > 0]
         if others and not behind:
             now = self._clock()
-            if now - self._committed_at >= 0.5 or any(tp not in self._committed for tp in others):
+            if now - self._committed_at >= 0.5:
                 self._committed_at = now
                 try:
                     self._committed.update(self.view.committed(others))
@@ -326,16 +338,37 @@ class CascadeOrder:
                          "behind or stopped; the cascade runs now and may miss their earlier changes")
         return True
 
-    def _run(self, trigger: _Trigger) -> None:
-        event = trigger.item.event
-        assert event is not None and event.before is not None
-        after = event.after
-        if event.op == "d":
-            after = self._inserts.get((event.source, event.version))  # a primary-key update's new row
-        self.stats.waits.append(self._clock() - trigger.since)
-        result = self.executor.cascade(event.source, event.before, after, event.version, self._wall())
-        self.stats.cascades += 1
-        self.stats.applied += result.applied
-        tp = trigger.item.tp
-        if tp in self._applied_next:
-            self._commit(self.cap({tp: self._applied_next[tp]}))
+    def _ready(self) -> list[_Trigger]:
+        """The pending triggers that may run now: a prefix whose barriers are reached, below every held
+        message (a held message must be applied between two cascades around it)."""
+        held = [q[0].event.version for q in self.held.values() if q[0].event is not None]
+        below = min(held) if held else None
+        ready: list[_Trigger] = []
+        for trigger in self.pending:
+            if (below is not None and trigger.version >= below) or not self._barrier_reached(trigger):
+                break
+            ready.append(trigger)
+        return ready
+
+    def _run(self, triggers: list[_Trigger]) -> None:
+        changes = []
+        for trigger in triggers:
+            event = trigger.item.event
+            assert event is not None and event.before is not None
+            after = event.after
+            if event.op == "d":
+                after = self._inserts.get((event.source, event.version))  # a primary-key update's new row
+            changes.append((event.source, event.before, after, event.version))
+            self.stats.waits.append(self._clock() - trigger.since)
+        together = self.executor.cascade_many(changes, self._wall()) if len(changes) > 1 else None
+        if together is not None:
+            self.stats.applied += together.applied
+        else:
+            for change in changes:
+                self.stats.applied += self.executor.cascade(*change, self._wall()).applied
+        self.stats.cascades += len(triggers)
+        self.stats.runs += 1
+        done = {id(t) for t in triggers}
+        self.pending = [t for t in self.pending if id(t) not in done]
+        tps = {t.item.tp for t in triggers}
+        self._commit(self.cap({tp: self._applied_next[tp] for tp in tps if tp in self._applied_next}))

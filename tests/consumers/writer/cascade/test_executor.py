@@ -153,3 +153,23 @@ def test_a_snapshot_row_read_after_the_cascade_is_not_touched() -> None:
     world.put("child", {"id": 1, "pid": 1}, 120)
     world.executor.snapshot_rows([_snapshot("child", {"id": 1, "pid": 1}, 120)], 0.0)
     assert world.row("child", {"id": 1}) == ({"id": 1, "pid": 1}, 120)
+
+
+def test_independent_deletes_cascade_together_in_one_request() -> None:
+    world = _chain()
+    applier = world.executor.applier
+    calls = len(applier.calls)  # type: ignore[attr-defined]
+    both = [("d.parent", {"id": 1}, None, 100), ("d.parent", {"id": 2}, None, 101)]
+    stats = world.executor.cascade_many(both, 0.0)  # type: ignore[arg-type]
+    assert stats is not None and stats.applied == 6
+    assert len(applier.calls) == calls + 1  # type: ignore[attr-defined]
+    assert world.version("child", {"id": 3}) == 101 and world.version("grand", {"id": 10}) == 100
+
+
+def test_deletes_reaching_one_row_or_an_update_are_left_to_run_one_by_one() -> None:
+    world = _chain()
+    assert world.executor.cascade_many([("d.parent", {"id": 1}, None, 100),
+                                        ("d.child", {"id": 1, "pid": 1}, None, 101)], 0.0) is None
+    assert world.executor.cascade_many([("d.parent", {"id": 2}, None, 100),
+                                        ("d.parent", {"id": 1}, {"id": 5}, 101)], 0.0) is None
+    assert world.row("child", {"id": 1}) is not None and world.row("child", {"id": 3}) is not None
