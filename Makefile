@@ -7,7 +7,7 @@ STACK   := $(PY) scripts/stack.py
 # Endpoints of the local stack, for commands that talk to it.
 WITH_ENV = set -a && . .stack/env && set +a &&
 
-.PHONY: setup stack-up stack-down stack-status test test-unit test-integration demo bench lint clean
+.PHONY: setup tools stack-up stack-down stack-status test test-unit test-integration demo bench lint clean
 
 setup: $(BIN)/.installed
 
@@ -16,6 +16,12 @@ $(BIN)/.installed: pyproject.toml constraints.txt
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
 	touch $@
+
+# helm, built from the Go module proxy (scripts/tools.py), for the chart's lint and render tests.
+tools: .stack/tools/helm
+
+.stack/tools/helm: scripts/tools.py
+	$(PY) scripts/tools.py helm
 
 stack-up:
 	$(STACK) up
@@ -26,7 +32,7 @@ stack-down:
 stack-status:
 	$(STACK) status
 
-test: setup stack-up
+test: setup tools stack-up
 	$(WITH_ENV) $(BIN)/pytest
 
 test-unit: setup
