@@ -5,14 +5,17 @@ Returns one JSON-able document per table; the command only renders them.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import structlog
+
 from replicator.adapters.dynamodb import dynamodb_client
 from replicator.backfill.source import SnapshotSource
-from replicator.control import open_control_store
+from replicator.control import ControlStore, names, open_control_store
 from replicator.diff import Difference
-from replicator.errors import ConfigError
+from replicator.errors import ConfigError, ControlStoreUnavailable
 from replicator.mapping.mapper import TableMapper
 from replicator.settings import Settings, TableMapping
 from validators.ranges import RangeReader
@@ -21,6 +24,40 @@ from validators.reconcile_ranges import Progress, RangeOptions, RangeReconciler,
 from validators.repair import repair as send_repair
 
 TaskFactory = Callable[[str], tuple[Progress, Callable[[], None]]]  # table -> (update, done)
+
+log = structlog.get_logger("reconcile")
+
+
+class ProgressMarker:
+    """The reconciliation's progress in the control store (``reconcile.<table>``) for
+    ``replicator status``: written at most every ``interval_s`` and once at the end."""
+
+    def __init__(self, store: ControlStore, source: str, interval_s: float = 2.0) -> None:
+        self._store, self._source, self._interval_s = store, source, interval_s
+        self._started = time.time()
+        self._written = 0.0
+        self._doc: dict[str, Any] = {}
+
+    def chain(self, then: Progress | None) -> Progress:
+        def update(stage: str, done: int, total: int | None) -> None:
+            self._doc = {"stage": stage, "done": done, "total": total}
+            if time.monotonic() - self._written >= self._interval_s:
+                self._put(finished=False)
+            if then is not None:
+                then(stage, done, total)
+
+        return update
+
+    def finish(self, ok: bool, differences: int) -> None:
+        self._put(finished=True, ok=ok, differences=differences)
+
+    def _put(self, **extra: Any) -> None:
+        self._written = time.monotonic()
+        try:
+            self._store.put_marker(names.reconcile_marker(self._source), {
+                "table": self._source, **self._doc, "started_at": self._started, "at": time.time(), **extra})
+        except ControlStoreUnavailable as exc:
+            log.warning("reconcile_progress_not_written", table=self._source, error=str(exc))
 
 
 def _differences(diffs: Sequence[Difference]) -> list[dict[str, Any]]:
@@ -62,12 +99,15 @@ def reconcile_tables(settings: Settings, sources: Sequence[str], *, method: str 
                     found[m.source] = full.differences
                     continue
                 update, done = task(m.source) if task is not None else (None, lambda: None)
+                marker = ProgressMarker(store, m.source)
                 reader.rows_fetched = 0
                 try:
                     report = reconcile_ranges(settings, m, src, reader, client, options,
-                                              record=store if record else None, progress=update)
+                                              record=store if record else None,
+                                              progress=marker.chain(update))
                 finally:
                     done()
+                marker.finish(report.ok, len(report.found))
                 doc: dict[str, Any] = {
                     "table": m.source, "method": report.method, "ok": report.ok,
                     "mysql_rows": report.mysql_rows, "dynamodb_items": report.dynamodb_items,

@@ -36,6 +36,9 @@ WRITER_OFFSETS_PREFIX = "watermark.writer."  # + member: {"ts", "member", "group
 # The reverse replication (DynamoDB Streams -> MySQL, phase 5), see consumers/reverse.
 # {"ts", "lag_s", "records_behind", "caught_up_at", "deadletters", "deadletter_keys", ...}
 REVERSE_HEARTBEAT = "reverse.heartbeat"
+# The reconciliation's progress, one marker per table (validators/reconcile_service.py):
+# {"table", "stage", "done", "total", "started_at", "at", "finished", "ok", "differences"}
+RECONCILE_PREFIX = "reconcile."
 # The stream validator: one marker per consumer-group member (validators/stream.py).
 # {"ts", "member", "group", "paused", "events", "keys", "passed", "failed", "unverified", "skipped"}
 VALIDATOR_PREFIX = "validator."
@@ -76,3 +79,8 @@ def reverse_deadletter_marker(source: str, key: str) -> str:
 def validator_marker(member: str) -> str:
     """The heartbeat and running totals of one stream-validator process (consumer-group member)."""
     return f"{VALIDATOR_PREFIX}{member}"
+
+
+def reconcile_marker(source: str) -> str:
+    """Progress of the last (or running) reconciliation of one table (``database.table``)."""
+    return f"{RECONCILE_PREFIX}{source}"

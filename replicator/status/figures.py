@@ -144,6 +144,8 @@ def gather(settings: Settings, store: ControlStore, offsets: OffsetSource, check
         n[len(names.BACKFILL_PREFIX):]: d for n, d in sorted(markers.items())
         if n.startswith(names.BACKFILL_PREFIX) and n != names.BACKFILL_COMPLETE}
     doc["backfill_complete"] = markers.get(names.BACKFILL_COMPLETE)
+    doc["reconcile"] = {n[len(names.RECONCILE_PREFIX):]: d for n, d in sorted(markers.items())
+                        if n.startswith(names.RECONCILE_PREFIX)}
     doc["clients"] = clients({n: d for n, d in markers.items() if n.startswith(LEASE_PREFIX)}, now)
     doc["switch"] = markers.get(PROGRESS_MARKER)
     doc["kafka"] = kafka_doc(offsets, settings)

@@ -177,6 +177,24 @@ def backfill_table(doc: Doc) -> RenderableType | None:
     return t
 
 
+def reconcile_table(doc: Doc) -> RenderableType | None:
+    rows = doc.get("reconcile") or {}
+    if not rows:
+        return None
+    t = Table(title="reconcile", expand=True, title_justify="left")
+    for col in ("table", "stage", "progress", "result", "when"):
+        t.add_column(col)
+    for source, d in rows.items():
+        total = d.get("total")
+        progress = f"{d.get('done', 0)}/{total}" if total else str(d.get("done", 0))
+        if d.get("finished"):
+            result = "[green]equal[/]" if d.get("ok") else f"[red]{d.get('differences')} differences[/]"
+        else:
+            result = "running"
+        t.add_row(source, str(d.get("stage", "-")), progress, result, _ago(d.get("at"), doc["at"]))
+    return t
+
+
 def clients_table(doc: Doc) -> RenderableType | None:
     rows = doc.get("clients") or []
     if not rows:
@@ -196,7 +214,7 @@ def frame(doc: Doc, history: History | None = None) -> RenderableType:
     if "phase" in doc:
         parts += [gates_table(doc), pipeline_table(doc, history)]
     parts.append(kafka_table(doc, history))
-    for extra in (backfill_table(doc), clients_table(doc)):
+    for extra in (backfill_table(doc), reconcile_table(doc), clients_table(doc)):
         if extra is not None:
             parts.append(extra)
     metrics = doc.get("metrics") or {}

@@ -119,11 +119,14 @@ def test_a_clean_table_costs_two_passes_planted_differences_are_found_by_bisecti
     assert (clean["mysql_rows"], clean["dynamodb_items"]) == (big.rows, big.rows)
     assert clean["mysql_rows_fetched"] == 0 and clean["dynamodb_items_refetched"] == 0
     assert clean["ranges_differing"] == 0
+    with open_control_store(big.settings) as store:
+        progress = store.get_marker(f"reconcile.{big.source}")
+    assert progress is not None and progress["finished"] and progress["ok"], "replicator status shows it"
 
     expected = plant(big, dynamodb)
     [doc], _ = reconcile_tables(big.settings, [big.source], options=RangeOptions(settle_s=0), record=False)
     assert found(doc) == expected
-    assert doc["ranges_differing"] == 5
+    assert 1 <= doc["ranges_differing"] <= 5  # two planted keys may share a range
     assert doc["mysql_rows_fetched"] <= 5 * 16 + 5, "leaves only: far fewer rows than the table"
     assert doc["dynamodb_items_refetched"] <= 5 * 2000 + 5
 

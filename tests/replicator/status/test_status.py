@@ -84,6 +84,8 @@ def test_a_frame_shows_phase_gates_lag_and_clients() -> None:
     now = time.time()
     store = store_in_phase_3(now)
     store.put_marker(names.READER_HEARTBEAT, {"ts": now, "lag_s": 1.5})
+    store.put_marker(names.reconcile_marker("shop.users"), {
+        "table": "shop.users", "stage": "mysql", "done": 3, "total": 8, "at": now, "finished": False})
     store.put_marker("client.lease.api.h.1.abc", {"name": "api", "host": "h", "pid": 1,
                                                   "expires_at": now + 3, "acked_epoch": 0, "phase": 3})
     offsets = FakeOffsets({"cdc.shop.users": TopicOffsets(10, {"cdc.writer": 3})})
@@ -94,7 +96,8 @@ def test_a_frame_shows_phase_gates_lag_and_clients() -> None:
     console.print(frame(doc, history))
     text = console.export_text()
     for expected in ("Phase 3 · Validation", "by alice", "backfill done", "soak_time", "500 s",
-                     "lag 1.5 s", "shop.users", "≈3", "application clients (1 live)", "api"):
+                     "lag 1.5 s", "shop.users", "≈3", "application clients (1 live)", "api", "reconcile",
+                     "3/8", "running"):
         assert expected in text, expected
 
 
