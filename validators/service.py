@@ -12,7 +12,7 @@ from replicator.control import ControlStore, open_control_store
 from replicator.control.watermark import PipelineWatermark
 from replicator.errors import ConfigError
 from replicator.lifecycle import stop_on_signals
-from replicator.metrics import serve_metrics
+from replicator.metrics import Health, serve_metrics
 from replicator.settings import Settings
 from replicator.topics import table_topic
 from validators.checks import CheckerOptions, LagAwareChecker
@@ -67,10 +67,19 @@ def run_validator(settings: Settings, *, instance_id: str | None = None, once: b
     ``idle_s`` seconds (the topics are read to their end)."""
     stopping = stop_on_signals("validators.stream")
     metrics = ValidatorMetrics()
-    serve_metrics(settings.metrics.port, metrics.registry)
+    # A batch may wait for the pipeline (rounds beat too): silence past a few of those is a stuck loop.
+    health = Health(max_silence_s=max(60.0, 4 * settings.validation.recheck_wait_s))
+    serve_metrics(settings.metrics.port, metrics.registry, health=health)
     with open_control_store(settings) as control:
         validator = build_validator(settings, control, instance_id=instance_id,
                                     metrics=metrics, stop=stopping)
+        validator.health = health
+
+        def wait(seconds: float) -> None:  # the checker's rounds are the loop too
+            health.beat()
+            stopping.wait(seconds)
+
+        validator.checker.sleep = wait
         start_validator(validator)
         try:
             until = (lambda v: v.clock() - v.last_message_at >= idle_s) if once else None

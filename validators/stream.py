@@ -37,6 +37,7 @@ from replicator.control import ControlStore, PhaseState, names
 from replicator.diff import diff_row
 from replicator.errors import BadEventError, ControlStoreUnavailable, FatalDataError, TransientError
 from replicator.events import ChangeEvent
+from replicator.metrics import Health
 from replicator.settings import Settings
 from validators.checks import Check, KeyStores, LagAwareChecker, Verdict
 from validators.metrics import ValidatorMetrics
@@ -96,6 +97,7 @@ class StreamValidator:
         self.clock = clock
         self.sleep = sleep
         self.on_reset = on_reset  # after a failed read: reconnect, forget cached shapes
+        self.health: Health | None = None  # /healthz and /readyz of the metrics port
         self.stop_event = checker.stop
         self.totals = Totals()
         self.last_message_at = clock()  # when the last batch was judged (for --once)
@@ -120,6 +122,8 @@ class StreamValidator:
     def step(self) -> list[Verdict]:
         now = self.clock()
         self.metrics.heartbeat.set(now)
+        if self.health is not None:
+            self.health.beat()
         self._heartbeat(now)
         if not self._comparing(now):
             self.consumer.poll_batch(self.options.max_batch, self.options.poll_timeout_s)
@@ -136,8 +140,12 @@ class StreamValidator:
             try:
                 self._phase = self.control.get_phase()
                 self._phase_read_at = now
+                if self.health is not None:
+                    self.health.set_ready(True)
             except ControlStoreUnavailable as exc:
                 log.warning("phase_state_unavailable_keeping_last", error=str(exc))
+                if self.health is not None:
+                    self.health.set_ready(False, f"control store unavailable: {exc}")
         enabled = self._phase is not None and self._phase.dual_write_enabled
         if enabled and self._paused:
             self.consumer.resume_all()

@@ -8,9 +8,10 @@ platform collectors are served along with the reader's metrics.
 
 from __future__ import annotations
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, start_http_server
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
 
 from replicator.events import binlog_sequence
+from replicator.metrics import serve_metrics
 
 
 class ReaderMetrics:
@@ -63,6 +64,5 @@ class ReaderMetrics:
 def serve(port: int, registry: CollectorRegistry = REGISTRY) -> ReaderMetrics:
     """Metrics in ``registry`` (default: prometheus_client's), served on ``port`` (0: not served)."""
     metrics = ReaderMetrics(registry)
-    if port > 0:
-        start_http_server(port, registry=registry)
+    serve_metrics(port, registry)  # with /healthz and /readyz (replicator.metrics)
     return metrics

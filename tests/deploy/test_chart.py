@@ -84,6 +84,8 @@ def test_roles_run_as_the_guide_wants_them() -> None:
         assert not c["securityContext"]["allowPrivilegeEscalation"]
         assert c["securityContext"]["capabilities"] == {"drop": ["ALL"]}
         assert {"startupProbe", "livenessProbe", "readinessProbe"} <= set(c) and c["resources"]["requests"]
+        assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
+        assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
         assert c["envFrom"] == [{"secretRef": {"name": "replicator-secrets"}}]
 
 

@@ -44,14 +44,14 @@ containers:
       - {name: metrics, containerPort: {{ .root.Values.config.metrics.port }}}
     {{- if .probes }}
     startupProbe:
-      httpGet: {path: {{ .root.Values.probes.path }}, port: metrics}
+      httpGet: {path: {{ .root.Values.probes.livenessPath }}, port: metrics}
       periodSeconds: 5
       failureThreshold: {{ .root.Values.probes.startupFailureThreshold }}
     livenessProbe:
-      httpGet: {path: {{ .root.Values.probes.path }}, port: metrics}
+      httpGet: {path: {{ .root.Values.probes.livenessPath }}, port: metrics}
       periodSeconds: {{ .root.Values.probes.livenessPeriodSeconds }}
     readinessProbe:
-      httpGet: {path: {{ .root.Values.probes.path }}, port: metrics}
+      httpGet: {path: {{ .root.Values.probes.readinessPath }}, port: metrics}
       periodSeconds: {{ .root.Values.probes.readinessPeriodSeconds }}
     {{- end }}
     resources: {{ .values.resources | toJson }}
