@@ -13,7 +13,8 @@ overwritten, a replay is harmless. Several actions reaching one child at one lev
 A child the cascade deletes keeps its attributes in its tombstone (``_deleted``, ``_ttl``, as every
 tombstone; readers treat it as absent): it stays in the GSI, so a cascade repeated after a crash
 between two levels still finds it, and goes on to its children. The query takes tombstones of the
-cascade's version or later, and live items.
+cascade's own version, and live items of a lower one; an item of a higher version changed after the
+cascade (a later change of a table without children of its own is not held back) and is left alone.
 
 Every action also leaves a cascade record in the records table (``id`` = foreign key + parent
 values, ``v`` = version; kept as long as tombstones): a snapshot row read before a cascade and
@@ -189,7 +190,8 @@ class CascadeExecutor:
         return changes, records
 
     def _children(self, action: CascadeAction, version: int) -> Iterator[dict[str, Any]]:
-        """Live children, and those a cascade at ``version`` or later deleted (a replay's)."""
+        """The children as they were at ``version``: live ones of a lower version, and those of this
+        version (a replay: written by this cascade before a crash, tombstones included)."""
         fk = action.fk
         mapper = self.mappers[fk.child]
         index = mapper.index(fk.index_name)
@@ -203,8 +205,12 @@ class CascadeExecutor:
             page = self._call("finding cascaded children", self.targets[fk.child],
                               lambda p=params: self.client.query(**p))  # type: ignore[misc]
             for item in page.get("Items", ()):
-                if not is_tombstone(item) or int(item[VERSION_ATTR]["N"]) >= version:
-                    yield item
+                stored = int(item[VERSION_ATTR]["N"])
+                if stored > version:  # changed after the cascade (a leaf table goes on): that change decides
+                    continue
+                if is_tombstone(item) and stored < version:  # gone before the cascade
+                    continue
+                yield item
             start = page.get("LastEvaluatedKey")
             if not start:
                 return

@@ -173,3 +173,14 @@ def test_deletes_reaching_one_row_or_an_update_are_left_to_run_one_by_one() -> N
     assert world.executor.cascade_many([("d.parent", {"id": 2}, None, 100),
                                         ("d.parent", {"id": 1}, {"id": 5}, 101)], 0.0) is None
     assert world.row("child", {"id": 1}) is not None and world.row("child", {"id": 3}) is not None
+
+
+def test_a_child_written_after_the_cascade_is_neither_moved_nor_followed() -> None:
+    world = World({"parent": (("id",), ("id",)), "line": (("pid", "n"), ("pid", "n"))},
+                  [fk("line", "parent", on_delete="RESTRICT", on_update="CASCADE")])
+    world.put("line", {"pid": 1, "n": 1}, 20)
+    world.put("line", {"pid": 1, "n": 9}, 150)  # a later change, applied before the cascade ran
+    world.executor.cascade("d.parent", {"id": 1}, {"id": 5}, 100, 0.0)
+    assert world.row("line", {"pid": 1, "n": 9}) == ({"pid": 1, "n": 9}, 150)
+    assert world.row("line", {"pid": 5, "n": 9}) is None
+    assert world.row("line", {"pid": 5, "n": 1}) == ({"pid": 5, "n": 1}, 100)
