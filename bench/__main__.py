@@ -37,6 +37,7 @@ def main(argv: list[str]) -> int:
     for name in names:
         print(f"\n=== {name} ===", flush=True)
         t0 = time.monotonic()
+        environ = dict(os.environ)  # some benchmarks set REPLICATOR_* for their processes
         try:
             module = importlib.import_module(f"bench.{name}")
             budget = min(float(getattr(module, "BUDGET_S", DEFAULT_BUDGET_S)), run_deadline - t0)
@@ -48,6 +49,11 @@ def main(argv: list[str]) -> int:
             print(f"{name}: FAILED: {type(exc).__name__}: {exc}", flush=True)
             failed += 1
             continue
+        finally:
+            # ... which must not leak into the next one's settings (the environment wins over
+            # what a benchmark passes to load_settings: another's topic prefix or namespace).
+            os.environ.clear()
+            os.environ.update(environ)
         figures["wall_seconds"] = round(time.monotonic() - t0, 1)
         (out / f"{name}.json").write_text(json.dumps(figures, indent=2, default=str) + "\n")
         print(json.dumps(figures, indent=2, default=str), flush=True)
