@@ -5,9 +5,11 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+import time
 from types import FrameType
 from typing import Annotated
 
+import orjson
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
@@ -39,6 +41,9 @@ def register(app: typer.Typer) -> None:
             min=0, help="Give up waiting for the writer after this long (0 = no limit).")] = 0.0,
         progress: Annotated[bool, typer.Option(help="Show progress bars (default: when on a terminal).")] =
             sys.stderr.isatty(),
+        as_json: Annotated[bool, typer.Option(
+            "--json", help="Print the result per table as JSON on stdout (progress stays on stderr).",
+        )] = False,
         metrics_port: Annotated[int | None, typer.Option(
             min=0, max=65535,
             help="Serve Prometheus /metrics (replicator_backfill_*) on this port "
@@ -86,6 +91,12 @@ def register(app: typer.Typer) -> None:
         with exit_on_error(), bars:
             run = Backfill(settings, opts, stop=stop, on_progress=on_progress, metrics=metrics)
             results = run.run()
+        if as_json:
+            typer.echo(orjson.dumps({"applied": run.applied, "tables": [{
+                "table": p.source, "rows": p.done, "chunks": p.chunks, "dead_lettered": p.dead_lettered,
+                "complete": p.complete, "error": p.error, "total_estimate": p.total_estimate,
+                "seconds": round(time.time() - p.started_at, 3)} for p in results]},
+                option=orjson.OPT_INDENT_2).decode())
         for p in results:
             state = "complete" if p.complete else ("FAILED: " + p.error if p.error else "interrupted")
             console.print(f"{p.source}: {p.done} rows copied, {p.dead_lettered} dead-lettered -- {state}")
