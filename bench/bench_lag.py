@@ -37,6 +37,7 @@ from bench.bench_reader import _admin
 from bench.deadline import Deadline, forget_child, register_child, wait_until
 from consumers.writer.applier import make_client
 from replicator.adapters import kafka
+from replicator.adapters.dynamodb import dynamodb_client
 from replicator.adapters.redis import redis_client
 from replicator.mapping.conditional import CONDITION
 from replicator.mapping.names import ORIGIN_ATTR, VERSION_ATTR
@@ -146,8 +147,13 @@ class LagBench:
         """Conditional PutItem of BARE_ITEMS items from max_concurrency threads: items/s."""
         table = f"{self.run}-bare"
 
+        # Retried as a user's loop would: botocore's standard mode (DynamoDB Local answers 500
+        # "waiting for a lock" when busy); the writer retries those itself.
+        client = dynamodb_client(self.settings.dynamodb, attempts=10, read_timeout_s=30,
+                                 pool_size=2 * self.settings.dynamodb.max_concurrency)
+
         def put(k: int) -> None:
-            self.client.put_item(TableName=table, Item={
+            client.put_item(TableName=table, Item={
                 "id": {"N": str(k)}, "v": {"N": "0"}, "note": {"S": NOTE}, VERSION_ATTR: {"N": str(k)},
                 ORIGIN_ATTR: {"S": "cdc"}}, ConditionExpression=CONDITION,
                 ExpressionAttributeNames={"#v": VERSION_ATTR},

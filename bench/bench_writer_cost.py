@@ -33,6 +33,7 @@ from consumers.writer.applier import ApplyMode
 from consumers.writer.metrics import WriterMetrics
 from consumers.writer.runner import WriterOptions
 from consumers.writer.service import build_writer, close_writer, start_writer
+from replicator.adapters.dynamodb import dynamodb_client
 from replicator.control import HistoryEntry, PhaseState, open_control_store
 from replicator.mapping.conditional import CONDITION, metadata
 from replicator.mapping.names import VERSION_ATTR
@@ -50,6 +51,10 @@ class CostBench(Bench):
     def __init__(self) -> None:
         super().__init__()
         self.next_key = 1_000_000
+        # The baseline retries as a user's loop would: botocore's standard mode (DynamoDB Local
+        # answers 500 "waiting for a lock" when busy); the writer retries those itself.
+        self.bare_client = dynamodb_client(self.settings.dynamodb, attempts=10, read_timeout_s=30,
+                                           pool_size=2 * self.settings.dynamodb.max_concurrency)
 
     def keys(self) -> range:
         first = self.next_key
@@ -100,7 +105,7 @@ class CostBench(Bench):
                     "ExpressionAttributeValues": {":v": {"N": str(k)}}}
 
         def put(p: dict[str, Any]) -> None:
-            self.client.put_item(**p)
+            self.bare_client.put_item(**p)
 
         timed = [params(k) for k in keys]
         with ThreadPoolExecutor(self.settings.dynamodb.max_concurrency) as pool:
