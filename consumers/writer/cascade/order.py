@@ -26,7 +26,9 @@ consumer and :meth:`Writer.apply_batch <consumers.writer.runner.Writer.apply_bat
 
 A primary-key update of a parent is a delete of the old key and an insert of the new one at
 the same version (DESIGN §3.1); the insert is looked up by version so that ``ON UPDATE`` rules
-apply, not ``ON DELETE``.
+apply, not ``ON DELETE``. A parent insert is not committed before every family partition has
+passed its version (and a delete of that version, if any, has cascaded): a restart must see both
+halves again.
 
 Partitions of the family assigned to other writer members count as consumed once the group's
 committed offset reaches the end offset; a barrier not reached within ``barrier_timeout_s``
@@ -137,6 +139,7 @@ class CascadeOrder:
         self._committed: dict[TP, int] = {}
         self._rebalances = view.rebalances()
         self._step_ends: dict[TP, int] | None = None
+        self._pairs: list[_Trigger] = []  # parent inserts a delete of the same version may still pair with
         self._step_positions: tuple[set[TP], dict[TP, int]] | None = None
         self._strict_cache: dict[str, frozenset[str]] = {}
         self.stats = OrderStats()
@@ -158,6 +161,7 @@ class CascadeOrder:
             limits.append(queue[0].msg.offset)
         if tp in self._snapshots_open:
             limits.append(self._snapshots_open[tp])
+        limits += [p.item.msg.offset for p in self._pairs if p.item.tp == tp]
         return min(limits) if limits else None
 
     def step(self, messages: list[RawMessage], apply: Callable[[list[RawMessage]], Any]) -> None:
@@ -179,6 +183,8 @@ class CascadeOrder:
                 self._inserts[(event.source, event.version)] = event.row
                 if len(self._inserts) > PAIRS_KEPT:
                     self._inserts.popitem(last=False)
+                # Not committed before its delete, if it has one, is known: a restart would forget it.
+                self._pairs.append(_Trigger(item, self._clock()))
         if passing:
             apply(passing)
         self.stats.held_max = max(self.stats.held_max, sum(len(q) for q in self.held.values()))
@@ -189,8 +195,25 @@ class CascadeOrder:
                 continue
             ready = self._ready()
             if not ready:
+                self._settle_pairs()
                 return
             self._run(ready)
+
+    def _settle_pairs(self) -> None:
+        """Parent inserts whose version every family partition has passed: a delete at that version
+        (a primary-key update's other half) is then pending, or there is none."""
+        if not self._pairs:
+            return
+        pending = {t.version for t in self.pending}
+        settled: set[TP] = set()
+        while self._pairs:
+            pair = self._pairs[0]
+            if pair.version in pending or not self._barrier_reached(pair, quiet=True):
+                break
+            self._pairs.pop(0)
+            settled.add(pair.item.tp)
+        if settled:
+            self._commit(self.cap({tp: self._applied_next[tp] for tp in settled if tp in self._applied_next}))
 
     def _decoded(self, m: RawMessage) -> ChangeEvent | None:
         if m.value is None:
@@ -212,6 +235,7 @@ class CascadeOrder:
                      held=sum(len(q) for q in self.held.values()))
         self.held.clear()
         self.pending.clear()
+        self._pairs.clear()
         self._snapshots_open.clear()
         self._applied_next.clear()
         self._seen.clear()
@@ -296,7 +320,7 @@ class CascadeOrder:
             self._partitions_at = now
         return self._partitions
 
-    def _barrier_reached(self, trigger: _Trigger) -> bool:
+    def _barrier_reached(self, trigger: _Trigger, quiet: bool = False) -> bool:
         open_ = [tp for tp in self._family_partitions() if self._seen.get(tp, -1) < trigger.version]
         if not open_:
             return True
@@ -328,6 +352,8 @@ class CascadeOrder:
             return True
         if self._clock() - trigger.since < self.barrier_timeout_s:
             return False
+        if quiet:
+            return True
         self.stats.barrier_timeouts += 1
         self._on_barrier_timeout()
         log.warning("cascade_barrier_timeout", marker="DualWrite",

@@ -73,6 +73,13 @@ class Rig:
             offsets[(m.topic, m.partition)] = m.offset + 1
         self.commits.append(self.order.cap(offsets))
 
+    def committed(self) -> dict[TP, int]:
+        """The offsets committed last per partition."""
+        out: dict[TP, int] = {}
+        for commit in self.commits:
+            out.update(commit)
+        return out
+
     def poll(self, *messages: tuple[TP, int, ChangeEvent]) -> None:
         raw = []
         for (topic, partition), offset, event in messages:
@@ -87,13 +94,13 @@ def test_a_cascade_waits_for_a_childs_earlier_insert_from_a_lagging_partition() 
              ((PARENT, 0), 1, _event("d", "parent", {"id": 1}, 100)),
              ((CHILD, 0), 0, _event("c", "child", {"id": 7, "pid": 1}, 110)))  # after the delete
     assert rig.order.pending and rig.applied == [("parent", 10), ("parent", 100)]
-    assert rig.commits[-1] == {(PARENT, 0): 1}  # not past the delete whose cascade is pending
+    assert rig.commits[-1] == {(PARENT, 0): 0}  # not past the insert (version 10 not passed everywhere)
     rig.poll(((CHILD, 1), 0, _event("c", "child", {"id": 5, "pid": 1}, 90)))  # before the delete
     assert not rig.order.pending
     assert rig.applied[-2:] == [("child", 90), ("child", 110)]
     assert rig.world.row("child", {"id": 5}) is None  # the cascade found it
     assert rig.world.row("child", {"id": 7}) == ({"id": 7, "pid": 1}, 110)  # inserted after: survives
-    assert {(PARENT, 0): 2} in rig.commits and {(CHILD, 0): 1} in rig.commits
+    assert rig.committed() == {(PARENT, 0): 2, (CHILD, 0): 1, (CHILD, 1): 1}
 
 
 def test_a_later_child_change_waits_in_memory_and_is_not_committed_before_the_cascade() -> None:
@@ -149,3 +156,15 @@ def test_a_later_change_of_a_leaf_table_does_not_wait_for_the_cascade() -> None:
     rig.poll(((PARENT, 0), 0, _event("d", "parent", {"id": 1}, 100)),
              ((GRAND, 0), 0, _event("c", "grand", {"id": 9, "cid": 3}, 130)))
     assert rig.order.pending and ("grand", 130) in rig.applied
+
+
+def test_the_new_key_of_a_parent_is_not_committed_before_its_old_keys_delete_has_cascaded() -> None:
+    rig = Rig({(PARENT, 0): 1, (PARENT, 1): 1, (CHILD, 0): 2}, on_update="CASCADE")
+    rig.poll(((PARENT, 1), 0, _event("c", "parent", {"id": 2}, 100)))  # the insert half arrives first
+    assert ("parent", 100) in rig.applied and rig.order.cap({(PARENT, 1): 1}) == {(PARENT, 1): 0}
+    rig.poll(((PARENT, 0), 0, _event("d", "parent", {"id": 1}, 100)),
+             ((CHILD, 0), 0, _event("c", "child", {"id": 5, "pid": 2}, 120)))
+    rig.poll(((CHILD, 0), 1, _event("c", "child", {"id": 6, "pid": 2}, 130)))
+    assert not rig.order.pending and rig.order.cap({(PARENT, 0): 1, (PARENT, 1): 1}) == {
+        (PARENT, 0): 1, (PARENT, 1): 1}
+    assert rig.committed()[(PARENT, 1)] == 1
