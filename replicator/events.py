@@ -180,25 +180,28 @@ class ChangeEvent:
         return encode_key(self.pk)
 
     def to_json(self) -> bytes:
+        """The envelope. Rows go to orjson as they are, which writes the plain values itself and
+        asks :func:`_tagged` for the others: the bytes of :func:`encode_row`'s form (tested
+        equal on every type), ~4x faster, the reader's largest per-row cost before."""
         doc: dict[str, Any] = {
             "v": ENVELOPE_VERSION,
             "op": self.op,
             "db": self.db,
             "table": self.table,
-            "pk": encode_row(self.pk),
+            "pk": self.pk,
             "pos": {"file": self.pos.file, "offset": self.pos.offset, "row": self.pos.row,
                     "gtid": self.pos.gtid},
             "version": self.version,
             "ts_ms": self.ts_ms,
             "tx": {"id": self.tx.id, "index": self.tx.index},
             "schema": self.schema,
-            "columns": [list(c) for c in self.columns],
+            "columns": self.columns,  # pairs: JSON arrays, as lists would be
         }
         if self.before is not None:
-            doc["before"] = encode_row(self.before)
+            doc["before"] = self.before
         if self.after is not None:
-            doc["after"] = encode_row(self.after)
-        return orjson.dumps(doc)
+            doc["after"] = self.after
+        return orjson.dumps(doc, default=_tagged, option=_TAGGED_OPTIONS)
 
     @classmethod
     def from_json(cls, data: bytes) -> ChangeEvent:
@@ -252,6 +255,23 @@ def encode_value(v: Value) -> Any:
     if isinstance(v, JsonDoc):
         return {"$json": v.value}
     raise TypeError(f"cannot encode a {type(v).__name__} as a column value")
+
+
+# Dataclasses (Temporal, JsonDoc) and datetimes go to ``default`` rather than orjson's own forms.
+_TAGGED_OPTIONS = orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME
+
+
+def _tagged(v: Any) -> Any:
+    """orjson's ``default`` in :meth:`ChangeEvent.to_json`: a column value orjson does not write
+    itself, in :func:`encode_value`'s tagged form (which stays the reference)."""
+    if isinstance(v, Decimal):
+        return {"$decimal": str(v)}
+    if isinstance(v, Temporal):
+        return {"$" + v.kind: v.text}
+    if isinstance(v, JsonDoc):
+        # Written on its own, as encode_value's form is: nothing inside a document gets tagged.
+        return {"$json": orjson.Fragment(orjson.dumps(v.value))}
+    return encode_value(v)  # bytes, sets; TypeError for what is not a column value
 
 
 def decode_value(j: Any) -> Value:
