@@ -26,6 +26,8 @@ class Worker(threading.Thread):
         super().__init__(daemon=True)
         self.shop, self.ids, self.rng = shop, ids, random.Random(seed)
         self.stop = threading.Event()
+        self.hold = threading.Event()  # set: stop starting operations (idle says none is running)
+        self.idle = threading.Event()
         self.errors: list[str] = []
         self.expected: dict[int, str | None] = {}  # id -> name last written (None: deleted)
         self.ops = 0
@@ -34,6 +36,11 @@ class Worker(threading.Thread):
         users = self.shop.client.table(self.shop.users)
         orders = self.shop.client.table(self.shop.orders)
         while not self.stop.is_set():
+            if self.hold.is_set():
+                self.idle.set()
+                time.sleep(0.01)
+                continue
+            self.idle.clear()
             uid = self.rng.choice(self.ids)
             try:
                 self.step(users, orders, uid)
