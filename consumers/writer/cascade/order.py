@@ -25,9 +25,10 @@ consumer and :meth:`Writer.apply_batch <consumers.writer.runner.Writer.apply_bat
   version conditions make the replay harmless.
 
 A primary-key update of a parent is a delete of the old key and an insert of the new one at
-the same version (DESIGN §3.1); the insert is looked up by version so that ``ON UPDATE`` rules
-apply, not ``ON DELETE``. A parent insert is not committed before every family partition has
-passed its version (and a delete of that version, if any, has cascaded): a restart must see both
+versions V and V+1 (DESIGN §3.1, ``events.binlog_version``); the insert is looked up by version
+so that ``ON UPDATE`` rules apply, not ``ON DELETE``. A parent insert is not committed before every
+family partition has passed its version (and a delete just below it, if any, has cascaded): a
+restart must see both
 halves again.
 
 Partitions of the family assigned to other writer members count as consumed once the group's
@@ -208,7 +209,7 @@ class CascadeOrder:
         settled: set[TP] = set()
         while self._pairs:
             pair = self._pairs[0]
-            if pair.version in pending or not self._barrier_reached(pair, quiet=True):
+            if pair.version - 1 in pending or not self._barrier_reached(pair, quiet=True):
                 break
             self._pairs.pop(0)
             settled.add(pair.item.tp)
@@ -321,7 +322,8 @@ class CascadeOrder:
         return self._partitions
 
     def _barrier_reached(self, trigger: _Trigger, quiet: bool = False) -> bool:
-        open_ = [tp for tp in self._family_partitions() if self._seen.get(tp, -1) < trigger.version]
+        # Past it: a higher version delivered (an insert half one above may follow in the same partition).
+        open_ = [tp for tp in self._family_partitions() if self._seen.get(tp, -1) <= trigger.version]
         if not open_:
             return True
         if trigger.ends is None:
@@ -383,7 +385,8 @@ class CascadeOrder:
             assert event is not None and event.before is not None
             after = event.after
             if event.op == "d":
-                after = self._inserts.get((event.source, event.version))  # a primary-key update's new row
+                # A primary-key update's new row: its insert half is one version above (binlog_version).
+                after = self._inserts.get((event.source, event.version + 1))
             changes.append((event.source, event.before, after, event.version))
             self.stats.waits.append(self._clock() - trigger.since)
         together = self.executor.cascade_many(changes, self._wall()) if len(changes) > 1 else None
