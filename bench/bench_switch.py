@@ -134,6 +134,7 @@ class Bench:
         self.ddb = dynamodb_client(self.settings.dynamodb)
         self.admin = mysql_connect(admin_mysql(self.settings), autocommit=True)
         self.pipeline = Pipeline(self.settings, self.unique, Path(".stack/logs"))
+        self.steps: dict[int, dict[str, list[float]]] = {}  # target -> step -> seconds, from the audit
 
     # ----------------------------------------------------------------- set-up and clean-up
 
@@ -245,6 +246,10 @@ class Bench:
             client.close()
         achieved = writers.rate_between(t_load, t_end)
         figures = _report(bare, asked, rate, achieved, pauses, protocol, aborts, writers.errors)
+        for target, steps in sorted(self.steps.items()):
+            p50 = {step: round(_pct(xs, 0.5) * 1000, 1) for step, xs in steps.items()}
+            print(f"-> {target}: p50 ms per step: " + ", ".join(f"{k} {v}" for k, v in p50.items()))
+            figures[f"to_{target}"]["steps_p50_ms"] = p50
         figures["bare_items_per_s_without_stream"] = round(plain, 1)
         return figures
 
@@ -294,6 +299,8 @@ class Bench:
         time.sleep(1.0)  # the writes that waited out the freeze are answered by now
         pauses[target].append(writers.longest_between(t0, t1 + 1.0))
         protocol[target].append(float(entry.details.get("pause_s", 0.0)))
+        for step, seconds in (entry.details.get("steps") or {}).items():
+            self.steps.setdefault(target, {}).setdefault(step, []).append(float(seconds))
         return True
 
 
