@@ -44,12 +44,14 @@ class FakeStores:
 @dataclass
 class FakeWatermark:
     """The pipeline has applied everything before binlog version ``through`` and writer offsets
-    up to ``applied`` (next offset) of partition 0."""
+    up to ``applied`` (next offset) of partition 0 (None: no writer has said anything)."""
 
     through: int = 0
-    applied: int = 0
+    applied: int | None = None
 
     def __call__(self) -> WatermarkSnapshot:
+        if self.applied is None:
+            return WatermarkSnapshot(ReaderMark("", self.through, {}), {})
         reader = ReaderMark("", self.through, {(TOPIC, 0): self.applied - 1})
         return WatermarkSnapshot(reader, {(TOPIC, 0): self.applied})
 
@@ -91,6 +93,27 @@ def test_a_key_the_writer_has_not_applied_yet_waits_and_then_passes() -> None:
     [v] = checker(stores, FakeWatermark(), clock, writer_catches_up).resolve([check(1, 100)])
     assert v.outcome == "passed" and clock.at == 2.0
     assert stores.mysql_reads == 1, "MySQL is read only once the change is applied"
+
+
+def test_while_the_writers_offsets_are_behind_the_event_dynamodb_is_not_read() -> None:
+    stores = FakeStores({"id=1": row(1, "a")}, {"id=1": StoredItem(row(1, "a"), 100)})
+    wm = FakeWatermark(through=1000, applied=3)
+
+    def writer_moves(now: float) -> None:
+        if now >= 2.0:
+            wm.applied = 6
+
+    clock = ManualClock()
+    [v] = checker(stores, wm, clock, writer_moves).resolve([check(1, 100, offset=5)])
+    assert v.outcome == "passed" and clock.at == 2.0
+    assert stores.dynamodb_reads == 1, "one item read, once the writer was past the event"
+
+
+def test_without_the_writers_offsets_an_item_is_read_again_at_most_every_reread_s() -> None:
+    stores = FakeStores({"id=1": row(1, "new")}, {"id=1": StoredItem(row(1, "old"), 90)})
+    clock = ManualClock()
+    [v] = checker(stores, FakeWatermark(), clock, wait_s=3.0).resolve([check(1, 100)])
+    assert v.reason == "lag" and stores.dynamodb_reads == 4  # at 0, 1, 2 and the deadline 3
 
 
 def test_a_writer_that_never_catches_up_leaves_the_key_unverified_never_failed() -> None:
