@@ -118,17 +118,32 @@ class LagBench:
             forget_child(proc)
 
     def cleanup(self) -> None:
+        """Every step on its own: one that fails (DynamoDB Local timing out) is reported, and the
+        others still run."""
+        for step in (self._drop_database, self._delete_tables, self._delete_topics, self._delete_keys):
+            try:
+                step()
+            except Exception as exc:  # a benchmark's clean-up reports and goes on
+                print(f"clean-up {step.__name__.lstrip('_')} failed: {type(exc).__name__}: {exc}")
+
+    def _drop_database(self) -> None:
         conn = _admin()
         with conn.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS `{self.db}`")
         conn.close()
+
+    def _delete_tables(self) -> None:
         for name in (self.table, f"{self.run}-bare"):
             with contextlib.suppress(self.client.exceptions.ResourceNotFoundException):  # never created
                 self.client.delete_table(TableName=name)
+
+    def _delete_topics(self) -> None:
         admin = kafka.admin_client(self.settings.kafka)
         topics = [t for t in admin.list_topics(timeout=10).topics if t.startswith(self.run + ".")]
         if topics:
             admin.delete_topics(topics, operation_timeout=30)
+
+    def _delete_keys(self) -> None:
         r = redis_client(self.settings.control.redis_url)
         keys = list(r.scan_iter(match=f"{self.run}:*"))
         if keys:
