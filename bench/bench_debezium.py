@@ -35,7 +35,8 @@ from typing import Any
 from bench.bench_reader import WORKLOAD_DDL, _admin, _bare_loop, _reader_run, _settings, _write_workload
 from bench.connect_worker import ConnectWorker
 from bench.deadline import Deadline
-from replicator.adapters.kafka import TopicPartition, admin_client, consumer, kafka_errors
+from bench.topics import delete_topics
+from replicator.adapters.kafka import TopicPartition, consumer, kafka_errors
 from replicator.errors import BrokerUnavailable
 from replicator.settings import load_settings
 
@@ -172,10 +173,7 @@ class Debezium:
 
     def close(self) -> None:
         self.watch.close()
-        admin = admin_client(self.kafka)
-        topics = [t for t in admin.list_topics(timeout=10).topics if t.startswith(self.prefix)]
-        if topics:
-            admin.delete_topics(topics, operation_timeout=30)
+        delete_topics(self.kafka, (self.prefix + ".",))
 
 
 def main() -> dict[str, Any]:
@@ -268,10 +266,4 @@ def _reader_prefixes() -> list[str]:
 
 def _drop_reader_topics(keep: int) -> None:
     """Delete the topics of the reader runs this benchmark made (bench_reader's prefixes after ``keep``)."""
-    prefixes = tuple(_reader_prefixes()[keep:])
-    if not prefixes:
-        return
-    admin = admin_client(load_settings().kafka)
-    topics = [t for t in admin.list_topics(timeout=10).topics if t.startswith(prefixes)]
-    if topics:
-        admin.delete_topics(topics, operation_timeout=30)
+    delete_topics(load_settings().kafka, tuple(_reader_prefixes()[keep:]))

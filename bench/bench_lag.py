@@ -35,6 +35,7 @@ from typing import Any
 
 from bench.bench_reader import _admin
 from bench.deadline import Deadline, forget_child, register_child, wait_until
+from bench.topics import delete_topics
 from consumers.writer.applier import make_client
 from replicator.adapters import kafka
 from replicator.adapters.dynamodb import dynamodb_client
@@ -138,10 +139,7 @@ class LagBench:
                 self.client.delete_table(TableName=name)
 
     def _delete_topics(self) -> None:
-        admin = kafka.admin_client(self.settings.kafka)
-        topics = [t for t in admin.list_topics(timeout=10).topics if t.startswith(self.run + ".")]
-        if topics:
-            admin.delete_topics(topics, operation_timeout=30)
+        delete_topics(self.settings.kafka, (self.run + ".",))
 
     def _delete_keys(self) -> None:
         r = redis_client(self.settings.control.redis_url)

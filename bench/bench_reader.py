@@ -31,7 +31,8 @@ from pymysqlreplication import BinLogStreamReader
 from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, WriteRowsEvent
 
 from bench.deadline import Deadline, wait_until
-from replicator.adapters.kafka import TopicPartition, admin_client, consumer
+from bench.topics import delete_topics
+from replicator.adapters.kafka import TopicPartition, consumer
 from replicator.adapters.mysql import Connection, connect
 from replicator.reader.gtid import StartAt
 from replicator.reader.runner import ReaderOptions
@@ -308,7 +309,4 @@ def main() -> dict[str, Any]:
         with conn.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS `{db}`")
         conn.close()
-        admin = admin_client(load_settings().kafka)
-        topics = [t for t in admin.list_topics(timeout=10).topics if t.startswith(tuple(PREFIXES))]
-        if topics:
-            admin.delete_topics(topics, operation_timeout=30)
+        delete_topics(load_settings().kafka, tuple(PREFIXES))
