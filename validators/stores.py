@@ -20,7 +20,7 @@ from replicator.catalog import TableShape
 from replicator.errors import TargetUnavailable, UnknownTableError
 from replicator.events import Row, binlog_version
 from replicator.mapping.conditional import is_tombstone
-from replicator.mapping.mapper import TableMapper, template_fields
+from replicator.mapping.mapper import TableMapper
 from replicator.mapping.names import VERSION_ATTR
 from replicator.settings import Settings
 from validators.checks import StoredItem
@@ -81,10 +81,7 @@ class Stores:
         return self.mapper(source).key_text(image)
 
     def key_columns(self, source: str) -> tuple[str, ...]:
-        cols: list[str] = []
-        for attr in self.mapper(source).key_attributes:
-            cols.extend(template_fields(attr.template) if attr.template else [attr.column or ""])
-        return tuple(cols)
+        return self.mapper(source).key_columns
 
     def mysql(self, source: str, images: Sequence[Row]) -> tuple[dict[str, Row], dict[str, int]]:
         shape, mapper, _ = self.table(source)

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import string
 from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -44,7 +43,7 @@ from replicator.mapping import (
     is_tombstone,
 )
 from replicator.mapping.coltypes import ColumnType
-from replicator.mapping.mapper import template_fields
+from replicator.mapping.templates import parse_template, placeholders, template_fields
 from replicator.mapping.values import decode_value
 
 #: docs/design.md: version = generation << 52 | base; an application write's base is its
@@ -91,11 +90,11 @@ def _key_text_value(ct: ColumnType, text: str) -> Value:
 
 def _template_regex(template: str) -> tuple[re.Pattern[str], tuple[str, ...]]:
     parts, fields = [], []
-    for literal, name, _, _ in string.Formatter().parse(template):
+    for literal, ph in parse_template(template):
         parts.append(re.escape(literal))
-        if name is not None:
+        if ph is not None:
             parts.append("(.+?)")
-            fields.append(name)
+            fields.append(ph.column)
     return re.compile("".join(parts), re.DOTALL), tuple(fields)
 
 
@@ -287,6 +286,12 @@ def check_reversible(plan: TablePlan) -> None:
     spec = plan.mapper.mapping.key
     if spec.pk is not None:
         fields = set(template_fields(spec.pk)) | set(template_fields(spec.sk or ""))
+        lossy = [ph for t in (spec.pk, spec.sk or "") for ph in placeholders(t)
+                 if ph.kind == "temporal" or ph.default is not None]
+        if lossy:
+            raise ConfigError(f"{where}.key templates format {lossy[0].column!r} in a way reverse "
+                              "replication cannot read back (a date format or a NULL default): key the item "
+                              "by the plain primary-key columns, or 0<N>d-padded integers")
         if fields != set(plan.pk):
             raise ConfigError(f"{where}.key templates use columns {sorted(fields)}, but reverse replication "
                               f"needs the DynamoDB key made of exactly the primary key {list(plan.pk)} "

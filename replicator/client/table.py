@@ -60,15 +60,7 @@ class Table:
         self.mapper = mapper
         self.source = mapper.table
         self.target = target  # the DynamoDB table, prefix included
-        self._key_columns = tuple(self._template_columns())
-
-    def _template_columns(self) -> list[str]:
-        from replicator.mapping.mapper import template_fields
-
-        cols: list[str] = []
-        for attr in self.mapper.key_attributes:
-            cols.extend(template_fields(attr.template) if attr.template else [attr.column or ""])
-        return cols
+        self._key_columns = mapper.key_columns
 
     # ----------------------------------------------------------------- keys and rows
 

@@ -10,7 +10,6 @@ table, the key and the reason, which the writer sends to the dead-letter topic.
 
 from __future__ import annotations
 
-import string
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -30,6 +29,13 @@ from replicator.mapping.coltypes import ColumnType, parse_column_type
 from replicator.mapping.indexes import IndexMapping, build_indexes, index_key_problem, validate_indexes
 from replicator.mapping.names import METADATA_ATTRS, PK_ATTR, SK_ATTR
 from replicator.mapping.size import MAX_ITEM_BYTES, item_size
+from replicator.mapping.templates import (
+    TemplateValueError,
+    parse_template,
+    placeholders,
+    render_part,
+    template_fields,
+)
 from replicator.mapping.values import (
     OVERRIDES_ALLOWED,
     AttributeValue,
@@ -53,23 +59,6 @@ class KeyAttribute:
     type: str  # "S" | "N" | "B"
     template: str | None = None  # a "USER#{id}" template, or None: the column's own value
     column: str | None = None  # the column, when the key is a column's own value
-
-
-def template_fields(template: str) -> tuple[str, ...]:
-    """The column names a key template refers to: ``"USER#{id}#{region}"`` -> ``("id", "region")``."""
-    try:
-        parts = list(string.Formatter().parse(template))
-    except ValueError as exc:
-        raise ConfigError(f"key template {template!r}: {exc} "
-                          f"(write literal braces as '{{{{' and '}}}}')") from exc
-    fields = []
-    for _, name, spec, conv in parts:
-        if name is None:
-            continue
-        if not name or spec or conv:
-            raise ConfigError(f"key template {template!r}: use plain {{column}} placeholders")
-        fields.append(name)
-    return tuple(fields)
 
 
 def template_text(value: Value) -> str | None:
@@ -190,6 +179,14 @@ class TableMapper:
             if unknown:
                 raise ConfigError(f"{where}.key.{option} template {template!r} names unknown column(s) "
                                   f"{unknown}; the table's columns are {sorted(known)}")
+            for ph in placeholders(template):
+                ct = self.types[ph.column]
+                fits = {"text": True, "integer": ct.kind == "int",
+                        "temporal": ct.kind in ("date", "datetime", "timestamp")}[ph.kind]
+                if not fits:
+                    raise ConfigError(f"{where}.key.{option} template {template!r}: format {ph.format!r} "
+                                      f"does not apply to {ph.column!r} ({ct.kind}); 0<N>d is for integer "
+                                      "columns, %Y-%m-%d-style formats for DATE/DATETIME/TIMESTAMP")
         if spec.pk is None:
             if not self.primary_key:
                 raise ConfigError(f"{where}: the table has no primary key; give a key.pk template")
@@ -224,23 +221,41 @@ class TableMapper:
         """A short readable key for messages: the primary-key columns (or the template columns)."""
         return ",".join(f"{c}={template_text(row.get(c))}" for c in self.identity_columns)
 
+    def _render(self, template: str, row: Row) -> str:
+        out = []
+        for literal, ph in parse_template(template):
+            out.append(literal)
+            if ph is None:
+                continue
+            if ph.column not in row:
+                raise self._error(MissingKeyError, row, f"key template {template!r} names column "
+                                  f"{ph.column!r} that the row does not have", "template-column-missing")
+            value = row[ph.column]
+            try:
+                text = render_part(ph, value, template_text(value))
+            except TemplateValueError as exc:
+                raise self._error(MissingKeyError, row, f"key template {template!r}: {exc}",
+                                  "key-format") from exc
+            if text is None:
+                raise self._error(MissingKeyError, row, f"key column {ph.column!r} is NULL or empty (give "
+                                  f"the placeholder a default: {{{ph.column}|...}})", "null-or-empty-key")
+            out.append(text)
+        return "".join(out)
+
+    @property
+    def key_columns(self) -> tuple[str, ...]:
+        """The columns the DynamoDB key is made of, in key order (templates' or the key columns)."""
+        cols: list[str] = []
+        for attr in self.key_attributes:
+            cols.extend(template_fields(attr.template) if attr.template else [attr.column or ""])
+        return tuple(cols)
+
     def key(self, row: Row) -> Item:
         """The DynamoDB key of a row; a NULL or empty key part raises :class:`MissingKeyError`."""
         key: Item = {}
         for attr in self.key_attributes:
             if attr.template is not None:
-                parts = {}
-                for name in template_fields(attr.template):
-                    if name not in row:
-                        raise self._error(MissingKeyError, row,
-                                          f"key template {attr.template!r} names column {name!r} "
-                                          f"that the row does not have", "template-column-missing")
-                    text = template_text(row[name])
-                    if text is None:
-                        raise self._error(MissingKeyError, row, f"key column {name!r} is NULL or empty",
-                                          "null-or-empty-key")
-                    parts[name] = text
-                key[attr.name] = {"S": attr.template.format(**parts)}
+                key[attr.name] = {"S": self._render(attr.template, row)}
                 continue
             assert attr.column is not None
             av = self._encode(attr.column, row.get(attr.column), row)

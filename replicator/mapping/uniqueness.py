@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from replicator.errors import ConfigError
-from replicator.mapping.mapper import template_fields
+from replicator.mapping.templates import template_fields
 from replicator.settings import TableMapping
 
 

@@ -186,3 +186,11 @@ def test_the_sql_of_a_plan() -> None:
     assert plan.update_sql == "UPDATE `shop`.`users` SET `email` = %s, `n` = %s WHERE `id` = %s"
     assert plan.update_params((1, "a", 2)) == ("a", 2, 1)
     assert plan.existing_sql(2) == "SELECT `id` FROM `shop`.`users` WHERE `id` IN (%s, %s) FOR UPDATE"
+
+
+def test_a_key_template_that_cannot_be_read_back_is_refused_and_a_padded_one_reads_back() -> None:
+    with pytest.raises(ConfigError, match="cannot read back"):
+        check_reversible(users_plan(key={"pk": "USER#{id|NONE}"}))
+    plan = users_plan(key={"pk": "USER#{id:010d}"})
+    check_reversible(plan)
+    assert plan.mapper.key({"id": 42, "email": "a@b.c", "name": None})["pk"]["S"] == "USER#0000000042"
