@@ -80,6 +80,8 @@ class Writer:
         self._phase: PhaseState | None = None
         self._phase_read_at = 0.0
         self._heartbeat_at = 0.0
+        self._rate_mark = (0.0, 0)  # (time, events) at the last heartbeat: the writer's throughput
+        self._events_per_s = 0.0
         self._paused = False
         self._aware = consumer if isinstance(consumer, AssignmentAware) else None
         self.watermark = OffsetsPublisher(
@@ -173,8 +175,16 @@ class Writer:
         if now - self._heartbeat_at < self.options.heartbeat_s:
             return
         self._heartbeat_at = now
+        # Events/s over the last heartbeat interval, smoothed: the 4 -> 5 lag gate estimates from it
+        # how long a backlog takes to drain under the switch's freeze (replicator.phase.gates).
+        at, events = self._rate_mark
+        if at and now > at:
+            recent = (self.totals.events - events) / (now - at)
+            self._events_per_s = recent if not self._events_per_s else 0.5 * self._events_per_s + 0.5 * recent
+        self._rate_mark = (now, self.totals.events)
         try:
-            self.control.put_marker(names.WRITER_HEARTBEAT, {"ts": now, "group": self.settings.writer_group})
+            self.control.put_marker(names.WRITER_HEARTBEAT, {"ts": now, "group": self.settings.writer_group,
+                                                             "events_per_s": round(self._events_per_s, 1)})
         except ControlStoreUnavailable as exc:
             log.warning("heartbeat_not_written", error=str(exc))
 

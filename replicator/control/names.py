@@ -25,7 +25,7 @@ COUNTERS = (
 )
 
 # Markers (small JSON documents).
-WRITER_HEARTBEAT = "writer.heartbeat"    # {"ts": epoch_s, "group": str}
+WRITER_HEARTBEAT = "writer.heartbeat"    # {"ts": epoch_s, "group": str, "events_per_s": float}
 READER_HEARTBEAT = "reader.heartbeat"    # {"ts": epoch_s, "lag_s": float, "position": ...}
 BACKFILL_COMPLETE = "backfill.complete"  # {"complete": bool, "tables": [...], "at": epoch_s}
 BACKFILL_PREFIX = "backfill."

@@ -166,6 +166,7 @@ def replication_lag_zero(
     reader: Mapping[str, Any] | None, now: float, max_age_s: float,
     topic_lags: Mapping[str, int] | None, kafka_error: str = "",
     *, max_lag_s: float = 0.0, max_behind: int = 0,
+    writer_events_per_s: float | None = None, max_drain_s: float | None = None,
 ) -> GateResult:
     """The binlog reader is (nearly) caught up AND the writer group has (nearly) consumed every
     table topic.
@@ -174,11 +175,14 @@ def replication_lag_zero(
     for long, so the 4 -> 5 gate is judged with a small allowance (``cutover.gate_max_lag_s``,
     ``cutover.gate_max_messages_behind``): the switch protocol then drains the lag to exactly
     zero at the fence, under the write freeze, which is when "zero lag before DynamoDB becomes
-    the only write target" (DESIGN §1) is true and checked.
+    the only write target" (DESIGN §1) is true and checked. With the writer's recent throughput
+    (``writer_events_per_s``, from its heartbeat) and ``max_drain_s``, the backlog must also
+    drain within that time at that pace: a slow writer makes the switch abort otherwise.
     """
     if max_lag_s or max_behind:
+        drain = f", drained at its pace within {max_drain_s:g} s" if max_drain_s is not None else ""
         threshold = (f"reader lag <= {max_lag_s:g} s (fresh heartbeat) and writer <= {max_behind} messages "
-                     "behind; drained to zero under the switch's write freeze")
+                     f"behind{drain}; drained to zero under the switch's write freeze")
     else:
         threshold = "reader lag 0 s (fresh heartbeat) and writer offsets at the high watermarks"
     age = heartbeat_age(reader, now)
@@ -198,6 +202,14 @@ def replication_lag_zero(
     behind = {t: n for t, n in sorted(topic_lags.items()) if n != 0}
     total = sum(behind.values())
     ok = total <= max_behind
+    if ok and total and max_drain_s is not None:
+        drain_s = total / writer_events_per_s if writer_events_per_s else float("inf")
+        if drain_s > max_drain_s:
+            pace = f"{writer_events_per_s:g} events/s" if writer_events_per_s else "no measured pace"
+            return _fail(REPLICATION_LAG, f"writer {total} messages behind, ~{drain_s:.1f} s to drain at "
+                                          f"{pace}", threshold,
+                         f"the writer would not drain its backlog within {max_drain_s:g} s of the switch's "
+                         "pause: wait for it to catch up")
     return GateResult(
         REPLICATION_LAG, ok, measured=f"writer {total} messages behind", threshold=threshold, window_s=None,
         value=float(total),

@@ -197,8 +197,12 @@ class GateChecker:
             except ProbeError as exc:
                 lags, error = None, str(exc)
             cut = self._s.cutover  # the switch drains the rest under its freeze (gates.replication_lag_zero)
+            writer = self._store.get_marker(names.WRITER_HEARTBEAT) or {}
+            pace = writer.get("events_per_s")  # None: a writer of an earlier release, no estimate
             return gates.replication_lag_zero(self._store.get_marker(names.READER_HEARTBEAT), now,
                                               g.heartbeat_max_age_s, lags, error,
                                               max_lag_s=cut.gate_max_lag_s,
-                                              max_behind=cut.gate_max_messages_behind)
+                                              max_behind=cut.gate_max_messages_behind,
+                                              writer_events_per_s=None if pace is None else float(pace),
+                                              max_drain_s=None if pace is None else cut.max_write_pause_s / 2)
         raise ValueError(f"unknown gate {name!r}")

@@ -62,3 +62,16 @@ def test_gate_counters_count_applied_and_failed_events() -> None:
     now = time.time()
     assert control.window_sum("dual_write.applied", now - 600, now + 60) == 3
     assert control.window_sum("dual_write.failed", now - 600, now + 60) == 1
+
+
+def test_the_heartbeat_carries_the_writers_pace_for_the_switch_gate() -> None:
+    writer, _, _, control = _writer(_messages(), phase=2)
+    now = [1000.0]
+    writer.clock = lambda: now[0]
+    interval = writer.options.heartbeat_s
+    writer._heartbeat(now[0])
+    writer.step()  # four events: three applied, one dead-lettered
+    now[0] += interval
+    writer._heartbeat(now[0])
+    beat = control.get_marker("writer.heartbeat")
+    assert beat is not None and beat["events_per_s"] == round(4 / interval, 1)

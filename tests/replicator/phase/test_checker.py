@@ -160,3 +160,15 @@ def test_gate_4_5_fails_with_the_reason_when_kafka_cannot_be_read() -> None:
 
 def test_phase_1_has_no_gates() -> None:
     assert checker(MemoryControlStore()).check(1) == []
+
+
+def test_gate_4_5_fails_when_the_writer_would_not_drain_its_backlog_within_half_the_pause() -> None:
+    store = MemoryControlStore()
+    in_phase(store, 4, NOW - 48 * HOUR)
+    store.put_marker(names.READER_HEARTBEAT, {"ts": NOW - 1, "lag_s": 0, "position": "x"})
+    store.put_marker(names.WRITER_HEARTBEAT, {"ts": NOW - 1, "group": "g", "events_per_s": 40.0})
+    lag = gates.REPLICATION_LAG
+    r = by_gate(checker(store, offsets=MemoryOffsetProbe({"mig.shop.orders": 150})).check(5))[lag]
+    assert not r.passed and "~3.8 s to drain at 40 events/s" in r.measured  # 2 s pause: 1 s to drain
+    r = by_gate(checker(store, offsets=MemoryOffsetProbe({"mig.shop.orders": 30})).check(5))[lag]
+    assert r.passed and "drained at its pace within 1 s" in r.threshold
