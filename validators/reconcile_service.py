@@ -96,6 +96,10 @@ def reconcile_tables(settings: Settings, sources: Sequence[str], *, method: str 
                                  "mysql_rows": full.mysql_rows, "dynamodb_items": full.dynamodb_items,
                                  "tombstones": full.tombstones, "mysql_rows_fetched": full.mysql_rows,
                                  "differences": _differences(full.differences)})
+                    if repair and full.differences:
+                        docs[-1]["repair"] = {"published": 0, "version": None, "applied": False,
+                                              "remaining": len(full.differences),
+                                              "why": f"not repaired: compared in full ({why})"}
                     found[m.source] = full.differences
                     continue
                 update, done = task(m.source) if task is not None else (None, lambda: None)
