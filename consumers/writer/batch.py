@@ -52,6 +52,7 @@ class BatchPlan:
     events: int = 0
     coalesced: int = 0  # writes saved by coalescing
     origin: dict[tuple[str, Any], RawMessage] = field(default_factory=dict)  # write identity -> message
+    oldest_ts_ms: int | None = None  # the earliest MySQL commit time among the batch's events
 
     def message_of(self, write: ConditionalWrite) -> RawMessage:
         return self.origin[write.identity]
@@ -111,6 +112,8 @@ def plan_batch(messages: Sequence[RawMessage], mappers: MapperCache, now: float,
             if msg.value is None:
                 raise MappingError("message without a value", reason="empty-message")
             event = decode(msg.value)
+            if plan.oldest_ts_ms is None or event.ts_ms < plan.oldest_ts_ms:
+                plan.oldest_ts_ms = event.ts_ms
             mapping = mappers.mapping(event.source)
             if mapping is None:
                 raise MappingError(f"{event.source} is not a mapped table (tables[] of the config)",

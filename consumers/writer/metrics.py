@@ -42,6 +42,14 @@ class WriterMetrics:
         self.apply_latency = Histogram(
             "replicator_writer_apply_latency_seconds", "Time to apply one DynamoDB request, retries included",
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60), registry=r)
+        self.replication_lag = Gauge(
+            "replicator_writer_replication_lag_seconds",
+            "End-to-end lag of the last applied batch: from its oldest change's MySQL commit to DynamoDB's "
+            "acknowledgement (DMS's CDCLatencyTarget)", registry=r)
+        self.replication_latency = Histogram(
+            "replicator_writer_replication_latency_seconds",
+            "Per batch, MySQL commit of its oldest change -> applied in DynamoDB",
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600), registry=r)
         self.batch_latency = Histogram(
             "replicator_writer_batch_seconds", "Time from consuming a batch to committing its offsets",
             buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60), registry=r)

@@ -230,6 +230,10 @@ class Writer:
         self._report(now, stats)
         seconds = time.monotonic() - started
         self.metrics.batch_latency.observe(seconds)
+        if plan.oldest_ts_ms is not None:  # end to end: MySQL commit -> acknowledged by DynamoDB
+            lag = max(0.0, self.clock() - plan.oldest_ts_ms / 1000)
+            self.metrics.replication_lag.set(lag)
+            self.metrics.replication_latency.observe(lag)
         log.debug("dynamodb_write_applied", marker="DualWrite",
                   outcome="applied", events=stats.events, applied=stats.applied,
                   replayed=stats.replayed, coalesced=stats.coalesced, failed=stats.failed,

@@ -75,3 +75,15 @@ def test_the_heartbeat_carries_the_writers_pace_for_the_switch_gate() -> None:
     writer._heartbeat(now[0])
     beat = control.get_marker("writer.heartbeat")
     assert beat is not None and beat["events_per_s"] == round(4 / interval, 1)
+
+
+def test_the_end_to_end_lag_runs_from_the_oldest_changes_mysql_commit_to_dynamodb() -> None:
+    from replicator.events import ChangeEvent
+
+    messages = _messages()
+    writer, _, _, _ = _writer(messages, phase=2)
+    oldest_commit_s = min(ChangeEvent.from_json(m.value).ts_ms for m in messages[:3] if m.value) / 1000
+    writer.clock = lambda: oldest_commit_s + 7.5
+    writer.step()
+    assert writer.metrics.replication_lag._value.get() == 7.5  # type: ignore[attr-defined]
+    assert writer.metrics.replication_latency._sum.get() == 7.5  # type: ignore[attr-defined]
