@@ -50,6 +50,7 @@ from replicator.errors import (
     TargetUnavailable,
     TransientError,
 )
+from replicator.metrics import Health
 
 log = structlog.get_logger("consumers.reverse")
 
@@ -81,6 +82,7 @@ class ReverseReplicator:
         self.clock = clock
         self.monotonic = monotonic
         self.stop_event = threading.Event()
+        self.health: Health | None = None  # /healthz and /readyz of the metrics port
         self.progress = Progress(settle_s=self.options.settle_s, interval_s=self.options.heartbeat_s,
                                  clock=clock)
         self.dead_letters = DeadLetters(store, self.metrics)
@@ -117,10 +119,16 @@ class ReverseReplicator:
     def run(self) -> None:
         backoff = Backoff(base_s=0.1, cap_s=5.0)
         while not self.stop_event.is_set():
+            if self.health is not None:
+                self.health.beat()
             try:
                 worked = self.step()
                 backoff.reset()
+                if self.health is not None:
+                    self.health.set_ready(True)
             except TransientError as exc:
+                if self.health is not None:
+                    self.health.set_ready(False, f"{type(exc).__name__}: {exc}")
                 self.metrics.retries.labels(type(exc).__name__).inc()
                 log.warning("reverse_round_failed", error=type(exc).__name__, message=str(exc))
                 self.progress.caught_up = False

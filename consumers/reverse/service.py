@@ -19,7 +19,7 @@ from replicator.control import ControlStore, open_control_store
 from replicator.errors import ConfigError
 from replicator.lifecycle import stop_on_signals
 from replicator.mapping import TableMapper
-from replicator.metrics import serve_metrics
+from replicator.metrics import Health, serve_metrics
 from replicator.settings import Settings
 
 log = structlog.get_logger("consumers.reverse")
@@ -80,8 +80,11 @@ def run_reverse(settings: Settings, *, options: ReverseOptions | None = None,
     """``replicator reverse``: runs until SIGTERM/SIGINT."""
     stopping = stop_on_signals("consumers.reverse")
     metrics = ReverseMetrics()
-    serve_metrics(settings.metrics.port if metrics_port is None else metrics_port, metrics.registry)
+    health = Health(max_silence_s=120.0)
+    serve_metrics(settings.metrics.port if metrics_port is None else metrics_port, metrics.registry,
+                  health=health)
     with reverse_session(settings, options=options, metrics=metrics) as rev:
         rev.stop_event = stopping
+        rev.health = health
         if not stopping.is_set():
             rev.run()

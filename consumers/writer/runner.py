@@ -36,6 +36,7 @@ from consumers.writer.ports import Applier, DeadLetterSink, EventConsumer
 from consumers.writer.watermark import OffsetsPublisher
 from replicator.control import ControlStore, PhaseState, names
 from replicator.errors import BrokerUnavailable, ControlStoreUnavailable
+from replicator.metrics import Health
 from replicator.settings import Settings
 
 log = structlog.get_logger("consumers.writer")
@@ -76,6 +77,7 @@ class Writer:
         self.clock = clock
         self.mappers = MapperCache(settings)
         self.stop_event = threading.Event()
+        self.health: Health | None = None  # /healthz and /readyz of the metrics port
         self.totals = BatchStats()
         self._phase: PhaseState | None = None
         self._phase_read_at = 0.0
@@ -108,6 +110,8 @@ class Writer:
     def step(self) -> BatchStats:
         """One iteration: heartbeat, phase check, then one batch (or an idle poll while paused)."""
         now = self.clock()
+        if self.health is not None:
+            self.health.beat()
         self._heartbeat(now)
         self._watermark_assigned()
         self.watermark.publish_due()
@@ -154,7 +158,11 @@ class Writer:
             try:
                 self._phase = self.control.get_phase()
                 self._phase_read_at = now
+                if self.health is not None:
+                    self.health.set_ready(True)
             except ControlStoreUnavailable as exc:
+                if self.health is not None:
+                    self.health.set_ready(False, f"control store unavailable: {exc}")
                 log.warning("phase_state_unavailable_keeping_last", error=str(exc),
                             phase=self._phase.phase if self._phase else None)
         enabled = self._phase is not None and self._phase.dual_write_enabled

@@ -22,7 +22,7 @@ from replicator.lifecycle import stop_on_signals
 from replicator.mapping import TableMapper
 from replicator.mapping.foreign_keys import CascadeGraph
 from replicator.mapping.indexes import template_prefix
-from replicator.metrics import serve_metrics
+from replicator.metrics import Health, serve_metrics
 from replicator.settings import Settings
 from replicator.topics import dead_letter_topic, table_topic
 
@@ -120,11 +120,13 @@ def run_writer(settings: Settings, *, create_tables: bool = False, mode: ApplyMo
     if created:
         log.info("dynamodb_tables_created", tables=created)
     metrics = WriterMetrics()
-    serve_metrics(settings.metrics.port, metrics.registry)
+    health = Health(max_silence_s=120.0)  # a batch waits for DynamoDB's acknowledgements (with retries)
+    serve_metrics(settings.metrics.port, metrics.registry, health=health)
     with open_control_store(settings) as control:
         writer = build_writer(settings, control, mode=mode, instance_id=instance_id, client=client,
                               metrics=metrics)
         writer.stop_event = stopping
+        writer.health = health
         writer.mappers = MapperCache(settings, {source: pk for source, (_, pk) in schemas.items()})
         if graph.edges:
             writer.cascades = build_cascades(settings, writer, graph, schemas, client)

@@ -87,3 +87,16 @@ def test_the_end_to_end_lag_runs_from_the_oldest_changes_mysql_commit_to_dynamod
     writer.step()
     assert writer.metrics.replication_lag._value.get() == 7.5  # type: ignore[attr-defined]
     assert writer.metrics.replication_latency._sum.get() == 7.5  # type: ignore[attr-defined]
+
+
+def test_each_turn_of_the_loop_keeps_healthz_alive_and_a_readable_phase_makes_it_ready() -> None:
+    from replicator.metrics import Health
+    from replicator.testing import ManualClock
+
+    writer, _, _, _ = _writer(_messages(), phase=2)
+    clock = ManualClock(0.0)
+    writer.health = Health(max_silence_s=10, clock=clock)
+    clock.advance(11)
+    assert not writer.health.live()[0] and not writer.health.ready()[0]
+    writer.step()
+    assert writer.health.live() == (True, "ok") and writer.health.ready() == (True, "ok")
