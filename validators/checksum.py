@@ -35,7 +35,8 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, localcontext
 from typing import Any
@@ -45,6 +46,8 @@ import orjson
 from replicator.events import JsonDoc, Row, Temporal, Value
 from replicator.mapping.cells import quote_ident
 from replicator.mapping.coltypes import ColumnType
+from replicator.mapping.mapper import TableMapper
+from replicator.mapping.values import decode_value
 
 Column = tuple[str, ColumnType]
 OrderKey = tuple[Any, ...]
@@ -203,3 +206,54 @@ def locate(his: Sequence[OrderKey | None], key: OrderKey) -> int:
     """The index of the range ``(his[i-1], his[i]]`` holding ``key``; the last bound is None."""
     bounded = [h for h in his if h is not None]
     return bisect.bisect_left(bounded, key)
+
+
+# --------------------------------------------------------------------------- straight from an item
+
+_PLAIN_INT = re.compile(r"^-?\d+$")
+
+
+def _fast_text(ct: ColumnType) -> Callable[[dict[str, Any]], str | None] | None:
+    """The canonical text read straight off a default-mapped attribute, for the kinds where that is
+    what decoding then :func:`value_text` give (the per-item cost of a scan); None: decode."""
+    kind = ct.kind
+    if kind in ("text", "enum"):
+        return lambda av: str(av["S"]) if "S" in av else None
+    if kind in ("int", "year"):
+        def integer(av: dict[str, Any]) -> str | None:
+            n = av.get("N")
+            return str(int(n)) if isinstance(n, str) and _PLAIN_INT.match(n) else None
+        return integer
+    if kind in ("datetime", "timestamp"):
+        return lambda av: str(av["S"]).removesuffix("Z").replace("T", " ", 1) if "S" in av else None
+    if kind in ("date", "time"):
+        return lambda av: str(av["S"]) if "S" in av else None
+    if kind in ("binary", "bytes", "geometry"):
+        return lambda av: bytes(av["B"]).hex().upper() if "B" in av else None
+    if kind == "decimal" and ct.decimal_as_number:
+        return lambda av: value_text(ct, Decimal(av["N"])) if "N" in av else None
+    return None
+
+
+def item_digester(mapper: TableMapper, columns: Sequence[Column]) -> Callable[[dict[str, Any]], int]:
+    """``item -> row_digest(mapper.to_row(item), columns)``, without building the row where the
+    attribute already holds the canonical text (the result is the same; anything else decodes)."""
+    plan = []
+    for name, ct in columns:
+        override = mapper.override(name)
+        fast = _fast_text(ct) if override == "default" else None
+        plan.append((mapper.attributes[name], ct, override, fast))
+
+    def digest(item: dict[str, Any]) -> int:
+        parts = []
+        for attr, ct, override, fast in plan:
+            av = item.get(attr)
+            text: str | None = None
+            if av is not None and "NULL" not in av:
+                text = fast(av) if fast is not None else None
+                if text is None:
+                    text = value_text(ct, decode_value(ct, override, av))
+            parts.append(NULL_TEXT if text is None else f"{len(text)}:{text}")
+        return int(hashlib.md5(",".join(parts).encode(), usedforsecurity=False).hexdigest()[:16], 16)
+
+    return digest

@@ -39,7 +39,7 @@ from replicator.diff import Difference, describe, diff_tables
 from replicator.events import Row
 from replicator.mapping.conditional import is_tombstone
 from replicator.mapping.mapper import TableMapper
-from replicator.mapping.values import encode_value
+from replicator.mapping.values import decode_value, encode_value
 from replicator.settings import Settings, TableMapping
 from validators.checksum import (
     Column,
@@ -47,6 +47,7 @@ from validators.checksum import (
     OrderKey,
     Range,
     digest_sql,
+    item_digester,
     locate,
     order_key,
     orderable,
@@ -134,6 +135,9 @@ class RangeReconciler:
         self.columns: list[Column] = [(c, self.mapper.types[c]) for c in self.mapper.attributes]
         self.pk_columns: list[Column] = [(c, self.mapper.types[c]) for c in shape.pk]
         self.exact = sql_exact(self.columns)
+        self.item_digest = item_digester(self.mapper, self.columns)
+        self._pk_decode = [(self.mapper.attributes[c], self.mapper.types[c], self.mapper.override(c))
+                           for c in shape.pk]
         self.digest = digest_sql(self.columns) if self.exact else ""
         self.target = settings.dynamodb.table_prefix + mapping.target_name
 
@@ -212,8 +216,8 @@ class RangeReconciler:
                         tomb += 1
                         continue
                     live += 1
-                    item = self._item(raw)
-                    folds.setdefault(locate(his, item.key), Fold()).add(item.digest)
+                    pk = tuple(decode_value(ct, o, raw.get(a)) for a, ct, o in self._pk_decode)
+                    folds.setdefault(locate(his, order_key(pk)), Fold()).add(self.item_digest(raw))
                 with lock:
                     counts[1] += len(page)
                     self.progress("dynamodb", counts[1], None)

@@ -77,3 +77,28 @@ def test_items_are_located_in_the_range_whose_upper_bound_is_the_first_not_below
     his = [order_key((10,)), order_key((20,)), None]
     assert [locate(his, (k,)) for k in (1, 10, 11, 20, 21, 10**9)] == [0, 0, 1, 1, 2, 2]
     assert Range((10,), (20,)).holds((20,)) and not Range((10,), (20,)).holds((10,))
+
+
+def test_the_digest_read_straight_off_an_item_is_the_row_digest() -> None:
+    from replicator.mapping.mapper import TableMapper
+    from replicator.settings import load_settings
+    from validators.checksum import item_digester
+
+    settings = load_settings(tables=[{"source": "db.t", "key": {"pk": "T#{id}"}, "types": {"n": "string"}}])
+    columns_sql = (("id", "bigint(20)"), ("name", "varchar(40)"), ("n", "int(11)"), ("d", "decimal(10,2)"),
+                   ("at", "datetime(6)"), ("ts", "timestamp(3)"), ("day", "date"), ("b", "varbinary(8)"),
+                   ("s", "set('x','y')"), ("j", "json"), ("f", "double"))
+    mapper = TableMapper(settings.tables[0], columns_sql, ("id",))
+    columns = [(c, mapper.types[c]) for c in mapper.attributes]
+    digest = item_digester(mapper, columns)
+    rows = [
+        {"id": 1, "name": "ä", "n": 5, "d": Decimal("1.50"),
+         "at": Temporal("datetime", "2024-01-02T03:04:05.000001"),
+         "ts": Temporal("timestamp", "2024-01-02T03:04:05.120Z"), "day": Temporal("date", "2024-01-02"),
+         "b": b"\x00\x01", "s": frozenset({"y"}), "j": JsonDoc({"a": [1, 2.5]}), "f": 0.1},
+        {"id": 2, "name": "", "n": None, "d": None, "at": None, "ts": None, "day": None, "b": None,
+         "s": frozenset(), "j": None, "f": None},
+    ]
+    for row in rows:
+        item = mapper.to_item(row)
+        assert digest(item) == row_digest(mapper.to_row(item), columns)

@@ -10,7 +10,7 @@ import pytest
 from replicator.catalog import TableShape
 from replicator.mapping import TableMapper
 from replicator.settings import load_settings
-from validators.checksum import Fold, digest_sql, row_digest, sql_exact
+from validators.checksum import Fold, digest_sql, item_digester, row_digest, sql_exact
 from validators.ranges import RangeReader
 
 pytestmark = pytest.mark.integration
@@ -65,6 +65,7 @@ def test_sql_and_python_digests_agree_for_every_exact_kind_and_through_dynamodb(
             assert server.xor == row_digest(projected, columns), f"row {row['id']}"
             through_dynamodb = mapper.to_row(mapper.to_item(row))
             assert row_digest(through_dynamodb, columns) == server.xor, f"row {row['id']} via DynamoDB"
+            assert item_digester(mapper, columns)(mapper.to_item(row)) == server.xor, f"row {row['id']} item"
         whole = reader.fold(shape, digest_sql(columns), None, None)
         expected = Fold()
         for row in rows:
