@@ -35,7 +35,13 @@ from consumers.writer.batch import RawMessage
 from consumers.writer.ports import EventConsumer
 from replicator.control import ControlStore, PhaseState, names
 from replicator.diff import diff_row
-from replicator.errors import BadEventError, ControlStoreUnavailable, FatalDataError, TransientError
+from replicator.errors import (
+    BadEventError,
+    ControlStoreUnavailable,
+    FatalDataError,
+    StatementRejected,
+    TransientError,
+)
 from replicator.events import ChangeEvent
 from replicator.metrics import Health
 from replicator.settings import Settings
@@ -220,7 +226,7 @@ class StreamValidator:
                 checks = self.checks_of(messages, self.clock())
                 verdicts = self.checker.resolve(checks)
                 break
-            except TransientError as exc:
+            except (TransientError, StatementRejected) as exc:  # rejected: the table changed (DDL)
                 self.metrics.errors.labels(type(exc).__name__).inc()
                 log.warning("validation_reads_failed", error=str(exc), retry_in_s=self.options.retry_s)
                 if self.on_reset is not None:
