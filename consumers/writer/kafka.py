@@ -99,6 +99,7 @@ class KafkaEventConsumer:
         self._member_id = instance_id or process_member_id()
         self._assigned: list[tuple[str, int]] = []
         self._rebalances = 0  # assignments and revocations so far
+        self._offsets: Any = None  # end offsets for the cascades' order (never subscribes nor commits)
 
     @property
     def member_id(self) -> str:
@@ -125,6 +126,9 @@ class KafkaEventConsumer:
         if self._consumer is not None:
             self._consumer.close()  # leaves the group now rather than after the session time-out
             self._consumer = None
+        if self._offsets is not None:
+            self._offsets.close()
+            self._offsets = None
 
     def _take(self, max_messages: int, timeout: float) -> list[Any]:
         """Up to ``max_messages``: wait at most ``timeout`` for the first, then take what is already
@@ -219,8 +223,12 @@ class KafkaEventConsumer:
         """The broker's end offset of each partition now (transaction markers included)."""
         out = {}
         with kafka.kafka_errors("reading end offsets"):
+            if self._offsets is None:
+                # A client of its own: the consumer's connections wait in long fetches (fetch.wait.max.ms),
+                # which held each offset request back by up to that long.
+                self._offsets = kafka.consumer(self._kafka, self._group + ".offsets")
             for t, p in partitions:
-                out[(t, p)] = int(self._consumer.get_watermark_offsets(
+                out[(t, p)] = int(self._offsets.get_watermark_offsets(
                     kafka.TopicPartition(t, p), timeout=timeout, cached=False)[1])
         return out
 
