@@ -205,7 +205,10 @@ class CascadeOrder:
         (a primary-key update's other half) is then pending, or there is none."""
         if not self._pairs:
             return
-        pending = {t.version for t in self.pending}
+        # Deletes not cascaded yet: pending, or held back (polled, not yet released).
+        pending = {t.version for t in self.pending} | {
+            m.event.version for q in self.held.values() for m in q
+            if m.event is not None and m.event.op == "d"}
         settled: set[TP] = set()
         while self._pairs:
             pair = self._pairs[0]
