@@ -27,7 +27,9 @@ def _seed(shop: Shop, n: int = 1) -> list[int]:
     ids = shop.next_ids(n)
     for uid in ids:
         shop.client.table(shop.users).insert(shop.user(uid))
-    assert shop.applied(shop.users)
+    # The writer may first have a backlog to apply: writes the tests before made in phase 1,
+    # where it pauses (a shared 2-core machine took more than 30 s for it once).
+    assert shop.applied(shop.users, timeout_s=90)
     return ids
 
 
