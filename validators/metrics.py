@@ -1,4 +1,4 @@
-"""Prometheus metrics of the stream validator (units in names; rates are counters)."""
+"""Prometheus metrics of the stream validator and of reconcile (units in names; rates are counters)."""
 
 from __future__ import annotations
 
@@ -40,3 +40,21 @@ class ValidatorMetrics:
                             registry=r)
         self.heartbeat = Gauge("replicator_validator_heartbeat_timestamp_seconds",
                                "Unix time of the main loop's last iteration", registry=r)
+
+
+class ReconcileMetrics:
+    """``replicator reconcile --metrics-port``: what a long reconciliation has done so far."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        r = registry if registry is not None else CollectorRegistry()
+        self.registry = r
+        self.progress = Gauge("replicator_reconcile_stage_done",
+                              "Units done in the current stage of a table (ranges, items, rows)",
+                              ["table", "stage"], registry=r)
+        self.rows = Counter("replicator_reconcile_rows_total",
+                            "Rows (MySQL) and items (DynamoDB) compared", ["table", "store"], registry=r)
+        self.differences = Counter("replicator_reconcile_differences_total",
+                                   "Differences found, by kind", ["table", "kind"], registry=r)
+        self.tables = Counter("replicator_reconcile_tables_total",
+                              "Tables reconciled, by outcome (equal, different, resumed: done by an "
+                              "earlier run of the same --resume)", ["outcome"], registry=r)

@@ -38,6 +38,12 @@ def register(app: typer.Typer) -> None:
                              "for the writer, and compare them again. Phases 2-4 only.")] = False,
         as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
         show: Annotated[int, typer.Option(min=0, help="How many differences to print per table.")] = 20,
+        resume: Annotated[bool, typer.Option(
+            help="Go on with the tables an interrupted run of the same tables did not finish (the "
+                 "finished ones are reported from that run, marked resumed).")] = False,
+        metrics_port: Annotated[int | None, typer.Option(
+            help="Serve Prometheus /metrics (replicator_reconcile_*) on this port while it runs "
+                 "(default: metrics.port).")] = None,
         record: Annotated[bool, typer.Option(
             help="Count every key compared as a validation (passed or failed) in the control store, "
                  "where the phase 3->4 gate reads the validation error rate.")] = True,
@@ -71,11 +77,16 @@ def register(app: typer.Typer) -> None:
 
             return update, lambda: progress.remove_task(tid)
 
+        from replicator.metrics import serve_metrics
+        from validators.metrics import ReconcileMetrics
+
+        metrics = ReconcileMetrics()
         with exit_on_error(), progress:
+            serve_metrics(settings.metrics.port if metrics_port is None else metrics_port, metrics.registry)
             docs, found = reconcile_tables(
                 settings, list(table or ()) or [t.source for t in settings.tables], method=method,
                 options=RangeOptions(chunk_rows=chunk_rows, leaf_rows=leaf_rows, settle_s=settle_s),
-                repair=repair, record=record, task=task)
+                repair=repair, record=record, task=task, resume=resume, metrics=metrics)
         if as_json:
             typer.echo(orjson.dumps({"ok": all(d["ok"] for d in docs), "tables": docs},
                                     option=orjson.OPT_INDENT_2).decode())

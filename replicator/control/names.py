@@ -39,6 +39,7 @@ REVERSE_HEARTBEAT = "reverse.heartbeat"
 # The reconciliation's progress, one marker per table (validators/reconcile_service.py):
 # {"table", "stage", "done", "total", "started_at", "at", "finished", "ok", "differences"}
 RECONCILE_PREFIX = "reconcile."
+RECONCILE_RUN = "reconcile.run"  # {"tables": [...], "started_at", "done": {table: report}}: --resume
 # The stream validator: one marker per consumer-group member (validators/stream.py).
 # {"ts", "member", "group", "paused", "events", "keys", "passed", "failed", "unverified", "skipped"}
 VALIDATOR_PREFIX = "validator."

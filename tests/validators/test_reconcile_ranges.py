@@ -22,6 +22,7 @@ from replicator.mapping import TableMapper
 from replicator.mapping.names import VERSION_ATTR
 from replicator.settings import Settings, load_settings
 from replicator.topics import pipeline_topics
+from validators.metrics import ReconcileMetrics
 from validators.reconcile_ranges import RangeOptions
 from validators.reconcile_service import reconcile_tables
 
@@ -114,8 +115,18 @@ def found(doc: dict[str, Any]) -> list[tuple[str, str]]:
 def test_a_clean_table_costs_two_passes_planted_differences_are_found_by_bisection_and_repaired(
         big: Big, dynamodb: Any) -> None:
     # One table for every step: loading DynamoDB Local is the slow part of this test.
-    [clean], _ = reconcile_tables(big.settings, [big.source], options=RangeOptions(settle_s=0), record=False)
+    metrics = ReconcileMetrics()
+    [clean], _ = reconcile_tables(big.settings, [big.source], options=RangeOptions(settle_s=0), record=False,
+                                  metrics=metrics)
     assert clean["method"] == "checksum" and clean["ok"] and clean["differences"] == []
+    sample = metrics.registry.get_sample_value
+    assert sample("replicator_reconcile_rows_total", {"table": big.source, "store": "mysql"}) == big.rows
+    assert sample("replicator_reconcile_tables_total", {"outcome": "equal"}) == 1
+    # Resumable: a run of the same tables after this one finished reports it from the record.
+    [again], _ = reconcile_tables(big.settings, [big.source], options=RangeOptions(settle_s=0), record=False,
+                                  resume=True, metrics=metrics)
+    assert again["resumed"] and again["ok"] and again["mysql_rows"] == big.rows
+    assert sample("replicator_reconcile_tables_total", {"outcome": "resumed"}) == 1
     assert (clean["mysql_rows"], clean["dynamodb_items"]) == (big.rows, big.rows)
     assert clean["mysql_rows_fetched"] == 0 and clean["dynamodb_items_refetched"] == 0
     assert clean["ranges_differing"] == 0
