@@ -11,13 +11,15 @@ from __future__ import annotations
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
 
 from replicator.events import binlog_sequence
-from replicator.metrics import serve_metrics
+from replicator.metrics import Health, serve_metrics
 
 
 class ReaderMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         reg = registry if registry is not None else CollectorRegistry()
         self.registry = reg
+        # /healthz and /readyz of the metrics port: the drain loop beats it, streaming is ready.
+        self.health = Health(max_silence_s=120.0)
         self.events = Counter("replicator_reader_events_total", "Change events published (Kafka-committed)",
                               ["table", "op"], registry=reg)
         self.rows = Counter("replicator_reader_rows_total", "Binlog row changes of mapped tables committed",
@@ -64,5 +66,5 @@ class ReaderMetrics:
 def serve(port: int, registry: CollectorRegistry = REGISTRY) -> ReaderMetrics:
     """Metrics in ``registry`` (default: prometheus_client's), served on ``port`` (0: not served)."""
     metrics = ReaderMetrics(registry)
-    serve_metrics(port, registry)  # with /healthz and /readyz (replicator.metrics)
+    serve_metrics(port, registry, health=metrics.health)  # with /healthz and /readyz (replicator.metrics)
     return metrics

@@ -169,8 +169,10 @@ class Reader:
                 delay = backoff.next()
                 self.metrics.retries.labels(reason=type(exc).__name__).inc()
                 self.metrics.up.set(0)
+                self.metrics.health.set_ready(False, f"retrying: {type(exc).__name__}")
                 log.warning("reader_retry", kind=type(exc).__name__, error=str(exc),
                             retry_in_s=round(delay, 2))
+                self.metrics.health.beat()  # retrying is alive, not stuck
                 self.stop_event.wait(delay)
 
     # ------------------------------------------------------------------ one producer's life
@@ -213,6 +215,7 @@ class Reader:
                     on_fence_ignored=self.metrics.fence_rows_ignored.inc)
         pump.start()
         self.metrics.up.set(1)
+        self.metrics.health.set_ready(True)
         try:
             failure = self._drain(sink, q)
         finally:
@@ -227,6 +230,7 @@ class Reader:
             delay = backoff.next()
             self.metrics.retries.labels(reason=type(failure).__name__).inc()
             self.metrics.up.set(0)
+            self.metrics.health.set_ready(False, f"source unavailable: {failure}")
             log.warning("source_retry", error=str(failure), retry_in_s=round(delay, 2),
                         resume_at=self.committed.describe() if self.committed else start.describe())
             self.stop_event.wait(delay)
@@ -259,6 +263,7 @@ class Reader:
             last_commit = time.monotonic()
 
         while True:
+            self.metrics.health.beat()  # at least every 0.2 s while idle: a stuck loop fails /healthz
             if self.stop_event.is_set():
                 commit()
                 return None

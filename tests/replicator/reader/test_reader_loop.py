@@ -147,3 +147,13 @@ def test_heartbeats_on_an_idle_server_bring_the_lag_to_zero() -> None:
     reader = run_reader(binlog([[1]]), kafka, settle_s=0.2)  # from 1970: a huge lag when committed
     lag = [s.value for m in reader.metrics.lag.collect() for s in m.samples]
     assert lag == [0.0]
+
+
+def test_the_drain_loop_beats_healthz_and_streaming_is_ready() -> None:
+    kafka = MemoryBroker()
+    reader = run_reader(binlog([[1], [2]]), kafka)
+    health = reader.metrics.health
+    assert health.live() == (True, "ok") and health.ready() == (True, "ok")
+    health.max_silence_s = 0.0  # as if the loop had been stuck for longer than the limit
+    time.sleep(0.01)
+    assert not health.live()[0] and "silent" in health.ready()[1]
