@@ -210,15 +210,20 @@ def test_cascades_converge_row_for_row_under_kills_and_a_racing_backfill(
         workload.join(300)
         assert workload.error is None, workload.error
         assert not workload.is_alive(), "the workload did not finish"
-        assert backfill.wait(600) == 0, f"the backfill failed; see {log}"
+        # The backfill ends once the writer applied it: a writer that died (e.g. DynamoDB timing out
+        # at its start-up) fails the test now rather than after the backfill's own time-out.
+        _wait_for("the backfill", lambda: backfill.poll() is not None or writer.poll() is not None, 600)
+        assert writer.poll() is None, f"the writer exited; see {log}"
+        assert backfill.wait() == 0, f"the backfill failed; see {log}"
 
         with admin_connect(isolated_env) as conn, conn.cursor() as cur:
             cur.execute("SHOW MASTER STATUS")
             head = tuple(cur.fetchone()[:2])
         topics = [table_topic(settings.kafka.topic_prefix, f"{mysql_db}.{t}") for t in TABLES]
         probe = KafkaOffsetProbe(settings.kafka)
-        _wait_for("the pipeline to catch up", lambda: reader_checkpoint(settings) >= head and all(
-            v == 0 for v in probe.topic_lags(settings.writer_group, topics).values()), 300)
+        _wait_for("the pipeline to catch up", lambda: reader.poll() is not None or writer.poll() is not None
+                  or (reader_checkpoint(settings) >= head
+                      and all(v == 0 for v in probe.topic_lags(settings.writer_group, topics).values())), 300)
         assert reader.poll() is None and writer.poll() is None, f"a pipeline process died; see {log}"
         cascaded = _metric(port, "replicator_writer_cascaded_changes_total")
         reports = []
