@@ -63,6 +63,7 @@ class DualReadValidator:
         self._rng = rng or random.Random()  # noqa: S311 -- sampling, not cryptography
         self._queue: queue.Queue[_Recheck | None] = queue.Queue(maxsize=queue_size)
         self._thread: threading.Thread | None = None
+        self._closing = threading.Event()  # the client is closing: what is still queued is not rechecked
 
     def sampled(self) -> bool:
         return self._ratio >= 1.0 or self._rng.random() < self._ratio
@@ -77,6 +78,8 @@ class DualReadValidator:
         with contextlib.suppress(queue.Full):
             self._queue.put(None, timeout=timeout_s)
         self._thread.join(timeout=timeout_s + self._wait_s)
+        # The rechecks still queued now are not judged: the client's stores close after this.
+        self._closing.set()
         self._thread = None
 
     # ----------------------------------------------------------------- the read path
@@ -107,6 +110,9 @@ class DualReadValidator:
             job = self._queue.get()
             if job is None:
                 return
+            if self._closing.is_set():
+                self._outcome("unverified")  # not judged: neither passed nor failed
+                continue
             try:
                 self._outcome(self._recheck(job))
             except ReplicatorError as exc:
@@ -114,6 +120,9 @@ class DualReadValidator:
                             error=str(exc))
                 self._outcome("unverified")
             except Exception as exc:  # a bug must not end the worker: log it, count the read unverified
+                if self._closing.is_set():  # the client closed its stores under this recheck
+                    self._outcome("unverified")
+                    continue
                 log.exception("validation_recheck_crashed", table=job.mismatch.table, key=job.mismatch.key,
                               error=f"{type(exc).__name__}: {exc}")
                 self._outcome("unverified")

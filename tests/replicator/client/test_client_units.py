@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import random
+import threading
+import time
 from collections.abc import Sequence
 from decimal import Decimal
 
 from replicator.client.freshness import RecentWrites, combine
-from replicator.client.validation import DualReadValidator, compare
+from replicator.client.validation import DualReadValidator
 from replicator.control import names
+from replicator.diff import compare
 from replicator.events import Row, Temporal
 from replicator.testing import ManualClock
 
@@ -110,3 +113,29 @@ def test_a_difference_that_persists_once_applied_on_an_unchanged_row_is_a_failur
     v.close()
     assert rec.outcomes == ["failed"]
     assert rec.counts == {names.VALIDATION_FAILED: 1}
+
+
+def test_rechecks_still_queued_when_the_client_closes_are_unverified_not_run_on_closed_stores() -> None:
+    rec = Recorder(applied=True)
+    release = threading.Event()
+    ran: list[str] = []
+
+    def slow_fetch() -> tuple[Row | None, Row | None]:
+        release.wait(5)
+        ran.append("fetch")
+        return {"id": 1, "name": "x"}, {"id": 1, "name": "x"}
+
+    v = DualReadValidator(sample_ratio=1.0, recheck_wait_s=0.0, count=rec.count,
+                          on_outcome=rec.outcomes.append, on_difference=lambda t, k: None,
+                          position=lambda: "0-1-99", wait_applied=rec.wait)
+    v.start()
+    for i in range(3):
+        v.check("db.t", f"id={i}", {"id": i, "name": "a"}, {"id": i, "name": "b"}, sources=["db.t"],
+                key_columns=("id",), fetch=slow_fetch)
+    v.close(timeout_s=0.05)  # the first recheck is still waiting on its fetch
+    release.set()
+    deadline = time.monotonic() + 5
+    while len(rec.outcomes) < 3:
+        assert time.monotonic() < deadline, rec.outcomes
+        time.sleep(0.01)
+    assert rec.outcomes.count("unverified") >= 2 and len(ran) == 1  # the queued two never fetched
