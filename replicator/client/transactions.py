@@ -202,8 +202,9 @@ def _after_mysql(client: Client, state: PhaseState, tx: MySQLClientTransaction,
                     hint="this transaction will fail once DynamoDB takes the writes (phase 5): split it")
     for source, keys in tx.written.items():
         client.metrics.writes.labels("mysql", "write", "ok").inc(len(keys))
-        if state.phase >= 2:
-            client.recent.record(source, keys, mtx.gtid)
+        # In every phase, phase 1 included: the writer is paused there, so a row written in phase 1
+        # may still be on its way when reads move to DynamoDB (phase 4) after a quick walk forward.
+        client.recent.record(source, keys, mtx.gtid)
 
 
 def _commit_dynamodb(client: Client, dtx: DynamoClientTransaction) -> None:
