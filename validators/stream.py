@@ -33,7 +33,8 @@ import structlog
 
 from consumers.writer.batch import RawMessage
 from consumers.writer.ports import EventConsumer
-from replicator.control import ControlStore, PhaseState, names
+from replicator.control import ControlStore, names
+from replicator.control.follow import PhaseFollower
 from replicator.diff import diff_row
 from replicator.errors import (
     BadEventError,
@@ -108,10 +109,10 @@ class StreamValidator:
         self.totals = Totals()
         self.last_message_at = clock()  # when the last batch was judged (for --once)
         self._mapped = {t.source for t in settings.tables}
-        self._phase: PhaseState | None = None
-        self._phase_read_at = 0.0
+        self.follower = PhaseFollower(control, consumer, metrics.paused, role="validator",
+                                      refresh_s=self.options.phase_refresh_s,
+                                      pause_reason="the phase does not replicate to DynamoDB")
         self._heartbeat_at = 0.0
-        self._paused = False
 
     # ----------------------------------------------------------------- loop
 
@@ -142,29 +143,7 @@ class StreamValidator:
         return verdicts
 
     def _comparing(self, now: float) -> bool:
-        if self._phase is None or now - self._phase_read_at >= self.options.phase_refresh_s:
-            try:
-                self._phase = self.control.get_phase()
-                self._phase_read_at = now
-                if self.health is not None:
-                    self.health.set_ready(True)
-            except ControlStoreUnavailable as exc:
-                log.warning("phase_state_unavailable_keeping_last", error=str(exc))
-                if self.health is not None:
-                    self.health.set_ready(False, f"control store unavailable: {exc}")
-        enabled = self._phase is not None and self._phase.dual_write_enabled
-        if enabled and self._paused:
-            self.consumer.resume_all()
-            self._paused = False
-            self.metrics.paused.set(0)
-            log.info("validator_resumed", phase=self._phase.phase if self._phase else None)
-        elif not enabled and not self._paused:
-            self.consumer.pause_all()
-            self._paused = True
-            self.metrics.paused.set(1)
-            log.info("validator_paused", reason="the phase does not replicate to DynamoDB",
-                     phase=self._phase.phase if self._phase else None)
-        return enabled
+        return self.follower.running(now, self.health)
 
     def _heartbeat(self, now: float, *, force: bool = False) -> None:
         if not force and now - self._heartbeat_at < self.options.heartbeat_s:
@@ -173,7 +152,7 @@ class StreamValidator:
         try:
             self.control.put_marker(names.validator_marker(self.member), {
                 "ts": now, "member": self.member, "group": self.settings.validator_group,
-                "paused": self._paused, **self.totals.to_doc()})
+                "paused": self.follower.paused, **self.totals.to_doc()})
         except ControlStoreUnavailable as exc:
             log.warning("heartbeat_not_written", error=str(exc))
 

@@ -34,7 +34,8 @@ from consumers.writer.kafka import AssignmentAware, process_member_id
 from consumers.writer.metrics import WriterMetrics
 from consumers.writer.ports import Applier, DeadLetterSink, EventConsumer
 from consumers.writer.watermark import OffsetsPublisher
-from replicator.control import ControlStore, PhaseState, names
+from replicator.control import ControlStore, names
+from replicator.control.follow import PhaseFollower
 from replicator.errors import BrokerUnavailable, ControlStoreUnavailable
 from replicator.metrics import Health
 from replicator.settings import Settings
@@ -79,12 +80,12 @@ class Writer:
         self.stop_event = threading.Event()
         self.health: Health | None = None  # /healthz and /readyz of the metrics port
         self.totals = BatchStats()
-        self._phase: PhaseState | None = None
-        self._phase_read_at = 0.0
+        self.follower = PhaseFollower(control, consumer, metrics.paused, role="writer",
+                                      refresh_s=self.options.phase_refresh_s,
+                                      pause_reason="DynamoDB is not a pipeline write target in this phase")
         self._heartbeat_at = 0.0
         self._rate_mark = (0.0, 0)  # (time, events) at the last heartbeat: the writer's throughput
         self._events_per_s = 0.0
-        self._paused = False
         self._aware = consumer if isinstance(consumer, AssignmentAware) else None
         self.watermark = OffsetsPublisher(
             control, self._aware.member_id if self._aware is not None else process_member_id(),
@@ -154,30 +155,7 @@ class Writer:
         self.watermark.record(committed)
 
     def _applying(self, now: float) -> bool:
-        if self._phase is None or now - self._phase_read_at >= self.options.phase_refresh_s:
-            try:
-                self._phase = self.control.get_phase()
-                self._phase_read_at = now
-                if self.health is not None:
-                    self.health.set_ready(True)
-            except ControlStoreUnavailable as exc:
-                if self.health is not None:
-                    self.health.set_ready(False, f"control store unavailable: {exc}")
-                log.warning("phase_state_unavailable_keeping_last", error=str(exc),
-                            phase=self._phase.phase if self._phase else None)
-        enabled = self._phase is not None and self._phase.dual_write_enabled
-        if enabled and self._paused:
-            self.consumer.resume_all()
-            self._paused = False
-            self.metrics.paused.set(0)
-            log.info("writer_resumed", phase=self._phase.phase if self._phase else None)
-        elif not enabled and not self._paused:
-            self.consumer.pause_all()
-            self._paused = True
-            self.metrics.paused.set(1)
-            log.info("writer_paused", reason="DynamoDB is not a pipeline write target in this phase",
-                     phase=self._phase.phase if self._phase else None)
-        return enabled
+        return self.follower.running(now, self.health)
 
     def _heartbeat(self, now: float) -> None:
         if now - self._heartbeat_at < self.options.heartbeat_s:
