@@ -77,6 +77,15 @@ class Worker(threading.Thread):
             orders.query("by_user", {"user_id": uid})
 
 
+def stop_workers(workers: list[Worker]) -> list[str]:
+    """Stop the workers (bounded) and return every error the application saw."""
+    for w in workers:
+        w.stop.set()
+    for w in workers:
+        w.join(30)
+    return [e for w in workers for e in w.errors]
+
+
 def test_walking_the_phases_under_eight_threads_shows_no_error_and_loses_no_write(shop: Shop) -> None:
     shop.phase(1)
     workers = [Worker(shop, shop.next_ids(40), seed) for seed in range(THREADS)]
@@ -90,11 +99,7 @@ def test_walking_the_phases_under_eight_threads_shows_no_error_and_loses_no_writ
                 seen.append(phase)
                 time.sleep(DWELL_S)
     finally:
-        for w in workers:
-            w.stop.set()
-        for w in workers:
-            w.join(30)
-    errors = [e for w in workers for e in w.errors]
+        errors = stop_workers(workers)
     assert not errors, errors[:5]
     assert sum(w.ops for w in workers) > THREADS * 10
     for w in workers:  # every write is in MySQL: the source of truth in phases 1-4

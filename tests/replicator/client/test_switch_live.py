@@ -12,7 +12,7 @@ from replicator.adapters.dynamodb import dynamodb_client
 from replicator.client import connect
 from replicator.errors import WriteFrozenError
 from tests.replicator.client.conftest import Shop
-from tests.replicator.client.test_phase_walk import THREADS, Worker
+from tests.replicator.client.test_phase_walk import THREADS, Worker, stop_workers
 
 pytestmark = pytest.mark.integration
 
@@ -62,11 +62,7 @@ def test_4_5_4_5_4_1_under_eight_threads_loses_nothing_and_the_stores_stay_equal
                 w.hold.clear()
         time.sleep(1.0)
     finally:
-        for w in workers:
-            w.stop.set()
-        for w in workers:
-            w.join(30)
-    errors = [e for w in workers for e in w.errors]
+        errors = stop_workers(workers)
     assert not errors, errors[:5]
     assert sum(w.ops for w in workers) > THREADS * 10
     _equal_row_for_row(shop, [uid for w in workers for uid in w.ids])
