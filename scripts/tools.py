@@ -2,6 +2,8 @@
 """Build the deployment checkers from the Go module proxy into ``.stack/tools/``.
 
     python3 scripts/tools.py helm      helm (helm.sh/helm/v3), for `helm lint` / `helm template`
+    python3 scripts/tools.py toxiproxy toxiproxy-server (github.com/Shopify/toxiproxy/v2), the TCP
+                                       proxy of the fault campaign (`make chaos`, tests/chaos/)
 
 The rendered manifests are then checked against the Kubernetes schemas by the
 ``kubernetes-validate`` package (PyPI, a dev dependency: it ships the schemas), so nothing is
@@ -20,7 +22,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 TOOLS = ROOT / ".stack" / "tools"
-PINNED = {"helm": ("helm.sh/helm/v3/cmd/helm", "v3.19.0")}
+PINNED = {
+    "helm": ("helm.sh/helm/v3/cmd/helm", "v3.19.0"),
+    "toxiproxy-server": ("github.com/Shopify/toxiproxy/v2/cmd/server", "v2.12.0"),
+}
+# `go install` names a binary after its package's last path element ("server"): renamed after.
+BINARY = {"toxiproxy-server": "server"}
+ALIASES = {"toxiproxy": "toxiproxy-server"}
 
 
 def build(name: str) -> Path:
@@ -36,12 +44,15 @@ def build(name: str) -> Path:
     env = {**os.environ, "GOBIN": str(TOOLS), "GOTOOLCHAIN": "local", "GOFLAGS": "-mod=mod"}
     print(f"[tools] building {package}@{version} (first time: several minutes)", flush=True)
     subprocess.run([go, "install", f"{package}@{version}"], check=True, env=env, cwd=TOOLS)
+    built = TOOLS / BINARY.get(name, name)
+    if built != binary:
+        built.replace(binary)
     stamp.write_text(version + "\n")
     return binary
 
 
 def main(argv: list[str]) -> int:
-    names = argv or sorted(PINNED)
+    names = [ALIASES.get(n, n) for n in argv] or sorted(PINNED)
     unknown = [n for n in names if n not in PINNED]
     if unknown:
         print(f"[tools] unknown tool(s) {unknown}; known: {sorted(PINNED)}", file=sys.stderr)
