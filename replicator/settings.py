@@ -19,6 +19,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     SecretStr,
     ValidationError,
     field_validator,
@@ -97,6 +98,29 @@ class IndexSpec(_Section):
         return self
 
 
+class EmbedSpec(_Section):
+    """Where an embedded child table's rows live (docs/model.md): entries of a map attribute of
+    their parent's item, keyed by the child's primary key."""
+
+    parent: str = Field(description="database.table of the parent mapping (mapped, not itself embedded)")
+    as_: str = Field(alias="as", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+                     description="the parent item's map attribute that holds the children")
+    on: dict[str, str] = Field(min_length=1, description="child column -> parent column; must give every "
+                                                           "column of the parent's key")
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+class CollectionSpec(_Section):
+    """A declared item-collection query (docs/model.md): this table's row and the member tables'
+    rows that share its partition key, in one Query on DynamoDB and one SELECT per table on MySQL."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,255}$")
+    members: dict[str, dict[str, str]] = Field(
+        min_length=1, description="member table (database.table, same target) -> {its column: this "
+                                  "table's column} for the columns of the partition key")
+
+
 class TableMapping(_Section):
     source: str = Field(description="database.table")
     target: str | None = Field(None, description="DynamoDB table; default: the source table name")
@@ -107,6 +131,26 @@ class TableMapping(_Section):
     null_mode: Literal["explicit", "omit"] = "explicit"
     indexes: tuple[IndexSpec, ...] = Field(
         (), description="secondary access patterns: [{name, pk: column, sk: column}], GSIs in DynamoDB")
+    embed: EmbedSpec | None = Field(
+        None, description="store this table's rows inside the parent's item: {parent, as, on}")
+    collections: tuple[CollectionSpec, ...] = Field(
+        (), description="item-collection queries: [{name, members: {table: {column: column}}}]")
+    # The map attributes of the tables embedded in this one, set by Settings (not a config option):
+    # every writer of this table's items must keep them.
+    _children_as: tuple[str, ...] = PrivateAttr(default=())
+
+    @model_validator(mode="after")
+    def _embedded_alone(self) -> TableMapping:
+        if self.embed is None:
+            return self
+        given = [o for o, v in (("target", self.target), ("key", self.key.pk or self.key.sk),
+                                ("indexes", self.indexes), ("collections", self.collections)) if v]
+        if given:
+            raise ValueError(f"{self.source} is embedded in {self.embed.parent}: its item is the parent's, "
+                             f"so {given} cannot be set; remove them (the parent's mapping has them)")
+        if self.embed.parent == self.source:
+            raise ValueError(f"{self.source} cannot be embedded in itself")
+        return self
 
     @field_validator("source")
     @classmethod
@@ -136,6 +180,15 @@ class TableMapping(_Section):
     @property
     def target_name(self) -> str:
         return self.target or self.table
+
+    @property
+    def embedded(self) -> bool:
+        return self.embed is not None
+
+    @property
+    def children_as(self) -> tuple[str, ...]:
+        """The map attributes that hold the rows of the tables embedded in this one."""
+        return self._children_as
 
 
 class GateSettings(_Section):
@@ -214,6 +267,15 @@ class CutoverSettings(_Section):
         return v
 
 
+class ReaderSettings(_Section):
+    """The binlog reader (``replicator run``)."""
+
+    decoder: Literal["auto", "compiled", "python"] = Field(
+        "auto", description="row decoding: the compiled extension built by `make setup` (compiled), the pure-"
+                            "Python path (python), or compiled where it is built and else Python with a "
+                            "warning (auto)")
+
+
 class LogSettings(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["console", "json"] = "console"
@@ -240,6 +302,7 @@ class Settings(BaseSettings):
     validation: ValidationSettings = ValidationSettings()
     client: ClientSettings = ClientSettings()
     cutover: CutoverSettings = CutoverSettings()
+    reader: ReaderSettings = ReaderSettings()
 
     @model_validator(mode="after")
     def _unique_tables(self) -> Settings:
@@ -248,7 +311,28 @@ class Settings(BaseSettings):
             if t.source in seen:
                 raise ValueError(f"tables[{i}].source {t.source!r} is mapped twice")
             seen.add(t.source)
+        for i, t in enumerate(self.tables):
+            if t.embed is None:
+                continue
+            parent = self.table(t.embed.parent)
+            if parent is None:
+                raise ValueError(f"tables[{i}].embed.parent {t.embed.parent!r} is not a mapped table; "
+                                 f"map it too (tables[].source)")
+            if parent.embed is not None:
+                raise ValueError(f"tables[{i}].embed.parent {t.embed.parent!r} is itself embedded; embed "
+                                 f"into its parent {parent.embed.parent!r} or map it to a table")
+            clash = [c.source for c in self.tables if c.embed is not None and c is not t
+                     and c.embed.parent == t.embed.parent and c.embed.as_ == t.embed.as_]
+            if clash:
+                raise ValueError(f"tables {t.source} and {clash[0]} are both embedded in {t.embed.parent} "
+                                 f"as {t.embed.as_!r}; give one of them another embed.as")
+        for t in self.tables:
+            t._children_as = tuple(c.embed.as_ for c in self.children(t.source) if c.embed is not None)
         return self
+
+    def children(self, parent: str) -> tuple[TableMapping, ...]:
+        """The mappings embedded in ``parent``."""
+        return tuple(t for t in self.tables if t.embed is not None and t.embed.parent == parent)
 
     def mysql_as(self, user: str | None, password: SecretStr | None) -> MySQLSettings:
         """``mysql`` with another user (and password) where given: the application's, the fence's."""

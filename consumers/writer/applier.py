@@ -52,6 +52,7 @@ from replicator.errors import (
     TransactionCancelled,
 )
 from replicator.mapping import ConditionalWrite, item_size
+from replicator.mapping.embedded import parent_delete, resolve_entry
 from replicator.settings import Settings
 
 log = structlog.get_logger("consumers.writer.applier")
@@ -63,13 +64,17 @@ MAX_TRANSACT_ITEMS = 100  # DynamoDB's limit per TransactWriteItems (25 before S
 DEFAULT_APPLY_MODE: ApplyMode = "put"  # on AWS; see the module docstring
 _AWS_HOSTS = (".amazonaws.com", ".amazonaws.com.cn", ".api.aws")
 MAX_TRANSACT_BYTES = 3_500_000  # under the 4 MB request limit, with room for the conditions
-
+#: Read-then-write attempts of one embedded-child or parent-delete write before backing off:
+#: each attempt loses only to another write of the same item landing in between.
+MAX_READ_WRITE_ATTEMPTS = 10
 
 
 class DynamoClient(Protocol):
     """The subset of the boto3 low-level client the writer uses."""
 
     def put_item(self, **kwargs: Any) -> dict[str, Any]: ...
+    def update_item(self, **kwargs: Any) -> dict[str, Any]: ...
+    def get_item(self, **kwargs: Any) -> dict[str, Any]: ...
     def transact_write_items(self, **kwargs: Any) -> dict[str, Any]: ...
     def describe_table(self, **kwargs: Any) -> dict[str, Any]: ...
     def create_table(self, **kwargs: Any) -> dict[str, Any]: ...
@@ -101,16 +106,24 @@ class WriteResult:
 
 
 def chunk_writes(writes: list[ConditionalWrite], max_items: int) -> list[list[ConditionalWrite]]:
-    """Split into requests of at most ``max_items`` items and ~3.5 MB."""
+    """Split into requests of at most ``max_items`` items and ~3.5 MB, each touching an item at
+    most once (entries of one parent item go to different requests); a write that must read
+    first (a parent delete) is a request of its own."""
     chunks: list[list[ConditionalWrite]] = []
     current: list[ConditionalWrite] = []
+    items: set[Any] = set()
     size = 0
     for w in writes:
+        if not w.transactable:
+            chunks.append([w])
+            continue
         n = item_size(w.item)
-        if current and (len(current) >= max_items or size + n > MAX_TRANSACT_BYTES):
+        ident = w.item_identity
+        if current and (len(current) >= max_items or size + n > MAX_TRANSACT_BYTES or ident in items):
             chunks.append(current)
-            current, size = [], 0
+            current, size, items = [], 0, set()
         current.append(w)
+        items.add(ident)
         size += n
     if current:
         chunks.append(current)
@@ -196,12 +209,41 @@ class ConditionalApplier:
         return results
 
     def _put(self, w: ConditionalWrite) -> WriteResult:
+        if w.op == "parent_delete":
+            return self._read_write(w)
+        method, params = w.request()
         try:
             with dynamo_errors("applying a change", w.table):
-                self.client.put_item(**w.put_item_params())
+                getattr(self.client, method)(**params)
         except ConditionFailed:
-            return WriteResult(w, "replayed")
+            return self._read_write(w) if w.op == "entry" else WriteResult(w, "replayed")
         return WriteResult(w, "applied")
+
+    def _read_write(self, w: ConditionalWrite) -> WriteResult:
+        """An embedded child's entry whose fast path failed, or a parent delete: read the item,
+        decide from what is stored, write conditional on it; again when another write of the
+        item came in between (:mod:`replicator.mapping.embedded`)."""
+        for _ in range(MAX_READ_WRITE_ATTEMPTS):
+            with dynamo_errors("reading an item", w.table):
+                stored = self.client.get_item(TableName=w.table, Key=w.key, ConsistentRead=True).get("Item")
+            if w.op == "parent_delete":
+                decided = parent_delete(stored, w.table, w.key, w.item, w.version, w.children)
+                step = None if isinstance(decided, str) else ("put_item", decided)
+            else:
+                assert w.entry is not None
+                decided = resolve_entry(stored, w.table, w.key, w.entry, w.version, w.parent_source)
+                step = None if isinstance(decided, str) else (
+                    "put_item" if decided["op"] == "put" else "update_item", decided["params"])
+            if step is None:
+                return WriteResult(w, "replayed")
+            try:
+                with dynamo_errors("applying a change", w.table):
+                    getattr(self.client, step[0])(**step[1])
+            except ConditionFailed:
+                continue
+            return WriteResult(w, "applied")
+        raise TargetUnavailable(f"item {w.key} of {w.table} kept changing under a read-then-write",
+                                code="ItemContention")
 
     def _transact(self, pending: list[ConditionalWrite],
                   results: list[WriteResult]) -> tuple[list[ConditionalWrite], bool]:
@@ -213,15 +255,20 @@ class ConditionalApplier:
             if len(exc.reasons) != len(pending):
                 return pending, True
             again: list[ConditionalWrite] = []
+            singles: list[ConditionalWrite] = []
             retry = False
             for w, code, message in zip(pending, exc.reasons, exc.messages, strict=True):
-                if code == "ConditionalCheckFailed":
+                if code == "ConditionalCheckFailed" and w.op == "entry":
+                    singles.append(w)  # not necessarily a replay: read the item to tell
+                elif code == "ConditionalCheckFailed":
                     results.append(WriteResult(w, "replayed"))
                 elif code == "ValidationError":
                     results.append(WriteResult(w, "rejected", f"{code}: {message}"))
                 else:
                     again.append(w)
                     retry = retry or code != "None"
+            for w in singles:
+                results.extend(self._send([w]))
             return again, retry
         results.extend(WriteResult(w, "applied") for w in pending)
         return [], False

@@ -15,6 +15,7 @@ from typing import Any
 from replicator.errors import ConfigError, MappingError
 from replicator.events import ChangeEvent
 from replicator.mapping import ConditionalWrite, TableMapper, writes_for_event
+from replicator.mapping.embedded import EmbeddedMapper
 from replicator.settings import Settings, TableMapping
 
 TopicPartition = tuple[str, int]
@@ -61,21 +62,28 @@ class BatchPlan:
 class MapperCache:
     """One :class:`TableMapper` per (table, schema fingerprint), validated when first built."""
 
-    def __init__(self, settings: Settings, primary_keys: dict[str, tuple[str, ...]] | None = None) -> None:
+    def __init__(self, settings: Settings, primary_keys: dict[str, tuple[str, ...]] | None = None,
+                 parents: dict[str, TableMapper] | None = None) -> None:
         self._tables = {t.source: t for t in settings.tables}
         # Primary-key column order from information_schema (start-up), which decides hash vs
         # range of a two-column default key; the event's pk object is only trusted for the set.
         self._primary_keys = primary_keys or {}
+        # The mappers of the tables that others are embedded in, at the start-up schema: a
+        # child event renders its parent's item key with them.
+        self._parents = parents or {}
         self._prefix = settings.dynamodb.table_prefix
-        self._mappers: dict[tuple[str, str], TableMapper] = {}
+        self._mappers: dict[tuple[str, str], TableMapper | EmbeddedMapper] = {}
 
     def mapping(self, source: str) -> TableMapping | None:
         return self._tables.get(source)
 
     def target(self, mapping: TableMapping) -> str:
+        """The DynamoDB table of a mapping's items (an embedded table's: its parent's)."""
+        if mapping.embed is not None:
+            mapping = self._tables[mapping.embed.parent]
         return self._prefix + mapping.target_name
 
-    def mapper_for(self, event: ChangeEvent) -> TableMapper:
+    def mapper_for(self, event: ChangeEvent) -> TableMapper | EmbeddedMapper:
         """The mapper of the event's schema; a config that no longer fits it is a ConfigError."""
         cache_key = (event.source, event.schema)
         mapper = self._mappers.get(cache_key)
@@ -83,9 +91,17 @@ class MapperCache:
             mapping = self._tables[event.source]
             known = self._primary_keys.get(event.source, ())
             primary = known if set(known) == set(event.pk) else tuple(event.pk)
-            mapper = TableMapper(mapping, event.columns, primary)
+            table_mapper = TableMapper(mapping, event.columns, primary)
             try:
-                mapper.validate()
+                table_mapper.validate()
+                mapper = table_mapper
+                if mapping.embed is not None:
+                    parent = self._parents.get(mapping.embed.parent)
+                    if parent is None:
+                        raise ConfigError(f"{event.source} is embedded in {mapping.embed.parent}, "
+                                          f"whose schema the writer did not load at start-up")
+                    mapper = EmbeddedMapper(table_mapper, parent)
+                    mapper.validate()
             except ConfigError as exc:
                 raise ConfigError(f"{exc} (schema {event.schema} of {event.source} as the reader saw it "
                                   f"at {event.pos.file}:{event.pos.offset})") from exc

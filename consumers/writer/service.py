@@ -20,6 +20,8 @@ from replicator.control import ControlStore, open_control_store
 from replicator.errors import ConfigError
 from replicator.lifecycle import stop_on_signals
 from replicator.mapping import TableMapper
+from replicator.mapping.embedded import EmbeddedMapper
+from replicator.mapping.model import check_model
 from replicator.mapping.foreign_keys import CascadeGraph
 from replicator.mapping.indexes import template_prefix
 from replicator.metrics import Health, serve_metrics
@@ -33,11 +35,15 @@ def check_mappings(settings: Settings, schemas: dict[str, TableSchema]) -> list[
     """Validate every table's mapping against its columns; the DynamoDB tables it needs."""
     if not settings.tables:
         raise ConfigError("no tables to replicate: add a tables: section to the config file")
+    check_model(settings)
     specs: dict[str, TableSpec] = {}
+    mappers = {t.source: TableMapper(t, *schemas[t.source]) for t in settings.tables}
     for t in settings.tables:
-        columns, primary = schemas[t.source]
-        mapper = TableMapper(t, columns, primary)
+        mapper = mappers[t.source]
         mapper.validate()
+        if t.embed is not None:  # no item of its own: entries of its parent's items
+            EmbeddedMapper(mapper, mappers[t.embed.parent]).validate()
+            continue
         name = settings.dynamodb.table_prefix + t.target_name
         scope = SourceScope(t.source, template_prefix(t.key.pk), bool(mapper.indexes))
         spec = TableSpec(name, t.source, mapper.key_attributes, tuple(ix.gsi for ix in mapper.indexes),
@@ -49,6 +55,12 @@ def check_mappings(settings: Settings, schemas: dict[str, TableSchema]) -> list[
                               f"with different keys; give them the same key templates")
         specs[name] = spec if other is None else merge_specs(other, spec)
     return list(specs.values())
+
+
+def parent_mappers(settings: Settings, schemas: dict[str, TableSchema]) -> dict[str, TableMapper]:
+    """The mappers of the tables others are embedded in, at the schema loaded at start-up."""
+    parents = {t.embed.parent for t in settings.tables if t.embed is not None}
+    return {t.source: TableMapper(t, *schemas[t.source]) for t in settings.tables if t.source in parents}
 
 
 def build_writer(settings: Settings, control: ControlStore, *, mode: ApplyMode | None = None,
@@ -127,7 +139,8 @@ def run_writer(settings: Settings, *, create_tables: bool = False, mode: ApplyMo
                               metrics=metrics)
         writer.stop_event = stopping
         writer.health = health
-        writer.mappers = MapperCache(settings, {source: pk for source, (_, pk) in schemas.items()})
+        writer.mappers = MapperCache(settings, {source: pk for source, (_, pk) in schemas.items()},
+                                     parent_mappers(settings, schemas))
         if graph.edges:
             writer.cascades = build_cascades(settings, writer, graph, schemas, client)
         if stopping.is_set():

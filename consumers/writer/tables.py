@@ -67,9 +67,10 @@ class TableSpec:
 def merge_specs(first: TableSpec, other: TableSpec) -> TableSpec:
     """One table written by two sources (same key, checked by the caller): the union of their GSIs.
 
-    The same GSI declared twice must have the same key; one attribute must have one type across
-    the table's key and all its GSIs; and a GSI query must be able to tell the sources' items
-    apart (:func:`check_scopes`). Anything else is a :class:`ConfigError`.
+    The same GSI declared twice is one GSI and must have the same key; one attribute must have one
+    type across the table's key and all its GSIs. Anything else is a :class:`ConfigError`. (A GSI
+    query keeps its own source's items by ``_table``; that no two sources write one item is
+    :func:`replicator.mapping.model.check_model`'s.)
     """
     indexes = {g.name: g for g in first.indexes}
     for gsi in other.indexes:
@@ -90,27 +91,7 @@ def merge_specs(first: TableSpec, other: TableSpec) -> TableSpec:
                 raise ConfigError(f"DynamoDB table {first.name!r} (tables {first.source} and "
                                   f"{other.source}): attribute {k.attribute!r} keys {where} as {typ} but GSI "
                                   f"{gsi.name!r} as {k.type}; rename one of the columns (tables[].rename)")
-    check_scopes(merged)
     return merged
-
-
-def check_scopes(spec: TableSpec) -> None:
-    """On a shared table, each source with access patterns needs a key.pk prefix of its own.
-
-    A GSI holds every item that carries its key attributes, whichever source wrote it; the query
-    keeps the pattern's own items with ``begins_with(pk, <prefix>)``, which needs the prefix to
-    be non-empty and not the start of another source's prefix.
-    """
-    for scope in spec.scopes:
-        if not scope.indexed:
-            continue
-        for other in spec.scopes:
-            if other is not scope and other.key_prefix.startswith(scope.key_prefix):
-                raise ConfigError(
-                    f"tables {scope.source} and {other.source} share DynamoDB table {spec.name!r} and "
-                    f"{scope.source} declares access patterns, but a GSI query cannot tell their items "
-                    f"apart (key.pk prefixes {scope.key_prefix!r} and {other.key_prefix!r}); give their "
-                    f"key.pk templates distinct literal prefixes, e.g. \"USER#{{id}}\" and \"ORDER#{{id}}\"")
 
 
 def ensure_tables(client: Any, specs: Iterable[TableSpec], *, create: bool,

@@ -75,13 +75,13 @@ class Put:
 
 def app_put(mapper: TableMapper, table: str, row: dict[str, Any], version: int, expected: int | None,
             op: str) -> Put:
-    return Put(table, mapper.to_item(row, metadata=metadata(version, ORIGIN_APP)), version, expected, op)
+    return Put(table, mapper.to_item(row, metadata=metadata(version, ORIGIN_APP, mapper.table)), version, expected, op)
 
 
 def app_tombstone(mapper: TableMapper, table: str, row: dict[str, Any], version: int, expected: int,
                   ttl_s: int) -> Put:
     item: Item = dict(mapper.key(row))
-    item.update(metadata(version, ORIGIN_APP))
+    item.update(metadata(version, ORIGIN_APP, mapper.table))
     item[DELETED_ATTR] = {"BOOL": True}
     item[TTL_ATTR] = {"N": str(int(time.time()) + ttl_s)}
     return Put(table, item, version, expected, "delete")

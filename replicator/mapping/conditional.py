@@ -14,19 +14,27 @@ needs; the DynamoDB adapter (``consumers.dynamo``) sends them as ``PutItem`` or 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from replicator.errors import MappingError
 from replicator.events import ChangeEvent, Row
+from replicator.mapping.embedded import EmbeddedMapper, EntryChange, entry_update, parent_update
 from replicator.mapping.mapper import Item, TableMapper
 from replicator.mapping.names import (
     DELETED_ATTR,
     ORIGIN_ATTR,
     ORIGIN_CDC,
     ORIGIN_SNAPSHOT,
+    TABLE_ATTR,
     TTL_ATTR,
     VERSION_ATTR,
 )
+
+#: How a write reaches DynamoDB: a whole-item put; an UpdateItem of a parent's own attributes
+#: (it has embedded children to keep); a parent delete (read, then a put conditional on the
+#: revision read); an UpdateItem of one embedded child's entry (read and retried when its
+#: condition fails for a reason other than a replay). See :mod:`replicator.mapping.embedded`.
+WriteOp = Literal["put", "parent_update", "parent_delete", "entry"]
 
 CONDITION = "attribute_not_exists(#v) OR #v < :v"
 
@@ -37,14 +45,37 @@ class ConditionalWrite:
 
     table: str  # the DynamoDB table name, prefix included
     key: Item
-    item: Item
+    item: Item  # the whole item (put, parent_delete's tombstone), or the parent's attributes, or the entry
     version: int
     tombstone: bool
+    op: WriteOp = "put"
+    entry: EntryChange | None = None  # op "entry": which entry of which map
+    children: tuple[str, ...] = ()  # parent ops: the map attributes of the embedded children
+    parent_source: str = ""  # op "entry": the parent table (recorded on an item shell)
+    update: dict[str, Any] | None = None  # parent_update / entry: the UpdateItem parameters
 
     @property
-    def identity(self) -> tuple[str, tuple[tuple[str, str, Any], ...]]:
-        """(table, key) in hashable form: the unit of coalescing and of per-item ordering."""
+    def item_identity(self) -> tuple[str, tuple[tuple[str, str, Any], ...]]:
+        """(table, key) in hashable form: one DynamoDB item (a transaction may touch it once)."""
         return self.table, tuple(sorted((name, *next(iter(av.items()))) for name, av in self.key.items()))
+
+    @property
+    def identity(self) -> tuple[Any, ...]:
+        """The unit of coalescing and of per-item ordering: the item, or one entry of it."""
+        if self.entry is None:
+            return self.item_identity
+        return (*self.item_identity, self.entry.attribute, self.entry.name)
+
+    @property
+    def transactable(self) -> bool:
+        """A parent delete reads the item first, so it is sent on its own."""
+        return self.op != "parent_delete"
+
+    def request(self) -> tuple[str, dict[str, Any]]:
+        """``(client method, its keyword arguments)`` of the single-item request."""
+        if self.update is not None:
+            return "update_item", self.update
+        return "put_item", self._put()
 
     def _put(self) -> dict[str, Any]:
         return {
@@ -61,16 +92,26 @@ class ConditionalWrite:
 
     def transact_item(self) -> dict[str, Any]:
         """One element of ``client.transact_write_items(TransactItems=[...])``."""
+        if self.update is not None:
+            return {"Update": self.update}
         return {"Put": self._put()}
 
 
-def metadata(version: int, origin: str) -> Item:
-    return {VERSION_ATTR: {"N": str(version)}, ORIGIN_ATTR: {"S": origin}}
+def metadata(version: int, origin: str, source: str | None = None) -> Item:
+    meta: Item = {VERSION_ATTR: {"N": str(version)}, ORIGIN_ATTR: {"S": origin}}
+    if source is not None:
+        meta[TABLE_ATTR] = {"S": source}
+    return meta
 
 
 def upsert(mapper: TableMapper, table: str, row: Row, version: int, origin: str) -> ConditionalWrite:
     key = mapper.key(row)
-    item = mapper.to_item(row, metadata=metadata(version, origin))
+    item = mapper.to_item(row, metadata=metadata(version, origin, mapper.table))
+    children = mapper.mapping.children_as
+    if children:
+        return ConditionalWrite(table, key, item, version, tombstone=False, op="parent_update",
+                                children=children,
+                                update=parent_update(table, key, item, version, mapper, children))
     return ConditionalWrite(table, key, item, version, tombstone=False)
 
 
@@ -79,19 +120,37 @@ def tombstone(mapper: TableMapper, table: str, row: Row, version: int, origin: s
     """A delete: the key and metadata only, kept until ``expires_at`` (epoch seconds)."""
     key = mapper.key(row)
     item = dict(key)
-    item.update(metadata(version, origin))
+    item.update(metadata(version, origin, mapper.table))
     item[DELETED_ATTR] = {"BOOL": True}
     item[TTL_ATTR] = {"N": str(int(expires_at))}
+    children = mapper.mapping.children_as
+    if children:  # the parent's delete takes its children with it (those older than the delete)
+        return ConditionalWrite(table, key, item, version, tombstone=True, op="parent_delete",
+                                children=children)
     return ConditionalWrite(table, key, item, version, tombstone=True)
 
 
-def writes_for_event(mapper: TableMapper, table: str, event: ChangeEvent, now: float,
+def entry_write(embedded: EmbeddedMapper, table: str, row: Row, version: int, *,
+                deleted: bool) -> ConditionalWrite:
+    """One embedded child's upsert (or tombstone entry) in its parent's item."""
+    key = embedded.item_key(row)
+    value = embedded.entry_tombstone(version) if deleted else embedded.entry(row, version)
+    change = EntryChange(embedded.attribute, embedded.entry_name(row), value)
+    return ConditionalWrite(table, key, value, version, tombstone=deleted, op="entry", entry=change,
+                            parent_source=embedded.parent.table,
+                            update=entry_update(table, key, change, version))
+
+
+def writes_for_event(mapper: TableMapper | EmbeddedMapper, table: str, event: ChangeEvent, now: float,
                      tombstone_ttl_s: int) -> list[ConditionalWrite]:
     """The writes one event needs, in order.
 
     Usually one. An update whose key template reads a non-primary-key column that changed
-    moves the item: a tombstone of the old key and a put of the new one, at the same version.
+    moves the item: a tombstone of the old key and a put of the new one, at the same version
+    (an embedded child moves its entry the same way, between entries or parent items).
     """
+    if isinstance(mapper, EmbeddedMapper):
+        return _entry_writes(mapper, table, event)
     origin = ORIGIN_SNAPSHOT if event.op == "r" else ORIGIN_CDC
     expires = int(now) + tombstone_ttl_s
     if event.op == "d":
@@ -104,6 +163,20 @@ def writes_for_event(mapper: TableMapper, table: str, event: ChangeEvent, now: f
             return [put]
         if old_key != put.key:
             return [tombstone(mapper, table, event.before, event.version, origin, expires), put]
+    return [put]
+
+
+def _entry_writes(embedded: EmbeddedMapper, table: str, event: ChangeEvent) -> list[ConditionalWrite]:
+    if event.op == "d":
+        return [entry_write(embedded, table, event.row, event.version, deleted=True)]
+    put = entry_write(embedded, table, event.row, event.version, deleted=False)
+    if event.op == "u" and event.before is not None:
+        try:
+            old = entry_write(embedded, table, event.before, event.version, deleted=True)
+        except MappingError:
+            return [put]
+        if old.identity != put.identity:
+            return [old, put]
     return [put]
 
 

@@ -54,7 +54,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from replicator.errors import ConfigError, KeyShapeError, MappingError
 from replicator.events import Temporal, Value
 from replicator.mapping.coltypes import ColumnType
-from replicator.mapping.names import DELETED_ATTR, PK_ATTR
+from replicator.mapping.names import DELETED_ATTR, TABLE_ATTR
 from replicator.mapping.values import AttributeValue, encode_value
 from replicator.settings import ColumnType as Override
 
@@ -331,8 +331,8 @@ def dynamodb_query_params(table_name: str, index: IndexMapping, values: Mapping[
                           start_key: Item | None = None) -> dict[str, Any]:
     """Keyword arguments of ``client.query`` for one page of the pattern's GSI.
 
-    Tombstones are filtered out; on a table shared by several sources whose key template starts
-    with a literal (``USER#{id}``), so are the other sources' items. Pass each page's
+    Tombstones are filtered out, and so are the items of other sources of a shared table
+    (``_table``). Pass each page's
     ``LastEvaluatedKey`` back as ``start_key``; sort the collected rows with
     :meth:`IndexMapping.sort_key`.
     """
@@ -344,12 +344,10 @@ def dynamodb_query_params(table_name: str, index: IndexMapping, values: Mapping[
         names[f"#{ph}"] = k.attribute
         attr_values[f":{ph}"] = _encode(index, k, value)
         conditions.append(f"#{ph} = :{ph}")
-    filters = ["attribute_not_exists(#deleted)"]
-    prefix = template_prefix(index.mapper.mapping.key.pk)
-    if prefix:
-        names["#tablepk"] = PK_ATTR
-        attr_values[":tablepk"] = {"S": prefix}
-        filters.append("begins_with(#tablepk, :tablepk)")
+    # A GSI declared by several sources of a shared table holds the items of each: keep ours.
+    names["#table"] = TABLE_ATTR
+    attr_values[":table"] = {"S": index.mapper.table}
+    filters = ["attribute_not_exists(#deleted)", "#table = :table"]
     params: dict[str, Any] = {
         "TableName": table_name,
         "IndexName": index.name,

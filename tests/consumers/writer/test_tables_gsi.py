@@ -60,12 +60,6 @@ def test_one_attribute_keyed_with_two_types_on_a_shared_table_is_refused() -> No
                     spec("s.admins", "ADMIN#", gsi("by_n2", ("n", "S"))))
 
 
-@pytest.mark.parametrize(("mine", "theirs"), [("USER#", "USER#"), ("", "ADMIN#"), ("U", "USER#")])
-def test_a_shared_table_whose_items_a_gsi_query_cannot_tell_apart_is_refused(mine: str, theirs: str) -> None:
-    with pytest.raises(ConfigError, match="distinct literal prefixes"):
-        merge_specs(spec("s.users", mine, gsi("by_email", ("email", "S"))), spec("s.admins", theirs))
-
-
 def test_a_gsi_still_creating_when_the_bound_runs_out_is_a_transient_error() -> None:
     class Creating:
         def describe_table(self, TableName: str) -> dict[str, Any]:

@@ -278,9 +278,11 @@ def test_dynamodb_query_params_encode_values_through_the_mapping_and_skip_tombst
         "TableName": "t-users",
         "IndexName": "by_created",
         "KeyConditionExpression": "#pk = :pk AND #sk = :sk",
-        "FilterExpression": "attribute_not_exists(#deleted)",
-        "ExpressionAttributeNames": {"#pk": "country", "#sk": "createdAt", "#deleted": DELETED_ATTR},
-        "ExpressionAttributeValues": {":pk": {"S": "de"}, ":sk": {"S": "2024-01-31T10:00:00.500000"}},
+        "FilterExpression": "attribute_not_exists(#deleted) AND #table = :table",
+        "ExpressionAttributeNames": {"#pk": "country", "#sk": "createdAt", "#deleted": DELETED_ATTR,
+                                     "#table": "_table"},
+        "ExpressionAttributeValues": {":pk": {"S": "de"}, ":sk": {"S": "2024-01-31T10:00:00.500000"},
+                                      ":table": {"S": ix.mapper.table}},
         "ExclusiveStartKey": {"id": {"N": "3"}},
     }
 
@@ -288,16 +290,16 @@ def test_dynamodb_query_params_encode_values_through_the_mapping_and_skip_tombst
 def test_dynamodb_query_params_of_a_decimal_key_are_the_mappings_number_text() -> None:
     params = dynamodb_query_params("t", mapper({"name": "by_amount", "pk": "amount"}).index("by_amount"),
                                    {"amount": Decimal("1.50")})
-    assert params["ExpressionAttributeValues"] == {":pk": {"N": "1.50"}}
+    assert params["ExpressionAttributeValues"][":pk"] == {"N": "1.50"}
     assert "ExclusiveStartKey" not in params
 
 
-def test_on_a_templated_key_the_query_keeps_only_items_with_the_templates_prefix() -> None:
+def test_on_a_shared_table_the_query_keeps_only_its_own_tables_items() -> None:
     m = mapper(BY_EMAIL, key=KeySpec(pk="USER#{id}"))
     params = dynamodb_query_params("shared", m.index("by_email"), {"email": "a@b.c"})
-    assert params["FilterExpression"] == "attribute_not_exists(#deleted) AND begins_with(#tablepk, :tablepk)"
-    assert params["ExpressionAttributeNames"]["#tablepk"] == "pk"
-    assert params["ExpressionAttributeValues"][":tablepk"] == {"S": "USER#"}
+    assert params["FilterExpression"] == "attribute_not_exists(#deleted) AND #table = :table"
+    assert params["ExpressionAttributeNames"]["#table"] == "_table"
+    assert params["ExpressionAttributeValues"][":table"] == {"S": m.table}
 
 
 @pytest.mark.parametrize(("template", "prefix"), [

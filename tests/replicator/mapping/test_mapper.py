@@ -136,7 +136,8 @@ def test_a_delete_is_a_tombstone_with_ttl_and_no_row_data() -> None:
     (w,) = writes_for_event(mapper(), "p-users", _event("d", row(), None), now=1000, tombstone_ttl_s=60)
     assert w.tombstone and is_tombstone(w.item)
     assert w.item[DELETED_ATTR] == {"BOOL": True} and w.item[TTL_ATTR] == {"N": "1060"}
-    assert set(w.item) == {"id", VERSION_ATTR, ORIGIN_ATTR, DELETED_ATTR, TTL_ATTR}
+    assert set(w.item) == {"id", VERSION_ATTR, ORIGIN_ATTR, DELETED_ATTR, TTL_ATTR, "_table"}
+    assert w.item["_table"] == {"S": "shop.users"}
 
 
 def test_snapshot_rows_carry_the_snapshot_origin() -> None:
