@@ -1,0 +1,1 @@
+"""The randomized fault campaign (``make chaos``): see docs/chaos.md."""

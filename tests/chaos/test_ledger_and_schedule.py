@@ -1,0 +1,63 @@
+"""The campaign's pure parts: the application's ledger and the seeded schedule."""
+
+from __future__ import annotations
+
+import json
+
+from tests.chaos.ledger import parse
+from tests.chaos.schedule import draw, next_phase
+
+A = {"grp": "1", "name": "a", "amount": "1.00"}
+B = {"grp": "2", "name": "b", "amount": "2.00"}
+
+
+def _lines(*recs: dict[str, object]) -> list[str]:
+    return [json.dumps(r) for r in recs]
+
+
+def test_an_acknowledged_write_is_the_only_state_allowed() -> None:
+    book = parse(_lines({"t": "intent", "op": 1, "rows": {"7": A}}, {"t": "ok", "op": 1}))
+    assert book.certain(7) and book.state(7) == A
+    assert book.violations({7: A}) == []
+    assert book.violations({}) != []  # the acknowledged insert is missing from MySQL
+    assert book.violations({7: B}) != []
+
+
+def test_an_unknown_outcome_allows_both_states_and_makes_the_id_uncertain() -> None:
+    book = parse(_lines({"t": "intent", "op": 1, "rows": {"7": A}}, {"t": "ok", "op": 1},
+                        {"t": "intent", "op": 2, "rows": {"7": None}}, {"t": "failed", "op": 2}))
+    assert not book.certain(7) and book.live() == []
+    assert book.violations({7: A}) == [] and book.violations({}) == []
+    assert book.violations({7: B}) != []
+
+
+def test_a_rolled_back_transaction_changes_nothing() -> None:
+    book = parse(_lines({"t": "intent", "op": 1, "rows": {"7": A, "8": B}}, {"t": "rolledback", "op": 1}))
+    assert book.violations({}) == []
+    assert book.violations({8: B}) != []  # a rolled-back row that reached MySQL is a violation
+
+
+def test_an_intent_without_outcome_is_unknown_and_a_torn_line_is_ignored() -> None:
+    lines = [*_lines({"t": "intent", "op": 1, "rows": {"7": A}}), '{"t": "ok", "o']
+    book = parse(lines)
+    book.settle()
+    assert book.unknown == 1 and not book.certain(7)
+    assert book.next_id() == 8
+
+
+def test_a_seed_draws_the_same_schedule_and_without_restarts_no_server_restarts() -> None:
+    assert draw(42) == draw(42)
+    assert draw(42) != draw(43)
+    for seed in range(50):
+        assert not any(a.kind.startswith("restart_") for a in draw(seed, restarts=False))
+
+
+def test_phase_changes_stay_below_phase_5_and_leave_phase_1_forward() -> None:
+    import random
+
+    rng = random.Random(1)
+    for current in (1, 2, 3, 4):
+        for _ in range(50):
+            target = next_phase(rng, current)
+            assert 1 <= target <= 4 and target != current
+    assert next_phase(rng, 1) == 2
