@@ -7,7 +7,7 @@ STACK   := $(PY) scripts/stack.py
 # Endpoints of the local stack, for commands that talk to it.
 WITH_ENV = set -a && . .stack/env && set +a &&
 
-.PHONY: setup tools stack-up stack-down stack-status test test-unit test-integration demo bench lint clean
+.PHONY: setup tools stack-up stack-down stack-status test test-unit test-integration demo bench chaos lint clean
 
 setup: $(BIN)/.installed
 
@@ -17,11 +17,15 @@ $(BIN)/.installed: pyproject.toml constraints.txt
 	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
 	touch $@
 
-# helm, built from the Go module proxy (scripts/tools.py), for the chart's lint and render tests.
-tools: .stack/tools/helm
+# helm, built from the Go module proxy (scripts/tools.py), for the chart's lint and render tests;
+# toxiproxy, the TCP proxy of the fault campaign (make chaos and its short run in the suite).
+tools: .stack/tools/helm .stack/tools/toxiproxy-server
 
 .stack/tools/helm: scripts/tools.py
 	$(PY) scripts/tools.py helm
+
+.stack/tools/toxiproxy-server: scripts/tools.py
+	$(PY) scripts/tools.py toxiproxy
 
 stack-up:
 	$(STACK) up
@@ -47,6 +51,11 @@ demo: setup stack-up
 bench: setup stack-up
 	$(STACK) fetch connect
 	$(WITH_ENV) $(BIN)/python -m bench
+
+# The randomized fault campaign (docs/chaos.md): CHAOS_RUNS runs (default 200), CHAOS_SEED=<seed>
+# CHAOS_RUNS=1 replays a failing seed; CHAOS_BUDGET_S bounds the wall time (no run starts after it).
+chaos: setup stack-up .stack/tools/toxiproxy-server
+	$(WITH_ENV) $(BIN)/python -m tests.chaos
 
 lint: setup
 	$(BIN)/ruff check .
