@@ -6,6 +6,8 @@
     │   ├── TargetFatalError               DynamoDB refuses for good (access denied, 2
     │   │   │                              no credentials)
     │   │   └── TableNotFoundError         the DynamoDB table does not exist
+    │   ├── GrantsMissingError             the MySQL user lacks a grant it needs       2
+    │   ├── SourceTableMissingError        a mapped table is not in MySQL at start-up   2
     │   └── ClientUsageError               the application called the client wrongly 2
     │       ├── UnknownTableError          a table the mapping does not carry
     │       ├── KeyShapeError              a key with missing or extra columns
@@ -18,9 +20,9 @@
     │   ├── CorruptCheckpointError         the checkpoint record cannot be read
     │   └── TableVanishedError             a mapped table was dropped while copied
     ├── TransientError                     retry with backoff; nothing is lost       1
-    │   ├── SourceUnavailable              MySQL down, network cut
-    │   ├── BrokerUnavailable              Kafka down or not acknowledging
-    │   ├── TargetUnavailable              DynamoDB throttling, 5xx, connection errors
+    │   ├── SourceUnavailable              MySQL down, network cut                   2
+    │   ├── BrokerUnavailable              Kafka down or not acknowledging           2
+    │   ├── TargetUnavailable              DynamoDB throttling, 5xx, connection errors 2
     │   ├── ControlStoreUnavailable        Redis / control table unreachable         2
     │   ├── ProbeError                     a gate probe could not measure
     │   ├── WriteFrozenError               writes are paused by a cutover; retry
@@ -44,6 +46,11 @@
         ├── SwitchAborted                  a write-target switch overran and rolled back  1
         └── GateFailedError                a forward gate is not met                 1
             └── GatesNotMet                which gates, measured against what
+
+The four ``*Unavailable`` classes are retried by the long-running processes once they run;
+one that reaches the command line (a system that cannot be reached at start-up, or by a
+one-shot command) is an unreachable endpoint or an outage: exit 2, its message naming the
+option that points at the system (``mysql.host``, ``kafka.bootstrap_servers`` ...).
 
 Vendor exceptions (PyMySQL, botocore, librdkafka, redis) are translated into this tree at
 one boundary per vendor, the context managers of :mod:`replicator.adapters`
@@ -86,6 +93,14 @@ class TargetFatalError(ConfigError):
 
 class TableNotFoundError(TargetFatalError):
     """The DynamoDB table does not exist (create it, or ``replicator write --create-tables``)."""
+
+
+class GrantsMissingError(ConfigError):
+    """The MySQL user lacks a grant the process needs; the message names the GRANT to run."""
+
+
+class SourceTableMissingError(ConfigError):
+    """A mapped table (``tables[].source``) does not exist in MySQL when the process starts."""
 
 
 class ClientUsageError(ConfigError):
@@ -147,15 +162,22 @@ class TransientError(ReplicatorError):
 
 
 class SourceUnavailable(TransientError):
-    pass
+    """MySQL cannot be reached or went away; exit 2 when it reaches the command line."""
+
+    exit_code = EXIT_USAGE
 
 
 class BrokerUnavailable(TransientError):
-    pass
+    """Kafka cannot be reached or does not acknowledge; exit 2 when it reaches the command line."""
+
+    exit_code = EXIT_USAGE
 
 
 class TargetUnavailable(TransientError):
-    """DynamoDB throttled, failed (5xx) or could not be reached; ``code`` names DynamoDB's reason."""
+    """DynamoDB throttled, failed (5xx) or could not be reached; ``code`` names DynamoDB's reason.
+    Exit 2 when it reaches the command line."""
+
+    exit_code = EXIT_USAGE
 
     def __init__(self, message: str, *, code: str = "") -> None:
         super().__init__(message)

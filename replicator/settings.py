@@ -53,6 +53,8 @@ class KafkaSettings(_Section):
     replication_factor: int = Field(1, ge=1)
     transactional_id: str | None = Field(None, description="default: <topic_prefix>.reader")
     extra: dict[str, str] = Field(default_factory=dict, description="raw librdkafka settings (e.g. SASL)")
+    connect_timeout_s: float = Field(10.0, gt=0, description="how long a process waits at start-up for "
+                                                             "the brokers to answer before it stops")
 
 
 class DynamoDBSettings(_Section):

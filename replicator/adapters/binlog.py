@@ -15,7 +15,7 @@ or a ``COMMIT`` query. A DDL statement outside ``BEGIN`` is its own transaction.
 
 :func:`binlog_errors` translates what the stream raises: what is particular to a replication
 stream here (a position the server cannot send -> :class:`BinlogPurgedError`, missing
-replication grants -> :class:`SourceConfigError`), the rest through
+replication grants -> :class:`GrantsMissingError`), the rest through
 :func:`replicator.adapters.mysql.mysql_errors`.
 """
 
@@ -42,8 +42,8 @@ from pymysqlreplication.row_event import DeleteRowsEvent, TableMapEvent, UpdateR
 from replicator.adapters.mysql import MySQLError, error_code, mysql_errors
 from replicator.errors import (
     BinlogPurgedError,
+    GrantsMissingError,
     ReplicatorError,
-    SourceConfigError,
     SourceUnavailable,
     StatementRejected,
     UnmappableSchemaError,
@@ -127,8 +127,9 @@ def _stream_error(exc: MySQLError, cfg: MySQLSettings) -> ReplicatorError:
             "and restart with --from the position it reports, after deleting the checkpoint topic."
         )
     if code in _REFUSED:
-        return SourceConfigError(f"MySQL refused the reader ({code}: {_text(exc)}); check the user and its "
-                                 "grants (REPLICATION SLAVE, REPLICATION CLIENT, SELECT)")
+        return GrantsMissingError(f"MySQL refused the reader ({code}: {_text(exc)}); check mysql.user, "
+                                  "mysql.password and the user's grants (REPLICATION SLAVE, REPLICATION "
+                                  "CLIENT, SELECT)")
     try:
         with mysql_errors("streaming the binlog", cfg):
             raise exc

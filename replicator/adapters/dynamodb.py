@@ -153,8 +153,10 @@ def dynamo_errors(what: str, table: str = "") -> Iterator[None]:
     except NoRegionError as exc:
         raise TargetFatalError(f"no AWS region for DynamoDB while {what}: set dynamodb.region") from exc
     except (ConnectionError, HTTPClientError, WaiterError) as exc:
-        raise TargetUnavailable(f"DynamoDB unreachable while {what}{' on ' + table if table else ''}: {exc}",
-                                code=type(exc).__name__) from exc
+        on = f" on {table}" if table else ""
+        raise TargetUnavailable(f"DynamoDB unreachable while {what}{on}: {exc}; check dynamodb.endpoint_url "
+                                "(REPLICATOR_DYNAMODB__ENDPOINT_URL) and dynamodb.region, and that the "
+                                "endpoint runs", code=type(exc).__name__) from exc
     except BotoCoreError as exc:
         raise TargetRejected(f"DynamoDB client refused {what}: {exc}", code=type(exc).__name__) from exc
 

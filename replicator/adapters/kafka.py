@@ -25,15 +25,23 @@ from replicator.settings import KafkaSettings
 from replicator.topics import TopicSpec
 
 __all__ = [
-    "AdminClient", "Consumer", "KafkaError", "KafkaException", "Message", "Producer", "TopicPartition",
-    "TopicSpec",
+    "REACH_HINT", "AdminClient", "Consumer", "KafkaError", "KafkaException", "Message", "Producer",
+    "TopicPartition", "TopicSpec",
     "admin_client", "client_config", "consumer", "ensure_topics", "error_code", "is_fenced",
-    "is_partition_eof", "is_unknown_topic", "kafka_errors", "producer", "read_range",
+    "is_partition_eof", "is_unknown_topic", "kafka_errors", "producer", "read_range", "topic_names",
 ]
 
 log = structlog.get_logger("replicator.adapters.kafka")
 
 _FENCED = (KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH)
+# Authentication or authorization refused: bad SASL credentials, ACLs (retrying cannot help).
+_REFUSED = frozenset((KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED,
+                      KafkaError.TOPIC_AUTHORIZATION_FAILED, KafkaError.GROUP_AUTHORIZATION_FAILED,
+                      KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+                      KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED))
+#: What a message about an unreachable broker tells the operator to check.
+REACH_HINT = ("check kafka.bootstrap_servers (REPLICATOR_KAFKA__BOOTSTRAP_SERVERS), the TLS/SASL settings "
+              "in kafka.extra, and that the brokers run")
 
 
 def client_config(kafka: KafkaSettings, **overrides: Any) -> dict[str, Any]:
@@ -88,9 +96,23 @@ def kafka_errors(what: str) -> Iterator[None]:
                 f"Kafka fenced this producer while {what}: another process uses the same "
                 "transactional id (kafka.transactional_id / topic_prefix). Run one reader per migration."
             ) from exc
-        raise BrokerUnavailable(f"Kafka failed while {what}: {err}") from exc
+        if error_code(exc) in _REFUSED:
+            raise ConfigError(f"Kafka refused this client while {what}: {err}; check the credentials and "
+                              "ACLs in kafka.extra (REPLICATOR_KAFKA__EXTRA)") from exc
+        raise BrokerUnavailable(f"Kafka failed while {what}: {err}; {REACH_HINT}") from exc
     except BufferError as exc:
         raise BrokerUnavailable(f"Kafka producer queue full while {what}: {exc}") from exc
+
+
+def topic_names(kafka: KafkaSettings, timeout_s: float) -> set[str]:
+    """The topics the brokers list: a start-up probe that the brokers answer within ``timeout_s``.
+
+    librdkafka's own connection errors are not logged (its lines would repeat the one message
+    raised here, :class:`BrokerUnavailable` naming the options to check).
+    """
+    admin = AdminClient(client_config(kafka, log_level=0))
+    with kafka_errors(f"connecting to {kafka.bootstrap_servers}"):
+        return set(admin.list_topics(timeout=timeout_s).topics)
 
 
 def ensure_topics(kafka: KafkaSettings, specs: Sequence[TopicSpec], timeout_s: float = 30.0) -> list[str]:
@@ -116,6 +138,10 @@ def ensure_topics(kafka: KafkaSettings, specs: Sequence[TopicSpec], timeout_s: f
         except KafkaException as exc:
             if error_code(exc) == KafkaError.TOPIC_ALREADY_EXISTS:
                 continue
+            if error_code(exc) in _REFUSED:
+                why = exc.args[0] if exc.args else exc
+                raise ConfigError(f"Kafka refused to create topic {name}: {why}; grant CREATE on the topics "
+                                  "under kafka.topic_prefix, or create them first") from exc
             raise BrokerUnavailable(f"creating Kafka topic {name} at {kafka.bootstrap_servers} failed: "
                                     f"{exc.args[0] if exc.args else exc}") from exc
         log.info("topic_created", topic=name)

@@ -35,6 +35,7 @@ TRANSIENT_CODES = frozenset((
     1205, 1213,  # lock wait timeout, deadlock: the transaction was rolled back, retry it
 ))
 _ACCESS_DENIED = frozenset((1044, 1045, 1698))
+_CANNOT_CONNECT = frozenset((2003, 2005, 2026))  # refused / timed out, unknown host, TLS handshake
 _UNKNOWN_DATABASE = 1049
 _DUPLICATE_KEY = 1062
 
@@ -82,6 +83,10 @@ def mysql_errors(what: str, cfg: MySQLSettings | None = None) -> Iterator[None]:
                               "grants") from exc
         if code == _UNKNOWN_DATABASE:
             raise ConfigError(f"MySQL{where}: {_text(exc)} while {what}; check tables[].source") from exc
+        if code in _CANNOT_CONNECT:
+            raise SourceUnavailable(f"MySQL{where} cannot be reached while {what}: {_text(exc)}; check "
+                                    "mysql.host and mysql.port (REPLICATOR_MYSQL__HOST, "
+                                    "REPLICATOR_MYSQL__PORT) and that the server runs") from exc
         if code in TRANSIENT_CODES or (isinstance(exc, pymysql.err.OperationalError) and code >= 2000):
             raise SourceUnavailable(f"MySQL{where} unavailable while {what}: {_text(exc)}") from exc
         if code == _DUPLICATE_KEY:

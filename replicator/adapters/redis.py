@@ -41,9 +41,14 @@ def redis_errors(what: str) -> Iterator[None]:
     try:
         yield
     except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
-        raise ControlStoreUnavailable(f"control store (Redis) unreachable while {what}: {exc}") from exc
+        raise ControlStoreUnavailable(f"control store (Redis) unreachable while {what}: {exc}; check "
+                                      "control.redis_url (REPLICATOR_CONTROL__REDIS_URL) and that Redis "
+                                      "runs") from exc
     except redis.ResponseError as exc:
-        raise ControlStoreUnavailable(f"control store (Redis) refused {what}: {exc}") from exc
+        auth = any(w in str(exc).upper() for w in ("AUTH", "WRONGPASS", "NOPERM"))
+        hint = ("; check the user and password in control.redis_url (REPLICATOR_CONTROL__REDIS_URL)"
+                if auth else "")
+        raise ControlStoreUnavailable(f"control store (Redis) refused {what}: {exc}{hint}") from exc
     except (redis.RedisError, ValueError) as exc:  # ValueError: a malformed redis:// URL
         raise ControlStoreUnavailable(f"control store (Redis) failed while {what}: {exc}") from exc
 

@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
-from replicator.commands.common import ConfigOption, bootstrap, exit_on_error
+from replicator.commands.common import ConfigOption, bootstrap, exit_on_error, start_up
 from replicator.errors import EXIT_CHECK_FAILED, EXIT_FATAL_DATA
 
 
@@ -60,6 +60,8 @@ def register(app: typer.Typer) -> None:
         2 bad usage, 3 a table without primary key or one that vanished.
         """
         settings = bootstrap(config)
+        start_up(settings, ("mysql", "kafka", "control"),
+                 tables=[t for t in table if settings.table(t)] if table else None)
         from replicator.backfill.runner import Backfill, BackfillMetrics, BackfillOptions, TableProgress
         from replicator.metrics import serve_metrics
 

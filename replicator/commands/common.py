@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -12,6 +12,7 @@ import structlog
 import typer
 
 from replicator.errors import EXIT_USAGE, ReplicatorError
+from replicator.health import System, check_tables_exist, require
 from replicator.logs import configure_logging
 from replicator.settings import Settings, load_settings
 
@@ -43,6 +44,15 @@ def exit_on_error() -> Iterator[None]:
         structlog.get_logger().debug("exit", error=type(exc).__name__)
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(exc.exit_code) from None
+
+
+def start_up(settings: Settings, systems: Iterable[System], *, tables: Sequence[str] | None = ()) -> None:
+    """Before a sub-command's work: reach each of ``systems`` and, unless ``tables`` is empty,
+    check that those mapped tables (None: all) exist in MySQL. A failure exits 2 naming the option."""
+    with exit_on_error():
+        require(settings, systems)
+        if tables is None or tables:
+            check_tables_exist(settings, tables)
 
 
 def not_built(command: str, issue: str) -> NoReturn:

@@ -12,6 +12,7 @@ import typer
 
 from replicator.commands.common import ConfigOption, bootstrap, exit_on_error
 from replicator.errors import ConfigError
+from replicator.health import require
 from replicator.settings import Settings
 
 if TYPE_CHECKING:
@@ -111,6 +112,7 @@ def register(app: typer.Typer) -> None:
                     "--admin-user (or STACK_MYSQL_ADMIN_USER) is needed to create the demo database; "
                     "`make demo` sets it from .stack/env"
                 )
+            require(settings, ("mysql", "kafka", "dynamodb", "control"))
             opts = DemoOptions(admin_user, admin_password, rows, ops_per_s, soak_s, keep, log_dir, threads)
             signal.signal(signal.SIGTERM, _stop_on_sigterm)
             code = Demo(settings, opts, compare=reconcile_tables, app=sample_app()).run()

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from replicator.commands.common import ConfigOption, bootstrap, exit_on_error
+from replicator.commands.common import ConfigOption, bootstrap, exit_on_error, start_up
 from replicator.errors import EXIT_CHECK_FAILED
 
 
@@ -61,6 +61,8 @@ def register(app: typer.Typer) -> None:
         if method not in ("checksum", "full"):
             typer.echo(f"error: --method must be 'checksum' or 'full', got {method!r}", err=True)
             raise typer.Exit(2)
+        start_up(settings, ("mysql", "dynamodb", "control"),
+                 tables=[t for t in table if settings.table(t)] if table else None)
         from replicator.diff import describe
         from validators.reconcile_ranges import RangeOptions
         from validators.reconcile_service import reconcile_tables

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from replicator.commands.common import ConfigOption, bootstrap, exit_on_error
+from replicator.commands.common import ConfigOption, bootstrap, exit_on_error, start_up
 
 
 def register(app: typer.Typer) -> None:
@@ -52,6 +52,7 @@ def register(app: typer.Typer) -> None:
         MySQL, DynamoDB or the control store are retried.
         """
         settings = bootstrap(config)
+        start_up(settings, ("mysql", "dynamodb", "control"), tables=None)
         with exit_on_error():
             from consumers.reverse.runner import ReverseOptions
             from consumers.reverse.service import run_reverse

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import structlog
 import typer
 
-from replicator.commands.common import ConfigOption, bootstrap, exit_on_error
+from replicator.commands.common import ConfigOption, bootstrap, exit_on_error, start_up
+from replicator.health import missing_tables
 
 
 def register(app: typer.Typer) -> None:
@@ -26,15 +28,26 @@ def register(app: typer.Typer) -> None:
             help="Commit a Kafka transaction once it holds this many row changes.", min=1)] = 5000,
         max_batch_ms: Annotated[int, typer.Option(
             help="... or once it has been open this many milliseconds.", min=1)] = 100,
+        wait_for_tables: Annotated[bool, typer.Option(
+            "--wait-for-tables",
+            help="Start even when a mapped table does not exist yet, and stream its rows from its CREATE "
+                 "TABLE on (a warning names each such table). Without it, a missing table exits 2.")] = False,
     ) -> None:
         """Stream the MySQL binlog to Kafka, one change event per row, with exactly-once checkpoints.
 
-        Exit codes: 0 stopped by a signal, 2 bad configuration, 3 fatal data condition (purged binlog,
-        binlog not ROW/FULL, missing grants, a mapped table without a primary key or with a cascading
-        foreign key, TRUNCATE of a mapped table). Transient failures are retried.
+        Exit codes: 0 stopped by a signal, 2 bad configuration (MySQL, Kafka or the control store
+        unreachable at start-up, refused credentials, missing grants, a mapped table that does not
+        exist), 3 fatal data condition (purged binlog, binlog not ROW/FULL, a mapped table without a
+        primary key or with a cascading foreign key, TRUNCATE of a mapped table). Once streaming,
+        transient failures are retried.
         """
         settings = bootstrap(config)
+        start_up(settings, ("mysql", "kafka", "control"), tables=() if wait_for_tables else None)
         with exit_on_error():
+            for source in missing_tables(settings) if wait_for_tables else ():
+                structlog.get_logger("replicator.reader").warning(
+                    "mapped_table_missing", table=source,
+                    waiting="its rows are streamed from its CREATE TABLE on (--wait-for-tables)")
             from replicator.reader.gtid import parse_from
             from replicator.reader.runner import ReaderOptions
             from replicator.reader.service import run_reader

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from replicator.commands.common import ConfigOption, bootstrap, exit_on_error
+from replicator.commands.common import ConfigOption, bootstrap, exit_on_error, start_up
 from replicator.diff import describe_mismatch
 from replicator.errors import EXIT_CHECK_FAILED
 
@@ -48,6 +48,7 @@ def register(app: typer.Typer) -> None:
         show: Annotated[int, typer.Option(min=0, help="With --once: how many failed keys to list.")] = 20,
     ) -> None:
         settings = bootstrap(config)
+        start_up(settings, ("mysql", "kafka", "dynamodb", "control"), tables=None)
         from validators.service import run_validator
 
         with exit_on_error():

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 import typer
 
-from replicator.commands.common import ConfigOption, bootstrap, exit_on_error
+from replicator.commands.common import ConfigOption, bootstrap, exit_on_error, start_up
 
 
 def register(app: typer.Typer) -> None:
@@ -44,6 +44,7 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(2)
         mode: Literal["transact", "put"] | None = (
             None if apply_mode == "auto" else "put" if apply_mode == "put" else "transact")
+        start_up(settings, ("mysql", "kafka", "dynamodb", "control"), tables=None)
         from consumers.writer.service import run_writer
 
         with exit_on_error():

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 
-from replicator.errors import BinlogPurgedError, SourceConfigError
+from replicator.errors import BinlogPurgedError, GrantsMissingError, SourceConfigError
 from replicator.mapping.foreign_keys import CascadeGraph, ForeignKey, parse_foreign_keys
 
 REQUIRED_BINLOG = {"log_bin": "ON", "binlog_format": "ROW", "binlog_row_image": "FULL",
@@ -41,8 +41,8 @@ def check_grants(grant_lines: Iterable[str], user: str) -> None:
     if "SELECT" not in text:
         missing.append("SELECT")
     if missing:
-        raise SourceConfigError(
-            f"MySQL user {user!r} lacks {', '.join(missing)}; run: GRANT REPLICATION SLAVE, "
+        raise GrantsMissingError(
+            f"MySQL user {user!r} (mysql.user) lacks {', '.join(missing)}; run: GRANT REPLICATION SLAVE, "
             f"REPLICATION CLIENT, SELECT ON *.* TO '{user}'@'<host>' as an administrator"
         )
 

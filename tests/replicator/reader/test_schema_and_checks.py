@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from replicator.errors import BinlogPurgedError, ConfigError, SourceConfigError, UnmappableSchemaError
+from replicator.errors import BinlogPurgedError, ConfigError, GrantsMissingError, SourceConfigError, UnmappableSchemaError
 from replicator.events import binlog_version
 from replicator.reader import checks
 from replicator.reader.changes import TxContext, build_events, ddl_tables, dml_tables, truncated_tables
@@ -83,7 +83,7 @@ def test_binlog_not_row_full_is_refused_naming_each_setting() -> None:
 
 
 def test_missing_replication_grant_is_refused_with_the_grant_statement() -> None:
-    with pytest.raises(SourceConfigError, match="GRANT REPLICATION SLAVE"):
+    with pytest.raises(GrantsMissingError, match="GRANT REPLICATION SLAVE"):
         checks.check_grants(["GRANT SELECT ON *.* TO `r`@`%`"], "r")
 
 
