@@ -11,7 +11,9 @@ WITH_ENV = set -a && . .stack/env && set +a &&
 
 setup: $(BIN)/.installed
 
-$(BIN)/.installed: pyproject.toml constraints.txt
+# setup.py builds the reader's compiled row codec (gcc + Python headers; optional: without them the
+# reader falls back to its pure-Python path with a warning).
+$(BIN)/.installed: pyproject.toml constraints.txt setup.py replicator/reader/_rowcodec.c
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'

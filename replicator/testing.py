@@ -231,6 +231,11 @@ class MemoryEventSink:
             raise RuntimeError("send() outside a transaction")
         self._open.append(Record(topic, key, value))
 
+    def send_all(self, records: Sequence[tuple[str, bytes, bytes]]) -> int:
+        for topic, key, value in records:
+            self.send(topic, key, value)
+        return sum(len(key) + len(value) for _, key, value in records)
+
     def commit(self, checkpoint: Checkpoint) -> None:
         if self._open is None:
             raise RuntimeError("commit() outside a transaction")

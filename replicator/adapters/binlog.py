@@ -3,7 +3,8 @@
 
 :class:`BinlogSource` is the real :class:`~replicator.reader.ports.ChangeSource`. The library
 parses the wire protocol and the table-map events; row images are decoded by
-:mod:`replicator.reader.decode` from the event's bytes, with the layout the table-map event
+:mod:`replicator.reader.decode` (or encoded straight to change events by the compiled path of
+:mod:`replicator.reader.rowcodec`) from the event's bytes, with the layout the table-map event
 gave (binlog_row_metadata=FULL), never today's information_schema. Rows of unmapped tables
 are filtered by the library before their bytes are touched (``only_schemas``/``only_tables``
 plus an exact ``db.table`` check here). :func:`parse_json_binary` is the library's parser of
@@ -48,9 +49,9 @@ from replicator.errors import (
     StatementRejected,
     UnmappableSchemaError,
 )
-from replicator.reader.decode import decode_rows
+from replicator.reader.decode import DecodedRows
 from replicator.reader.gtid import StartAt
-from replicator.reader.items import Heartbeat, Item, RowsChange, RowsKind, Statement, TxBegin, TxEnd
+from replicator.reader.items import Heartbeat, Item, RawRows, RowsChange, RowsKind, Statement, TxBegin, TxEnd
 from replicator.reader.schema import Catalog, ColumnSpec, T, TableSchema, build_schema
 from replicator.settings import MySQLSettings
 
@@ -274,7 +275,9 @@ class BinlogSource:
                 bitmaps = ((ev.columns_present_bitmap, ev.columns_present_bitmap2) if kind == "update"
                            else (ev.columns_present_bitmap,))
                 body = pkt.read(ev.event_size - pkt.read_bytes)
-                yield RowsChange(schema, kind, decode_rows(schema, body, bitmaps), file, start, ts)
+                # Decoded to Python values only if looked at: the compiled path encodes from the bytes.
+                yield RowsChange(schema, kind, DecodedRows(schema, body, bitmaps), file, start, ts,
+                                 raw=RawRows(body, bitmaps))
             elif isinstance(ev, HeartbeatLogEvent) and not in_tx:
                 yield Heartbeat(file)
 

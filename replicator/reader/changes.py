@@ -81,6 +81,15 @@ def _pk(row: Row, names: tuple[str, ...]) -> Row:
     return {k: row[k] for k in names}
 
 
+def require_primary_key(change: RowsChange) -> None:
+    schema = change.schema
+    if not schema.primary_key:
+        raise UnmappableSchemaError(
+            f"{schema.source} has no primary key at {change.file}:{change.offset}; change events are keyed "
+            "by it. Add a primary key to the table (or remove it from the mapping), then restart the reader."
+        )
+
+
 def build_events(change: RowsChange, tx: TxContext, first_index: int, *,
                  ts_ms: int | None = None, generation: int = 0) -> list[ChangeEvent]:
     """The change events of one rows event, numbered from ``first_index`` within the transaction.
@@ -88,13 +97,9 @@ def build_events(change: RowsChange, tx: TxContext, first_index: int, *,
     ``ts_ms``: the transaction's commit time (its XID/COMMIT event); default: the rows event's time.
     ``generation``: the version generation in force at the rows event (:mod:`replicator.fence`).
     """
+    require_primary_key(change)
     schema = change.schema
     pk_names = schema.primary_key
-    if not pk_names:
-        raise UnmappableSchemaError(
-            f"{schema.source} has no primary key at {change.file}:{change.offset}; change events are keyed "
-            "by it. Add a primary key to the table (or remove it from the mapping), then restart the reader."
-        )
     out: list[ChangeEvent] = []
     idx = first_index
     ts_ms = change.ts * 1000 if ts_ms is None else ts_ms

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import codecs
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal
 from functools import lru_cache
-from typing import Any
+from typing import Any, overload
 
 import orjson
 
@@ -334,14 +334,20 @@ def decode_image(decoders: tuple[tuple[str, Decoder], ...], buf: bytes, pos: int
     return row, pos
 
 
-def decode_rows(schema: TableSchema, body: bytes, bitmaps: tuple[bytes, ...]) -> list[tuple[Row, ...]]:
-    """All rows of a rows event body: one image per row (insert/delete), two for updates."""
+def check_bitmaps(schema: TableSchema, bitmaps: tuple[bytes, ...]) -> None:
+    """Every row image of the event carries every column (binlog_row_image=FULL)."""
     n = len(schema.columns)
     for bm in bitmaps:
         if _bit_count(bm) != n:
             raise UnmappableSchemaError(
                 f"{schema.source}: a row image without every column; set binlog_row_image=FULL on the server"
             )
+
+
+def decode_rows(schema: TableSchema, body: bytes, bitmaps: tuple[bytes, ...]) -> list[tuple[Row, ...]]:
+    """All rows of a rows event body: one image per row (insert/delete), two for updates."""
+    check_bitmaps(schema, bitmaps)
+    n = len(schema.columns)
     decoders = table_decoders(schema.columns)
     rows: list[tuple[Row, ...]] = []
     pos, end = 0, len(body)
@@ -354,3 +360,42 @@ def decode_rows(schema: TableSchema, body: bytes, bitmaps: tuple[bytes, ...]) ->
         else:
             rows.append((first,))
     return rows
+
+
+class DecodedRows(Sequence[tuple[Row, ...]]):
+    """A rows event's images, decoded by :func:`decode_rows` the first time they are looked at.
+
+    The compiled path (:mod:`.rowcodec`) writes change events straight from the raw bytes, so
+    the rows of mapped tables are never decoded to Python values there; the fence table's are.
+    """
+
+    __slots__ = ("_bitmaps", "_body", "_rows", "_schema")
+
+    def __init__(self, schema: TableSchema, body: bytes, bitmaps: tuple[bytes, ...]) -> None:
+        self._schema, self._body, self._bitmaps = schema, body, bitmaps
+        self._rows: list[tuple[Row, ...]] | None = None
+
+    def _decoded(self) -> list[tuple[Row, ...]]:
+        if self._rows is None:
+            self._rows = decode_rows(self._schema, self._body, self._bitmaps)
+        return self._rows
+
+    def __len__(self) -> int:
+        return len(self._decoded())
+
+    @overload
+    def __getitem__(self, i: int) -> tuple[Row, ...]: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[tuple[Row, ...]]: ...
+
+    def __getitem__(self, i: int | slice) -> tuple[Row, ...] | Sequence[tuple[Row, ...]]:
+        return self._decoded()[i]
+
+    def __iter__(self) -> Iterator[tuple[Row, ...]]:
+        return iter(self._decoded())
+
+    def __eq__(self, other: object) -> bool:
+        return list(self) == (list(other) if isinstance(other, Sequence) else other)
+
+    __hash__ = None  # type: ignore[assignment]

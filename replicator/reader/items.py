@@ -7,6 +7,7 @@ Pure data, so the reader loop can be driven by the real binlog adapter
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -25,15 +26,28 @@ class TxBegin:
 
 
 @dataclass(frozen=True, slots=True)
+class RawRows:
+    """A rows event's row bytes as the binlog has them, for the compiled path (:mod:`.rowcodec`)."""
+
+    body: bytes  # the row images, after the event's header and column bitmaps
+    bitmaps: tuple[bytes, ...]  # columns-present bitmap(s): one, two for updates
+
+
+@dataclass(frozen=True, slots=True)
 class RowsChange:
-    """One rows event of a mapped table: images per row (one, or before/after for updates)."""
+    """One rows event of a mapped table: images per row (one, or before/after for updates).
+
+    ``raw``: the bytes ``rows`` decode from, when the source has them (the binlog adapter); the
+    compiled path encodes events from them without decoding ``rows``.
+    """
 
     schema: TableSchema
     kind: RowsKind
-    rows: list[tuple[Row, ...]]
+    rows: Sequence[tuple[Row, ...]]
     file: str
     offset: int  # the rows event's START offset (log_pos - event_size)
     ts: int
+    raw: RawRows | None = None
 
 
 @dataclass(frozen=True, slots=True)

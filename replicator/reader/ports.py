@@ -16,7 +16,7 @@ checkpoint; anything else transient rebuilds the sink), a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Protocol
 
 from replicator.reader.checkpoint import Checkpoint
@@ -49,13 +49,16 @@ class CheckpointStore(Protocol):
 class EventSink(CheckpointStore, Protocol):
     """A transactional sink: records and the checkpoint become visible together or not at all.
 
-    ``begin()`` opens a transaction, ``send()`` adds a record to it, ``commit(checkpoint)``
-    adds the checkpoint record and commits; ``abort()`` drops the open transaction.
+    ``begin()`` opens a transaction, ``send()`` adds a record to it (``send_all()`` several, in
+    order, and returns their key and value bytes), ``commit(checkpoint)`` adds the checkpoint
+    record and commits; ``abort()`` drops the open transaction.
     """
 
     def begin(self) -> None: ...
 
     def send(self, topic: str, key: bytes, value: bytes) -> None: ...
+
+    def send_all(self, records: Sequence[tuple[str, bytes, bytes]]) -> int: ...
 
     def commit(self, checkpoint: Checkpoint) -> None: ...
 

@@ -51,6 +51,7 @@ from replicator.reader.checkpoint import Checkpoint
 from replicator.reader.gtid import GtidState, StartAt
 from replicator.reader.metrics import ReaderMetrics
 from replicator.reader.ports import EventSink, LagListener, SinkFactory, SourceFactory
+from replicator.reader.rowcodec import row_encoder
 from replicator.reader.start import StartPositions
 from replicator.reader.transactions import CaughtUp, CompleteTx, Pump, QueueItem, SourceFailure
 from replicator.settings import Settings
@@ -121,6 +122,7 @@ class Reader:
         self._backoff = Backoff(base_s=self.options.backoff_initial_s, cap_s=self.options.backoff_max_s)
         prefix = settings.kafka.topic_prefix
         self._topics = {t.source: table_topic(prefix, t.source) for t in settings.tables}
+        self._encoder = row_encoder(settings.reader.decoder)  # ConfigError: 'compiled' without the build
         self.error: BaseException | None = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -212,7 +214,7 @@ class Reader:
         q: queue.Queue[QueueItem] = queue.Queue(self.options.queue_transactions)
         pump = Pump(self._source_factory(start), self._topics, GtidState(gtid_position), q,
                     fence_table=self._settings.cutover.fence_table, generation=generation,
-                    on_fence_ignored=self.metrics.fence_rows_ignored.inc)
+                    on_fence_ignored=self.metrics.fence_rows_ignored.inc, encoder=self._encoder)
         pump.start()
         self.metrics.up.set(1)
         self.metrics.health.set_ready(True)
@@ -284,9 +286,7 @@ class Reader:
                     if not opened:
                         sink.begin()
                         opened, batch_t0 = True, time.monotonic()
-                    for topic, key, value in item.records:
-                        sink.send(topic, key, value)
-                        batch_bytes += len(key) + len(value)
+                    batch_bytes += sink.send_all(item.records)
                     batch_rows += item.rows
                     counts.update(item.counts)
                 pending = item.checkpoint

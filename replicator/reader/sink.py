@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import structlog
@@ -258,6 +258,24 @@ class KafkaTransactionalSink:
                     target.poll(0.05)  # the local queue is full: serve delivery reports, then retry
         self._in_flight += 1
         self.bytes_sent += len(value) + len(key)
+
+    def send_all(self, records: Sequence[tuple[str, bytes, bytes]]) -> int:
+        """``send`` of each record, in order (one error translation for them all: the reader's
+        per-record cost); the bytes of their keys and values."""
+        produce, delivered, poll = self.producer.produce, self._delivered, self.producer.poll
+        nbytes = 0
+        with kafka_errors("producing"):
+            for topic, key, value in records:
+                while True:
+                    try:
+                        produce(topic, value=value, key=key, on_delivery=delivered)
+                        break
+                    except BufferError:
+                        poll(0.05)  # the local queue is full: serve delivery reports, then retry
+                nbytes += len(key) + len(value)
+        self._in_flight += len(records)
+        self.bytes_sent += nbytes
+        return nbytes
 
     def commit(self, checkpoint: Checkpoint) -> None:
         # Always partition 0, the one read back, even if someone created the topic with more.

@@ -28,6 +28,7 @@ not help: the same binlog event would stop every restart); a deleted fence row c
 from __future__ import annotations
 
 import queue
+import struct
 import threading
 from collections import Counter as Tally
 from collections.abc import Callable, Mapping
@@ -37,15 +38,19 @@ import structlog
 
 from replicator.errors import UnmappableSchemaError
 from replicator.fence import mysql_generation, parse_fence
-from replicator.reader.changes import TxContext, build_events, ddl_tables, dml_tables, truncated_tables
+from replicator.reader.changes import TxContext, ddl_tables, dml_tables, truncated_tables
 from replicator.reader.checkpoint import Checkpoint
 from replicator.reader.gtid import GtidState
 from replicator.reader.items import Heartbeat, RowsChange, Statement, TxBegin, TxEnd
 from replicator.reader.ports import ChangeSource
+from replicator.reader.rowcodec import PythonEncoder, RowEncoder, translate_errors
 
 __all__ = ["CAUGHT_UP", "CaughtUp", "CompleteTx", "Pump", "QueueItem", "SourceFailure"]
 
 log = structlog.get_logger("replicator.reader")
+
+# What row bytes that do not decode raise, in either path (rowcodec); UnmappableSchemaError then.
+_DECODE_ERRORS = (UnicodeError, IndexError, ValueError, struct.error)
 
 
 @dataclass
@@ -89,9 +94,11 @@ class Pump(threading.Thread):
 
     def __init__(self, source: ChangeSource, topics: Mapping[str, str], gtids: GtidState,
                  out: queue.Queue[QueueItem], *, fence_table: str | None = None, generation: int = 0,
-                 on_fence_ignored: Callable[[], None] | None = None) -> None:
+                 on_fence_ignored: Callable[[], None] | None = None,
+                 encoder: RowEncoder | None = None) -> None:
         super().__init__(name="binlog-pump", daemon=True)
         self.source = source
+        self._encoder = encoder or PythonEncoder()
         self.halt = threading.Event()
         self._out = out
         self._gtids = gtids
@@ -143,7 +150,6 @@ class Pump(threading.Thread):
             self._fence_change(tx, change)
             return
         tx.changes.append((change, tx.generation))
-        tx.rows += len(change.rows)
 
     def _fence_change(self, tx: _Builder, change: RowsChange) -> None:
         """A change of the fence row: the generation of what follows."""
@@ -151,7 +157,11 @@ class Pump(threading.Thread):
         if change.kind == "delete":
             log.warning("fence_row_deleted", table=self._fence, position=where, generation=tx.generation)
             return
-        for images in change.rows:
+        try:
+            rows = list(change.rows)
+        except _DECODE_ERRORS as exc:
+            raise translate_errors(exc, change) from exc
+        for images in rows:
             try:
                 state = parse_fence(images[-1])
             except ValueError as exc:
@@ -179,12 +189,18 @@ class Pump(threading.Thread):
         records: list[tuple[str, bytes, bytes]] = []
         index = 0
         for change, generation in tx.changes:
-            events = build_events(change, tx.ctx, index, ts_ms=ts_ms, generation=generation)
-            topic = self._topics[change.schema.source]
-            for ev in events:
-                records.append((topic, ev.key_bytes(), ev.to_json()))
-                tx.counts[(ev.source, ev.op)] += 1
-            index += len(events)
+            source = change.schema.source
+            try:
+                encoded = self._encoder.encode(change, tx.ctx, index, topic=self._topics[source], ts_ms=ts_ms,
+                                               generation=generation)
+            except _DECODE_ERRORS as exc:
+                raise translate_errors(exc, change) from exc
+            records += encoded.records
+            for op, n in encoded.ops.items():
+                if n:
+                    tx.counts[(source, op)] += n
+            tx.rows += encoded.rows
+            index += len(encoded.records)
         return records
 
     def _statement(self, tx: _Builder, st: Statement) -> None:
@@ -220,4 +236,5 @@ class Pump(threading.Thread):
         if tx is None:
             self._put(CompleteTx([], 0, Tally(), cp))
         else:
-            self._put(CompleteTx(self._serialise(tx, end.ts * 1000), tx.rows, tx.counts, cp))
+            records = self._serialise(tx, end.ts * 1000)  # counts tx.rows
+            self._put(CompleteTx(records, tx.rows, tx.counts, cp))
