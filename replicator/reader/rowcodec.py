@@ -112,11 +112,31 @@ def _text_layout(c: ColumnSpec, name: bytes, size: int) -> Layout:
     return (_TEXT, size, _text_mode(codec, errors), name, (codec, errors))
 
 
+# The reference decoder (decode.column_decoder) each native code stands for, by qualified name: a
+# column whose Python decoder is another one (a value conversion added there later, e.g. a type
+# read as text) goes through that decoder instead, so the two paths cannot drift apart.
+_NATIVE_FOR = {
+    _INT: ("_struct_decoder.<locals>.dec", "_int24.<locals>.dec"), _DOUBLE: ("_struct_decoder.<locals>.dec",),
+    _DECIMAL: ("_decimal.<locals>.dec",), _YEAR: ("_year",), _BIT: ("_bit.<locals>.dec",), _DATE: ("date",),
+    _DATETIME2: ("datetime2.<locals>.dec",), _TIMESTAMP2: ("timestamp2.<locals>.dec",),
+    _TIME2: ("time2.<locals>.dec",), _TEXT: ("_text.<locals>.dec",), _BYTES: ("_bytes.<locals>.dec",),
+    _ENUM: ("_enum.<locals>.dec",), _SET: ("_set.<locals>.dec",),
+}
+
+
 def column_layout(c: ColumnSpec) -> Layout:
     """What ``_rowcodec.c`` needs of a column: ``(code, a, b, name JSON + ':', extra)``."""
+    decoder = column_decoder(c)  # also raises for a type nothing can decode
+    native = _native_layout(c, decoder)
+    if native[0] != _PY and getattr(decoder, "__qualname__", "") not in _NATIVE_FOR[native[0]]:
+        return (_PY, 0, 0, native[3], decoder)
+    return native
+
+
+def _native_layout(c: ColumnSpec, decoder: Callable[[bytes, int], Any]) -> Layout:
     name = orjson.dumps(c.name) + b":"
     t = c.type
-    py: Layout = (_PY, 0, 0, name, column_decoder(c))  # also raises for a type nothing can decode
+    py: Layout = (_PY, 0, 0, name, decoder)
     if t in _INT_WIDTHS:
         return (_INT, _INT_WIDTHS[t], int(c.unsigned), name, None)
     if t == T.DOUBLE:

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import struct
+import uuid
 from collections.abc import Callable
 from dataclasses import replace
 from decimal import Decimal
@@ -24,7 +25,7 @@ from hypothesis import strategies as st
 
 from replicator.errors import ConfigError, UnmappableSchemaError
 from replicator.events import ChangeEvent, JsonDoc, Temporal, Value, binlog_version
-from replicator.reader import rowcodec
+from replicator.reader import decode, rowcodec
 from replicator.reader.changes import TxContext
 from replicator.reader.decode import DecodedRows
 from replicator.reader.items import RawRows, RowsChange, RowsKind
@@ -276,6 +277,35 @@ def test_a_change_without_raw_bytes_is_encoded_from_its_rows(encoder: RowEncoder
     ch = RowsChange(KEYED, "insert", [({"b": "x", "id": 1, "v": 2},)], FILE, OFFSET, 5)
     out = encoder.encode(ch, TX, 0, topic="t", ts_ms=5000, generation=0)
     assert ChangeEvent.from_json(out.records[0][2]).after == {"b": "x", "id": 1, "v": 2}
+
+
+def test_a_value_conversion_added_to_the_python_decoder_is_followed_by_both(
+        encoder: RowEncoder, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A column the reference decoder reads another way than the compiled layout knows (here
+    BINARY(16) as UUID text) goes through the reference decoder on the compiled path too."""
+    uuid_col = ColumnSpec("u", T.STRING, charset="binary", max_length=16)
+    original = decode.column_decoder
+
+    def column_decoder(c: ColumnSpec) -> Any:
+        if c.name != "u":
+            return original(c)
+
+        def as_text(buf: bytes, pos: int) -> tuple[Value, int]:
+            n = buf[pos]
+            return str(uuid.UUID(bytes=bytes(buf[pos + 1:pos + 1 + n]).ljust(16, b"\0"))), pos + 1 + n
+
+        return as_text
+
+    monkeypatch.setattr(decode, "column_decoder", column_decoder)
+    monkeypatch.setattr(rowcodec, "column_decoder", column_decoder)
+    decode.table_decoders.cache_clear()
+    rowcodec._table_layout.cache_clear()
+    try:
+        value = one_value(encoder, uuid_col, b"\x10" + bytes(range(16)))
+    finally:
+        decode.table_decoders.cache_clear()
+        rowcodec._table_layout.cache_clear()
+    assert value == "00010203-0405-0607-0809-0a0b0c0d0e0f"
 
 
 # --------------------------------------------------------------------------- choosing the path
