@@ -236,15 +236,20 @@ def parent_update(table: str, key: Item, item: Item, version: int, mapper: Table
 
 def parent_delete(stored: dict[str, Any] | None, table: str, key: Item, tombstone: Item, version: int,
                   children: tuple[str, ...]) -> dict[str, Any] | str:
-    """A parent delete given the item as stored now: ``"replayed"`` when the parent is at least
-    as new, else the put of the tombstone that keeps the entries newer than the delete,
-    conditional on the revision read (see the module docstring)."""
-    stored_version = None if stored is None else stored.get(VERSION_ATTR)
-    if stored_version is not None and int(stored_version["N"]) >= version:
+    """A parent delete given the item as stored now (see the module docstring).
+
+    ``"replayed"`` when a delete at least as new already took the children. Otherwise the put
+    that removes every entry older than the delete and records it in ``_pdel``: the tombstone,
+    or, when the parent's own attributes are newer (its re-insert was applied first), the
+    stored item minus those entries; conditional on the revision read.
+    """
+    pdel = None if stored is None else stored.get(PARENT_DELETED_ATTR)
+    if pdel is not None and int(pdel["N"]) >= version:
         return "replayed"
-    item = dict(tombstone)
-    old_pdel = None if stored is None else stored.get(PARENT_DELETED_ATTR)
-    item[PARENT_DELETED_ATTR] = {"N": str(max(version, int(old_pdel["N"]) if old_pdel else 0))}
+    stored_version = None if stored is None else stored.get(VERSION_ATTR)
+    parent_newer = stored_version is not None and int(stored_version["N"]) >= version
+    item = dict(stored) if parent_newer and stored is not None else dict(tombstone)
+    item[PARENT_DELETED_ATTR] = {"N": str(version)}
     kept_any = False
     for attr in children:
         kept = {name: av for name, av in ((stored or {}).get(attr, {}).get("M", {})).items()
@@ -259,14 +264,11 @@ def parent_delete(stored: dict[str, Any] | None, table: str, key: Item, tombston
     if stored is None:
         params["ConditionExpression"] = "attribute_not_exists(#k)"
         params["ExpressionAttributeNames"] = {"#k": next(iter(key))}
-        return params
-    names = {"#v": VERSION_ATTR, "#rev": REVISION_ATTR}
-    values: dict[str, Any] = {":v": {"N": str(version)}}
-    if revision is None:
-        condition = "attribute_not_exists(#rev) AND (attribute_not_exists(#v) OR #v < :v)"
+    elif revision is None:
+        params["ConditionExpression"] = "attribute_exists(#k) AND attribute_not_exists(#rev)"
+        params["ExpressionAttributeNames"] = {"#k": next(iter(key)), "#rev": REVISION_ATTR}
     else:
-        condition = "#rev = :rev AND (attribute_not_exists(#v) OR #v < :v)"
-        values[":rev"] = revision
-    params.update(ConditionExpression=condition, ExpressionAttributeNames=names,
-                  ExpressionAttributeValues=values)
+        params["ConditionExpression"] = "#rev = :rev"
+        params["ExpressionAttributeNames"] = {"#rev": REVISION_ATTR}
+        params["ExpressionAttributeValues"] = {":rev": revision}
     return params
