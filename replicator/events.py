@@ -9,8 +9,13 @@ Values are carried losslessly. In Python a column value is one of::
 and on the wire (JSON, orjson) the types JSON lacks are tagged one-key objects::
 
     {"$decimal": "12.50"}  {"$bytes": "<base64>"}  {"$set": ["a", "b"]}  {"$json": <document>}
-    {"$date": "2024-01-31"}  {"$datetime": "2024-01-31T10:00:00.123456"}
+    {"$jsontext": "<document text>"}  {"$date": "2024-01-31"}  {"$datetime": "2024-01-31T10:00:00.123456"}
     {"$timestamp": "2024-01-31T10:00:00.123456Z"}  {"$time": "-838:59:59.000000"}
+
+JSON numbers are exact (:func:`parse_json_exact`): an integer of any size is an ``int``, a
+fraction or exponent a ``float`` when the double holds it exactly, else a ``Decimal``. A
+document with a number that orjson cannot carry exactly (an integer beyond 64 bits, a
+``Decimal``) travels as ``$jsontext``, its exact text; every other as ``$json``.
 
 Temporal values keep MySQL's own text (zero dates included) with exactly the column's
 fractional digits, so nothing is lost to Python's datetime range.
@@ -37,6 +42,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
+import math
+import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
@@ -70,6 +78,69 @@ class JsonDoc:
 
 Value = None | int | float | str | Decimal | bytes | Temporal | frozenset[str] | JsonDoc
 Row = dict[str, Value]
+
+
+# --------------------------------------------------------------------------- exact JSON numbers
+
+# A number that a double may not hold exactly: a fraction, an exponent or 19+ digits. Strings that
+# look so only send the document down the exact (slower) parse, which is right for them too.
+_MAYBE_INEXACT = re.compile(r"\d[.eE]|\d{19}")
+
+
+def exact_number(token: str) -> int | float | Decimal:
+    """A JSON number's text as its exact value: ``int`` for an integer, ``float`` when the
+    double's shortest spelling is the same number (``1.10``, ``0.1``, ``2.5e-3``), else
+    ``Decimal`` (``3.14159265358979323846``, ``1e400``)."""
+    if token.lstrip("-").isdigit():
+        return int(token)
+    exact = Decimal(token)
+    f = float(token)
+    return f if math.isfinite(f) and Decimal(repr(f)) == exact else exact
+
+
+def parse_json_exact(text: str | bytes) -> Any:
+    """A JSON document with every number exact (:func:`exact_number`); orjson's reading where
+    the text has no number a double could round."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8")
+    if not _MAYBE_INEXACT.search(text):
+        return orjson.loads(text)
+    return json.loads(text, parse_float=exact_number, parse_int=int)
+
+
+def _json_number_text(v: Any) -> str:
+    if isinstance(v, Decimal):
+        return format(v, "f") if abs(v.adjusted()) < 40 else str(v)
+    return str(v)
+
+
+def json_text(doc: Any, *, sort_keys: bool = False, spaced: bool = False) -> str:
+    """The document as JSON text, its numbers exact (big integers, Decimals): compact as orjson
+    writes it, or ``spaced`` as ``json.dumps(ensure_ascii=False)`` does."""
+    try:
+        if spaced:
+            return json.dumps(doc, ensure_ascii=False, sort_keys=sort_keys)
+        return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS if sort_keys else 0).decode()
+    except TypeError:
+        pass
+    comma, colon = (", ", ": ") if spaced else (",", ":")
+    if isinstance(doc, dict):
+        items = sorted(doc.items()) if sort_keys else doc.items()
+        return "{" + comma.join(json_text(str(k), spaced=spaced) + colon
+                                + json_text(v, sort_keys=sort_keys, spaced=spaced) for k, v in items) + "}"
+    if isinstance(doc, list | tuple):
+        return "[" + comma.join(json_text(v, sort_keys=sort_keys, spaced=spaced) for v in doc) + "]"
+    if isinstance(doc, int | Decimal) and not isinstance(doc, bool):
+        return _json_number_text(doc)
+    raise TypeError(f"not a JSON value: {type(doc).__name__}")
+
+
+def _json_tagged(doc: Any) -> dict[str, Any]:
+    """A document's wire form: ``$json`` when orjson carries it exactly, else ``$jsontext``."""
+    try:
+        return {"$json": orjson.Fragment(orjson.dumps(doc))}
+    except TypeError:
+        return {"$jsontext": json_text(doc)}
 
 
 # --------------------------------------------------------------------------- versions
@@ -253,6 +324,10 @@ def encode_value(v: Value) -> Any:
     if isinstance(v, frozenset | set):
         return {"$set": sorted(v)}
     if isinstance(v, JsonDoc):
+        try:
+            orjson.dumps(v.value)
+        except TypeError:
+            return {"$jsontext": json_text(v.value)}
         return {"$json": v.value}
     raise TypeError(f"cannot encode a {type(v).__name__} as a column value")
 
@@ -270,7 +345,7 @@ def _tagged(v: Any) -> Any:
         return {"$" + v.kind: v.text}
     if isinstance(v, JsonDoc):
         # Written on its own, as encode_value's form is: nothing inside a document gets tagged.
-        return {"$json": orjson.Fragment(orjson.dumps(v.value))}
+        return _json_tagged(v.value)
     return encode_value(v)  # bytes, sets; TypeError for what is not a column value
 
 
@@ -287,6 +362,8 @@ def decode_value(j: Any) -> Value:
             return frozenset(payload)
         if tag == "$json":
             return JsonDoc(payload)
+        if tag == "$jsontext" and isinstance(payload, str):
+            return JsonDoc(parse_json_exact(payload))
         if tag.startswith("$") and tag[1:] in TEMPORAL_KINDS:
             return Temporal(tag[1:], payload)
     raise ValueError(f"not a column value: {j!r}")

@@ -41,9 +41,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, localcontext
 from typing import Any
 
-import orjson
-
-from replicator.events import JsonDoc, Row, Temporal, Value
+from replicator.events import JsonDoc, Row, Temporal, Value, json_text
 from replicator.mapping.cells import quote_ident
 from replicator.mapping.coltypes import ColumnType
 from replicator.mapping.mapper import TableMapper
@@ -142,7 +140,7 @@ def _json_number(doc: Any) -> Any:
 
 
 def _json_text(doc: Any) -> str:
-    return orjson.dumps(_json_number(doc), option=orjson.OPT_SORT_KEYS).decode()
+    return json_text(_json_number(doc), sort_keys=True)
 
 
 def row_digest(row: Row, columns: Sequence[Column]) -> int:

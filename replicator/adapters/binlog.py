@@ -81,6 +81,7 @@ def table_schema(ev: Any, catalog: Catalog) -> TableSchema:
     charset_ids = list(om.charset_collation_list or [])
     geometry = list(om.geometry_type_list or [])
     json_cols = catalog.json_columns.get(source, frozenset())
+    text_types = catalog.text_types.get(source, {})
     mariadb = getattr(ev, "dbms", "mariadb") == "mariadb"
     specs: list[ColumnSpec] = []
     ci = gi = 0
@@ -109,6 +110,7 @@ def table_schema(ev: Any, catalog: Catalog) -> TableSchema:
             fsp=int(getattr(col, "fsp", 0) or 0), bits=int(getattr(col, "bits", 0) or 0),
             size=int(getattr(col, "size", 0) or 0) if t in (T.ENUM, T.SET) else 0,
             values=values, geometry_type=geo, is_json=t == T.BLOB and name in json_cols,
+            text_type=text_types.get(name, "") if t == T.STRING and charset == "binary" else "",
         ))
     pk_idx = list(om.simple_primary_key_list or []) + sorted((om.primary_keys_with_prefix or {}).keys())
     pk = tuple(names[i] for i in pk_idx)

@@ -13,14 +13,11 @@ reader emits for the same row, so snapshot and stream events are interchangeable
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-import orjson
-
-from replicator.events import JsonDoc, Temporal, Value
+from replicator.events import JsonDoc, Temporal, Value, parse_json_exact
 from replicator.mapping.coltypes import ColumnType
 from replicator.mapping.values import float_text
 
@@ -53,12 +50,8 @@ def _temporal(kind: str) -> Callable[[Any], Value]:
 
 
 def _json(cell: Any) -> Value:
-    text = cell.decode() if isinstance(cell, bytes) else str(cell)
-    try:
-        return JsonDoc(orjson.loads(text))
-    except orjson.JSONDecodeError:
-        # orjson refuses integers beyond 64 bits, which JSON documents may hold.
-        return JsonDoc(json.loads(text))
+    # Numbers exact, as the reader parses them: integers beyond 64 bits, digits a double drops.
+    return JsonDoc(parse_json_exact(cell if isinstance(cell, bytes | str) else str(cell)))
 
 
 def _text(cell: Any) -> Value:

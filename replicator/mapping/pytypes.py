@@ -31,12 +31,11 @@ and refuses the rest with :class:`UnmappableValueError` naming the rule.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
 from replicator.errors import UnmappableValueError
-from replicator.events import JsonDoc, Temporal, Value
+from replicator.events import JsonDoc, Temporal, Value, json_text, parse_json_exact
 from replicator.mapping.coltypes import ColumnType
 from replicator.mapping.values import float_text
 
@@ -64,7 +63,7 @@ def to_python(ct: ColumnType, value: Value, json_mode: JsonMode = "text") -> Any
         doc = value.value if isinstance(value, JsonDoc) else value
         # Keys sorted: DynamoDB maps keep no key order, so only a canonical text is the same
         # from both stores.
-        return doc if json_mode == "parsed" else json.dumps(doc, ensure_ascii=False, sort_keys=True)
+        return doc if json_mode == "parsed" else json_text(doc, sort_keys=True, spaced=True)
     if kind == "binary" and isinstance(value, bytes) and len(value) < ct.length:
         return value.ljust(ct.length, b"\0")
     if isinstance(value, Temporal):
@@ -145,7 +144,7 @@ def from_python(ct: ColumnType, value: Any) -> Value:
     if kind == "json":
         if isinstance(value, str | bytes):
             try:
-                return JsonDoc(json.loads(value))
+                return JsonDoc(parse_json_exact(value))
             except ValueError:
                 raise _bad(ct, value, "not a JSON document") from None
         if isinstance(value, JsonDoc):

@@ -19,10 +19,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal, InvalidOperation, localcontext
 from typing import Any
 
-import orjson
-
 from replicator.errors import UnmappableValueError
-from replicator.events import JsonDoc, Temporal, Value
+from replicator.events import JsonDoc, Temporal, Value, exact_number, json_text, parse_json_exact
 from replicator.mapping.coltypes import MAX_NUMBER_DIGITS, ColumnType
 from replicator.settings import ColumnType as Override
 
@@ -147,6 +145,12 @@ def json_to_attr(doc: Any) -> AttributeValue:
             raise UnmappableValueError(f"JSON number {doc!r} is outside DynamoDB's range",
                                        reason="json-number-range")
         return {"N": repr(doc)}
+    if isinstance(doc, Decimal):  # a number a double cannot hold (events.parse_json_exact)
+        digits = len(doc.normalize().as_tuple().digits)
+        if digits > MAX_NUMBER_DIGITS or not doc.is_finite() or not _n_fits(float(doc)):
+            raise UnmappableValueError(f"JSON number {_preview(doc)} does not fit DynamoDB's numbers (38 "
+                                       "digits, 1E-130 to 1E+126)", reason="json-number-range")
+        return {"N": decimal_text(doc)}
     if isinstance(doc, str):
         return {"S": doc}
     if isinstance(doc, list):
@@ -166,8 +170,7 @@ def attr_to_json(av: AttributeValue) -> Any:
     if tag == "BOOL":
         return bool(payload)
     if tag == "N":
-        text = str(payload)
-        return int(text) if text.lstrip("-").isdigit() else float(text)
+        return exact_number(str(payload))
     if tag == "S":
         return payload
     if tag == "L":
@@ -218,7 +221,7 @@ def _temporal_text(ct: ColumnType, value: Value) -> str:
 def _string_form(ct: ColumnType, value: Value) -> str:
     if ct.kind == "json":
         doc = value.value if isinstance(value, JsonDoc) else value
-        return orjson.dumps(doc).decode()
+        return json_text(doc)
     if ct.kind == "set":
         if not isinstance(value, frozenset | set):
             raise _bad(ct, value, "not a SET value")
@@ -301,7 +304,7 @@ def decode_value(ct: ColumnType, override: Override, av: AttributeValue | None) 
 
 def _from_string(ct: ColumnType, text: str) -> Value:
     if ct.kind == "json":
-        return JsonDoc(orjson.loads(text))
+        return JsonDoc(parse_json_exact(text))
     if ct.kind == "set":
         return frozenset(text.split(",")) if text else frozenset()
     return _from_default(ct, "N" if ct.kind != "decimal" or ct.decimal_as_number else "S", text) \

@@ -13,16 +13,16 @@ packed temporals in :mod:`.temporal`, the "new decimal" binary format). Every de
 from __future__ import annotations
 
 import codecs
+import socket
 import struct
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any, overload
 
-import orjson
-
 from replicator.errors import UnmappableSchemaError
-from replicator.events import JsonDoc, Row, Value
+from replicator.events import JsonDoc, Row, Value, parse_json_exact
 from replicator.reader import temporal
 from replicator.reader.schema import ColumnSpec, T, TableSchema
 
@@ -185,13 +185,28 @@ def _bytes(size: int, pad_to: int = 0) -> Decoder:
     return dec
 
 
-def parse_json_text(text: str) -> Any:
-    """A MariaDB JSON column's text as a document.
+def _binary_text(kind: str, size: int, length: int) -> Decoder:
+    """MariaDB's UUID / INET6 / INET4, logged as their BINARY(n) storage, as the text MariaDB
+    returns for them: ``6ccd780c-baba-1026-9564-5b8c656024db``, ``2001:db8::ff00:42:8329``
+    (inet_ntop's spelling, ``::ffff:1.2.3.4`` for a mapped IPv4), ``192.168.1.1``."""
+    read = _length_prefixed(size)
 
-    Integers beyond 64 bits become doubles (orjson's reading, and what MySQL's binary JSON
-    stores too): the orjson envelope could not carry them otherwise.
-    """
-    return orjson.loads(text)
+    def dec(buf: bytes, pos: int) -> tuple[Value, int]:
+        raw, nxt = read(buf, pos)
+        raw = raw.ljust(length, b"\0")
+        if kind == "uuid":
+            return str(uuid.UUID(bytes=raw)), nxt
+        return socket.inet_ntop(socket.AF_INET6 if kind == "inet6" else socket.AF_INET, raw), nxt
+
+    return dec
+
+
+def parse_json_text(text: str) -> Any:
+    """A MariaDB JSON column's text as a document, its numbers exact (DESIGN §3.1): integers
+    beyond 64 bits stay integers, digits a double would drop stay a Decimal, as the backfill
+    reads them (:func:`replicator.events.parse_json_exact`; the envelope carries such a
+    document as ``$jsontext``)."""
+    return parse_json_exact(text)
 
 
 def _json_text(size: int, charset: str) -> Decoder:
@@ -287,6 +302,8 @@ def column_decoder(c: ColumnSpec) -> Decoder:
         return temporal.old_time
     if t in (T.STRING, T.VARCHAR, T.VAR_STRING):
         size = 2 if c.max_length > 255 else 1
+        if c.text_type in ("uuid", "inet6", "inet4"):
+            return _binary_text(c.text_type, size, c.max_length)
         if c.is_binary:
             return _bytes(size, c.max_length if t == T.STRING else 0)
         return _text(size, c.charset or "utf8mb4")

@@ -80,6 +80,9 @@ class ColumnSpec:
     values: tuple[str, ...] = ()  # ENUM/SET members in order
     geometry_type: int = 0
     is_json: bool = False  # MariaDB LONGTEXT with a json_valid check
+    # MariaDB's UUID / INET4 / INET6 ("uuid", "inet4", "inet6"): logged as BINARY(16/4), carried
+    # as the text MariaDB returns for them (docs/design.md, type mapping); "" for any other column.
+    text_type: str = ""
 
     @property
     def is_binary(self) -> bool:
@@ -118,6 +121,8 @@ def _with_fsp(name: str, fsp: int) -> str:
 
 def column_type(c: ColumnSpec, *, display_widths: bool = True) -> str:
     """The column as ``information_schema.COLUMNS.COLUMN_TYPE`` spells it."""
+    if c.text_type:
+        return c.text_type
     t = c.type
     unsigned = " unsigned" if c.unsigned else ""
     if t in _INT_NAMES:
@@ -166,3 +171,5 @@ class Catalog:
     json_columns: dict[str, frozenset[str]] = field(default_factory=dict)  # "db.table" -> columns
     display_widths: bool = True
     mariadb: bool = True
+    # "db.table" -> {column: "uuid" | "inet4" | "inet6"} (MariaDB's types logged as BINARY(n))
+    text_types: dict[str, dict[str, str]] = field(default_factory=dict)

@@ -131,9 +131,16 @@ class ServerInfo:
                         "WHERE c.ID IS NOT NULL")
             collations = {int(i): (str(cs), int(n)) for i, cs, n in cur.fetchall()}
             json_cols: dict[str, frozenset[str]] = {}
+            text_types: dict[str, dict[str, str]] = {}
             if "mariadb" in version.lower():
                 cur.execute("SELECT CONSTRAINT_SCHEMA, TABLE_NAME, CHECK_CLAUSE "  # noqa: S608
                             "FROM information_schema.CHECK_CONSTRAINTS "
                             f"WHERE CONSTRAINT_SCHEMA IN ({marks})", dbs)
                 json_cols = checks.json_columns((str(a), str(b), str(c)) for a, b, c in cur.fetchall())
-        return Catalog(collations, json_cols, checks.display_widths(version), "mariadb" in version.lower())
+                cur.execute("SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME, DATA_TYPE "  # noqa: S608
+                            "FROM information_schema.COLUMNS WHERE DATA_TYPE IN ('uuid', 'inet4', 'inet6') "
+                            f"AND TABLE_SCHEMA IN ({marks})", dbs)
+                for db, table, column, data_type in cur.fetchall():
+                    text_types.setdefault(f"{db}.{table}", {})[str(column)] = str(data_type).lower()
+        return Catalog(collations, json_cols, checks.display_widths(version), "mariadb" in version.lower(),
+                       text_types)

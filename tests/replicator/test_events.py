@@ -23,6 +23,8 @@ from replicator.events import (
     encode_key,
     encode_row,
     encode_value,
+    json_text,
+    parse_json_exact,
     snapshot_version,
     split_version,
     with_generation,
@@ -81,12 +83,22 @@ def test_the_envelope_is_byte_for_byte_the_reference_encoding_for_every_value(
     assert ChangeEvent.from_json(e.to_json()) == e
 
 
-def test_a_value_inside_a_json_document_is_refused_as_the_reference_refuses_it() -> None:
-    e = _event(after={"id": 1, "doc": JsonDoc({"n": Decimal("1.5")})})
-    with pytest.raises(TypeError):
-        _reference_envelope(e)
-    with pytest.raises(TypeError):
-        e.to_json()
+def test_json_numbers_beyond_a_double_travel_exactly_as_jsontext_in_both_encodings() -> None:
+    doc = JsonDoc({"big": 18446744073709551616, "pi": Decimal("3.14159265358979323846264338327950288"),
+                   "neg": [-(2**70), 1.5]})
+    e = _event(after={"id": 1, "doc": doc})
+    assert e.to_json() == _reference_envelope(e)
+    assert b'"$jsontext"' in e.to_json() and b"18446744073709551616" in e.to_json()
+    assert ChangeEvent.from_json(e.to_json()).after == {"id": 1, "doc": doc}
+
+
+def test_json_text_parses_numbers_exactly_and_keeps_doubles_where_they_are_exact() -> None:
+    doc = parse_json_exact('{"a": 18446744073709551616, "b": 0.1, "c": 1.10, "d": 2.5e-3, '
+                           '"e": 3.14159265358979323846, "f": "1.5e3 in a string"}')
+    assert doc == {"a": 18446744073709551616, "b": 0.1, "c": 1.1, "d": 0.0025,
+                   "e": Decimal("3.14159265358979323846"), "f": "1.5e3 in a string"}
+    assert isinstance(doc["e"], Decimal) and isinstance(doc["b"], float)
+    assert parse_json_exact(json_text(doc)) == doc
 
 
 def test_a_json_document_that_looks_like_a_tag_stays_a_document() -> None:

@@ -54,15 +54,15 @@ def _float32(v: Any) -> Value:
     return None if v is None else shortest_float32(struct.unpack("<f", struct.pack("<f", float(v)))[0])
 
 
-def _json_int(text: str) -> int | float:
-    # Integers beyond 64 bits become doubles, as in MySQL's own JSON type: the orjson envelope
-    # carries 64-bit integers only (documented in replicator.reader.decode).
-    n = int(text)
-    return n if -(2**63) <= n < 2**64 else float(n)
+def _json_float(text: str) -> float | Decimal:
+    # JSON numbers exact (DESIGN §3.1): a double where its shortest spelling is the number, else
+    # the exact Decimal; integers of any size stay integers (json.loads' own reading).
+    f = float(text)
+    return f if Decimal(repr(f)) == Decimal(text) else Decimal(text)
 
 
 def _json(v: Any) -> Value:
-    return None if v is None else JsonDoc(json.loads(v, parse_int=_json_int))
+    return None if v is None else JsonDoc(json.loads(v, parse_float=_json_float))
 
 
 def _set(v: Any) -> Value:
@@ -259,8 +259,20 @@ FAMILIES: dict[str, tuple[list[Col], list[list[str]]]] = {
             ["'null'"],
             ["'\"just a string\"'"],
             ["'123456789012345678901234'"],
+            ['\'{"big": 18446744073709551616, "neg": -18446744073709551617, "ok": 9223372036854775807}\''],
+            ["'[3.14159265358979323846264338327950288, 0.1, 1.10, 2.5e-3, 1e-7]'"],
             ["CONCAT('[', REPEAT('\"abcdefghij\",', 20000), '1]')"],
             ["NULL"],
+        ],
+    ),
+    # MariaDB's UUID / INET6 / INET4 are logged as BINARY(16/4): carried as the text MariaDB returns.
+    "uuid_inet": (
+        [col("u", "uuid"), col("i6", "inet6"), col("i4", "inet4")],
+        [
+            ["'6ccd780c-baba-1026-9564-5b8c656024db'", "'2001:db8::ff00:42:8329'", "'192.168.1.1'"],
+            ["'00000000-0000-7000-8000-000000000001'", "'::ffff:1.2.3.4'", "'0.0.0.0'"],
+            ["'ffffffff-ffff-ffff-ffff-ffffffffffff'", "'::'", "'255.255.255.255'"],
+            ["NULL", "NULL", "NULL"],
         ],
     ),
     "enum_set_bit_geometry": (
