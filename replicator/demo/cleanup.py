@@ -78,11 +78,14 @@ def delete_dynamodb_tables(settings: Settings) -> None:
     if not prefix:  # never delete every table of an account
         return
     client = dynamodb.dynamodb_client(settings.dynamodb)
-    with dynamodb.dynamo_errors(f"deleting the tables {prefix}*"):
-        names = [n for page in client.get_paginator("list_tables").paginate()
-                 for n in page["TableNames"] if n.startswith(prefix)]
-        for name in names:
-            client.delete_table(TableName=name)
+    try:
+        with dynamodb.dynamo_errors(f"deleting the tables {prefix}*"):
+            names = [n for page in client.get_paginator("list_tables").paginate()
+                     for n in page["TableNames"] if n.startswith(prefix)]
+            for name in names:
+                client.delete_table(TableName=name)
+    finally:
+        client.close()  # its pooled connections (an unclosed socket warns where warnings are errors)
 
 
 def delete_redis_namespace(settings: Settings) -> None:

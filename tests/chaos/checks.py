@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import threading
 import time
 import uuid
@@ -50,7 +51,7 @@ def compare(settings: Settings) -> Comparison:
     """Every mapped table once; the blobs rows too big for an item are left out (dead letters)."""
     out = Comparison()
     client = dynamodb_client(settings.dynamodb)
-    with SnapshotSource(settings.mysql) as src:
+    with SnapshotSource(settings.mysql) as src, contextlib.closing(client):
         for mapping in settings.tables:
             shape = src.table_shape(mapping.database, mapping.table)
             mapper = TableMapper(mapping, shape.columns, shape.pk)
@@ -97,6 +98,7 @@ class VersionWatch:
         self.regressions: list[str] = []
         self.scans = 0
         self.errors = 0
+        self._client = dynamodb_client(settings.dynamodb)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="chaos-version-watch", daemon=True)
 
@@ -107,13 +109,14 @@ class VersionWatch:
         self._stop.set()
         self._thread.join(60)
         self.scan()  # the final state too
+        self._client.close()
 
     def _loop(self) -> None:
         while not self._stop.wait(self.every_s):
             self.scan()
 
     def scan(self) -> None:
-        client = dynamodb_client(self.settings.dynamodb)
+        client = self._client
         for mapping in self.settings.tables:
             table = self.settings.dynamodb.table_prefix + mapping.target_name
             try:

@@ -164,6 +164,7 @@ class DynamoFaultProxy:
         self.answered: dict[str, int] = {"forwarded": 0, "throttle": 0, "5xx": 0}
         self._server: ThreadingHTTPServer | None = None
         self._local = threading.local()
+        self._upstreams: list[http.client.HTTPConnection] = []  # closed at stop()
 
     def start(self) -> None:
         proxy = self
@@ -190,6 +191,10 @@ class DynamoFaultProxy:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+        with self._lock:
+            for conn in self._upstreams:
+                conn.close()
+            self._upstreams.clear()
 
     def storm(self, kind: str, share: float) -> None:
         with self._lock:
@@ -222,6 +227,9 @@ class DynamoFaultProxy:
         try:
             status, headers, data = self._forward(req, body)
         except (OSError, http.client.HTTPException):
+            conn = getattr(self._local, "conn", None)
+            if conn is not None:
+                conn.close()
             self._local.conn = None
             self._answer(req, 503, {"__type": "com.amazonaws.dynamodb.v20120810#ServiceUnavailable",
                                     "message": "chaos proxy: DynamoDB Local did not answer"})
@@ -239,6 +247,8 @@ class DynamoFaultProxy:
         if conn is None:
             conn = http.client.HTTPConnection("127.0.0.1", self.upstream_port, timeout=30)
             self._local.conn = conn
+            with self._lock:
+                self._upstreams.append(conn)
         headers = {k: v for k, v in req.headers.items() if k.lower() not in _HOP_BY_HOP}
         conn.request(req.command, req.path, body=body, headers=headers)
         resp = conn.getresponse()

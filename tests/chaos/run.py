@@ -219,6 +219,8 @@ class Run:
                 names = client.list_tables()["TableNames"]
         except ReplicatorError:  # DynamoDB Local busy: asked again
             return False
+        finally:
+            client.close()
         return all(f"{self.settings.dynamodb.table_prefix}{t}" in names for t in ("items", "blobs"))
 
     def _wait(self, what: str, cond: Any, procs: Processes, timeout_s: float = START_WAIT_S) -> None:
