@@ -29,7 +29,7 @@ from replicator.errors import ReplicatorError
 from tests.chaos.ledger import LedgerWriter, State, read
 
 CONNECT_WAIT_S = 90.0
-_NAMES = ("ada", "Grüße", "日本", "o'brien", "emoji 🦆", "", "x" * 60)
+_NAMES = ("ada", "Grüße", "日本", "o'brien", "emoji 🦆", "", "x" * 50)  # + "#<op>": within VARCHAR(64)
 
 
 class _RollBack(Exception):
