@@ -10,6 +10,7 @@ CLI reads the environment. A bad value raises :class:`ConfigError` naming the op
 
 from __future__ import annotations
 
+import hashlib
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -30,7 +31,56 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from replicator.errors import ConfigError
 
 ENV_PREFIX = "REPLICATOR_"
-_IDENT = re.compile(r"^[A-Za-z0-9_$]+$")
+
+
+def _name_problem(name: str) -> str:
+    """Why ``name`` cannot be a MySQL database or table name written in ``db.table`` ("" if it can).
+
+    MySQL accepts in a quoted identifier every character of Unicode's Basic Multilingual Plane
+    but U+0000, up to 64 characters, not ending with a space; the product quotes every name it
+    sends (backticks doubled). A dot cannot be told from the separator here.
+    """
+    if not name:
+        return "an empty name"
+    if len(name) > 64:
+        return f"{name!r} is longer than MySQL's 64 characters"
+    if "." in name:
+        return f"{name!r} holds a dot, which 'database.table' cannot tell from the separator"
+    if name.endswith(" "):
+        return f"{name!r} ends with a space, which MySQL refuses"
+    bad = [c for c in name if c == "\0" or ord(c) > 0xFFFF]
+    if bad:
+        return f"{name!r} holds {bad[0]!r}, which MySQL identifiers cannot hold (U+0000, beyond U+FFFF)"
+    return ""
+
+
+_DYNAMODB_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+KAFKA_NAME = re.compile(r"[A-Za-z0-9_-]+")  # a topic name part ('.' separates prefix, database, table)
+
+
+def legal_name(name: str, allowed: re.Pattern[str]) -> str:
+    """``name`` unchanged when ``allowed`` matches it whole; else its allowed characters (every
+    other one as ``_``) and a hash of the whole name, so that two names never meet:
+    ``café orders`` -> ``caf__orders-1a2b3c4d``."""
+    if allowed.fullmatch(name):
+        return name
+    kept = "".join(c if allowed.fullmatch(c) else "_" for c in name)[:48]
+    return f"{kept}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+
+
+def dynamodb_safe_name(name: str) -> str:
+    """A MySQL table name as a DynamoDB table name (``[A-Za-z0-9_.-]``), see :func:`legal_name`."""
+    return legal_name(name, _DYNAMODB_NAME)
+
+
+def _db_dot_table(v: str) -> str:
+    db, sep, table = v.partition(".")
+    if not sep:
+        raise ValueError(f"must be 'database.table', got {v!r}")
+    problem = _name_problem(db) or _name_problem(table)
+    if problem:
+        raise ValueError(f"must be 'database.table' as MySQL names them, got {v!r}: {problem}")
+    return v
 
 
 class _Section(BaseModel):
@@ -156,11 +206,8 @@ class TableMapping(_Section):
 
     @field_validator("source")
     @classmethod
-    def _db_dot_table(cls, v: str) -> str:
-        parts = v.split(".")
-        if len(parts) != 2 or not all(_IDENT.match(p) for p in parts):
-            raise ValueError(f"must be 'database.table', got {v!r}")
-        return v
+    def _source_name(cls, v: str) -> str:
+        return _db_dot_table(v)
 
     @field_validator("indexes")
     @classmethod
@@ -181,7 +228,9 @@ class TableMapping(_Section):
 
     @property
     def target_name(self) -> str:
-        return self.target or self.table
+        """The DynamoDB table: ``target``, else the source table's name made a legal DynamoDB
+        name (:func:`dynamodb_safe_name`: unchanged when it already is one)."""
+        return self.target or dynamodb_safe_name(self.table)
 
     @property
     def embedded(self) -> bool:
@@ -263,10 +312,7 @@ class CutoverSettings(_Section):
     @field_validator("fence_table")
     @classmethod
     def _fence_db_dot_table(cls, v: str) -> str:
-        parts = v.split(".")
-        if len(parts) != 2 or not all(_IDENT.match(p) for p in parts):
-            raise ValueError(f"must be 'database.table', got {v!r}")
-        return v
+        return _db_dot_table(v)
 
 
 class ReaderSettings(_Section):

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from replicator.settings import Settings
+from replicator.settings import KAFKA_NAME, Settings, legal_name
 
 
 def table_topic(prefix: str, source: str) -> str:
-    """Data topic of one mapped table (``source`` is ``database.table``)."""
-    return f"{prefix}.{source}"
+    """Data topic of one mapped table (``source`` is ``database.table``): ``<prefix>.<db>.<table>``,
+    a name with characters Kafka refuses (non-ASCII, spaces, ``$`` ...) made legal by
+    :func:`~replicator.settings.legal_name`."""
+    db, _, table = source.partition(".")
+    return f"{prefix}.{legal_name(db, KAFKA_NAME)}.{legal_name(table, KAFKA_NAME)}"
 
 
 def checkpoint_topic(prefix: str) -> str:

@@ -92,7 +92,7 @@ class ServerInfo:
         with self._cursor("reading foreign keys") as cur:
             for source in sorted(existing):
                 db, table = source.split(".")
-                cur.execute(f"SHOW CREATE TABLE `{db}`.`{table}`")
+                cur.execute(f"SHOW CREATE TABLE {quoted_table(source)}")
                 out += checks.foreign_keys_of(db, table, str(cur.fetchone()[1]))
         return out
 

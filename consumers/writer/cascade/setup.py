@@ -17,6 +17,7 @@ from consumers.writer.tables import TableSpec
 from replicator.adapters.mysql import connect, mysql_errors
 from replicator.errors import ConfigError
 from replicator.mapping import KeyAttribute
+from replicator.mapping.cells import quote_ident
 from replicator.mapping.foreign_keys import CascadeGraph, ForeignKey, parse_foreign_keys
 from replicator.settings import IndexSpec, Settings
 
@@ -28,15 +29,39 @@ def load_graph(settings: Settings) -> CascadeGraph:
     try:
         with mysql_errors("reading the mapped tables' foreign keys", settings.mysql), conn.cursor() as cur:
             for t in settings.tables:
-                cur.execute(f"SHOW CREATE TABLE `{t.database}`.`{t.table}`")
+                cur.execute(f"SHOW CREATE TABLE {quote_ident(t.database)}.{quote_ident(t.table)}")
                 row = cur.fetchone()
                 if row:
                     fks += parse_foreign_keys(t.database, t.table, str(row[1]))
     finally:
         conn.close()
-    graph = CascadeGraph(fks, {t.source for t in settings.tables})
+    graph = CascadeGraph(without_embedded(settings, fks), {t.source for t in settings.tables})
     check_graph(graph)
     return graph
+
+
+def without_embedded(settings: Settings, fks: list[ForeignKey]) -> list[ForeignKey]:
+    """The cascading foreign keys the cascade engine reproduces, after embedded tables (docs/model.md).
+
+    ``ON DELETE CASCADE`` from a table embedded in its parent needs no reproduction: the parent's
+    delete removes the entries older than itself. Any other cascade into or out of an embedded
+    table is refused, naming the constraint.
+    """
+    embedded_in = {t.source: t.embed.parent for t in settings.tables if t.embed is not None}
+    kept = []
+    for fk in fks:
+        if not fk.cascading or (fk.child not in embedded_in and fk.parent not in embedded_in):
+            kept.append(fk)
+            continue
+        if (embedded_in.get(fk.child) == fk.parent and fk.on_delete == "CASCADE"
+                and fk.on_update in ("RESTRICT", "NO ACTION")):
+            continue
+        raise ConfigError(
+            f"{fk.child} constraint {fk.name} -> {fk.parent} ({fk.rules}): a cascade into or out of an "
+            f"embedded table is reproduced only as ON DELETE CASCADE from the child to the parent it is "
+            f"embedded in (the parent's delete removes its entries); make the other rules RESTRICT, or map "
+            f"the embedded table as a table of its own")
+    return kept
 
 
 def check_graph(graph: CascadeGraph) -> None:
