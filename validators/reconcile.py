@@ -23,7 +23,9 @@ from replicator.catalog import TableShape
 from replicator.control import ControlStore, names
 from replicator.diff import Difference, describe, diff_tables
 from replicator.events import Row, Value
-from replicator.mapping.mapper import TableMapper
+from replicator.mapping.conditional import owned_by
+from replicator.mapping.embedded import EmbeddedMapper, live_entries
+from replicator.mapping.mapper import Item, TableMapper
 from replicator.mapping.names import DELETED_ATTR
 from replicator.settings import Settings, TableMapping
 
@@ -83,10 +85,17 @@ def scan_items(client: Any, table: str, segments: int = 4) -> Iterator[dict[str,
             yield from items
 
 
+def key_text(key: Item) -> str:
+    """A DynamoDB item key as text, for naming where an embedded child was looked for."""
+    return ",".join(f"{name}={next(iter(av.values()))}" for name, av in sorted(key.items()))
+
+
 def read_dynamodb(client: Any, table: str, mapper: TableMapper) -> tuple[dict[str, Row], int]:
     rows: dict[str, Row] = {}
     tombstones = 0
     for item in scan_items(client, table):
+        if not owned_by(item, mapper.table):
+            continue
         if item.get(DELETED_ATTR, {}).get("BOOL"):
             tombstones += 1
             continue
@@ -95,22 +104,74 @@ def read_dynamodb(client: Any, table: str, mapper: TableMapper) -> tuple[dict[st
     return rows, tombstones
 
 
+def read_mysql_children(src: SnapshotSource, shape: TableShape, embedded: EmbeddedMapper,
+                        chunk_rows: int = 5000) -> dict[str, Row]:
+    """An embedded table's rows, each named by its key and the parent item it belongs in."""
+    rows: dict[str, Row] = {}
+    cursor: list[Value] | None = None
+    mapper = embedded.child
+    while True:
+        chunk = src.read_chunk(shape, cursor, chunk_rows)
+        if not chunk.rows:
+            return rows
+        for row in chunk.rows:
+            where = key_text(embedded.item_key(row))
+            rows[f"{mapper.key_text(row)} in {where}"] = {c: row.get(c) for c in mapper.attributes}
+        cursor = [chunk.rows[-1][k] for k in shape.pk]
+
+
+def read_dynamodb_children(client: Any, table: str, embedded: EmbeddedMapper) -> tuple[dict[str, Row], int]:
+    """Every live entry of the embedded table, in whichever parent item (or item shell) it is."""
+    rows: dict[str, Row] = {}
+    tombstones = 0
+    key_names = [a.name for a in embedded.parent.key_attributes]
+    for item in scan_items(client, table):
+        if not owned_by(item, embedded.parent.table):
+            continue
+        entries = item.get(embedded.attribute, {}).get("M", {})
+        live = live_entries(item, embedded.attribute)
+        tombstones += len(entries) - len(live)
+        where = key_text({k: item[k] for k in key_names})
+        for entry in live.values():
+            row = embedded.to_row(entry)
+            rows[f"{embedded.child.key_text(row)} in {where}"] = row
+    return rows, tombstones
+
+
 def reconcile_table(settings: Settings, mapping: TableMapping, src: SnapshotSource, client: Any, *,
                     settle_s: float = 0.0, sleep: Callable[[float], None] = time.sleep,
                     record: ControlStore | None = None) -> TableReport:
-    """Compare one table; with ``record``, count each key compared as a validation for the gates."""
+    """Compare one table; with ``record``, count each key compared as a validation for the gates.
+
+    An embedded table is compared entry by entry: each row against the entry of the parent item
+    its ``embed.on`` columns name (a child in the wrong item is missing there and extra elsewhere).
+    """
     shape = src.table_shape(mapping.database, mapping.table)
     mapper = TableMapper(mapping, shape.columns, shape.pk)
     mapper.validate()
-    target = settings.dynamodb.table_prefix + mapping.target_name
-    mysql = read_mysql(src, shape, mapper)
-    dynamo, tombstones = read_dynamodb(client, target, mapper)
+    if mapping.embed is not None:
+        parent = settings.table(mapping.embed.parent)
+        assert parent is not None  # the settings refuse an embed into an unmapped table
+        pshape = src.table_shape(parent.database, parent.table)
+        embedded = EmbeddedMapper(mapper, TableMapper(parent, pshape.columns, pshape.pk))
+        embedded.validate()
+        target = settings.dynamodb.table_prefix + parent.target_name
+
+        def read() -> tuple[dict[str, Row], dict[str, Row], int]:
+            mysql = read_mysql_children(src, shape, embedded)
+            return mysql, *read_dynamodb_children(client, target, embedded)
+    else:
+        target = settings.dynamodb.table_prefix + mapping.target_name
+
+        def read() -> tuple[dict[str, Row], dict[str, Row], int]:
+            return read_mysql(src, shape, mapper), *read_dynamodb(client, target, mapper)
+
+    mysql, dynamo, tombstones = read()
     diffs = diff_tables(mapping.source, mysql, dynamo)
     if diffs and settle_s > 0:
         # Give in-flight changes time to land, then compare again: a real divergence stays.
         sleep(settle_s)
-        mysql = read_mysql(src, shape, mapper)
-        dynamo, tombstones = read_dynamodb(client, target, mapper)
+        mysql, dynamo, tombstones = read()
         diffs = diff_tables(mapping.source, mysql, dynamo)
     for d in diffs[:100]:
         log.warning("data_validation_failed", marker="Data validation failed", table=mapping.source,

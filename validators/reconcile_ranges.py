@@ -37,7 +37,7 @@ from replicator.catalog import TableShape
 from replicator.control import ControlStore, names
 from replicator.diff import Difference, describe, diff_tables
 from replicator.events import Row
-from replicator.mapping.conditional import is_tombstone
+from replicator.mapping.conditional import is_tombstone, owned_by
 from replicator.mapping.mapper import TableMapper
 from replicator.mapping.values import decode_value, encode_value
 from replicator.settings import Settings, TableMapping
@@ -144,6 +144,8 @@ class RangeReconciler:
     @staticmethod
     def supports(mapper: TableMapper, shape: TableShape) -> str:
         """Why the checksum method cannot compare this table ("" when it can)."""
+        if mapper.mapping.embed is not None:
+            return f"it is embedded in {mapper.mapping.embed.parent}: compared entry by entry"
         if not shape.pk:
             return "the table has no primary key"
         missing = [c for c in shape.pk if c not in mapper.attributes]
@@ -212,6 +214,8 @@ class RangeReconciler:
             tomb = live = 0
             for page in self._scan(n, None):
                 for raw in page:
+                    if not owned_by(raw, self.mapping.source):
+                        continue
                     if is_tombstone(raw):
                         tomb += 1
                         continue
@@ -279,7 +283,7 @@ class RangeReconciler:
             mine: dict[int, list[_Item]] = {}
             for page in self._scan(n, filter_):
                 for raw in page:
-                    if is_tombstone(raw):
+                    if is_tombstone(raw) or not owned_by(raw, self.mapping.source):
                         continue
                     item = self._item(raw)
                     i = locate(his, item.key)

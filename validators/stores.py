@@ -19,7 +19,8 @@ from replicator.backoff import Backoff
 from replicator.catalog import TableShape
 from replicator.errors import TargetUnavailable, UnknownTableError
 from replicator.events import Row, binlog_version
-from replicator.mapping.conditional import is_tombstone
+from replicator.mapping.conditional import is_tombstone, owned_by
+from replicator.mapping.embedded import EmbeddedMapper, entry_version
 from replicator.mapping.mapper import TableMapper
 from replicator.mapping.names import VERSION_ATTR
 from replicator.settings import Settings
@@ -49,6 +50,7 @@ class Stores:
         self._src = source or SnapshotSource(settings.mysql)
         self._budget_s = unprocessed_budget_s
         self._tables: dict[str, tuple[TableShape, TableMapper, str]] = {}
+        self._embedded: dict[str, EmbeddedMapper] = {}
 
     def start(self) -> None:
         self._src.start()
@@ -59,6 +61,7 @@ class Stores:
     def forget(self) -> None:
         """Drop the cached table shapes (after a read failed: the table may have changed)."""
         self._tables.clear()
+        self._embedded.clear()
 
     def table(self, source: str) -> tuple[TableShape, TableMapper, str]:
         """The table's current shape, its mapper and its DynamoDB table name (cached)."""
@@ -69,7 +72,13 @@ class Stores:
             shape = self._src.table_shape(mapping.database, mapping.table)
             mapper = TableMapper(mapping, shape.columns, shape.pk)
             mapper.validate()
-            self._tables[source] = (shape, mapper, self._settings.dynamodb.table_prefix + mapping.target_name)
+            target = mapping
+            if mapping.embed is not None:  # its rows are entries of the parent's items
+                _, parent, _ = self.table(mapping.embed.parent)
+                self._embedded[source] = EmbeddedMapper(mapper, parent)
+                self._embedded[source].validate()
+                target = self._settings.table(mapping.embed.parent) or mapping
+            self._tables[source] = (shape, mapper, self._settings.dynamodb.table_prefix + target.target_name)
         return self._tables[source]
 
     def mapper(self, source: str) -> TableMapper:
@@ -101,6 +110,8 @@ class Stores:
 
     def dynamodb(self, source: str, images: Sequence[Row]) -> dict[str, StoredItem]:
         _, mapper, table = self.table(source)
+        if source in self._embedded:
+            return self._entries(self._embedded[source], table, images)
         names = [a.name for a in mapper.key_attributes]
         wanted: dict[KeyIdentity, tuple[str, dict[str, Any]]] = {}
         for image in images:
@@ -112,7 +123,31 @@ class Stores:
             for item in self._batch_get(table, [k for _, k in pending[start:start + _BATCH_GET]]):
                 text, _ = wanted[_identity(item, names)]
                 version = int(item[VERSION_ATTR]["N"]) if VERSION_ATTR in item else None
-                out[text] = StoredItem(None if is_tombstone(item) else mapper.to_row(item), version)
+                gone = is_tombstone(item) or not owned_by(item, source)
+                out[text] = StoredItem(None if gone else mapper.to_row(item), version)
+        return out
+
+    def _entries(self, embedded: EmbeddedMapper, table: str, images: Sequence[Row]) -> dict[str, StoredItem]:
+        """An embedded table's rows: the entries of the parent items their images name."""
+        names = [a.name for a in embedded.parent.key_attributes]
+        keys: dict[KeyIdentity, dict[str, Any]] = {}
+        for image in images:
+            key = embedded.item_key(image)
+            keys.setdefault(_identity(key, names), key)
+        items: dict[KeyIdentity, dict[str, Any]] = {}
+        pending = list(keys.values())
+        for start in range(0, len(pending), _BATCH_GET):
+            for item in self._batch_get(table, pending[start:start + _BATCH_GET]):
+                items[_identity(item, names)] = item
+        out: dict[str, StoredItem] = {}
+        for image in images:
+            item = items.get(_identity(embedded.item_key(image), names), {})
+            entry = item.get(embedded.attribute, {}).get("M", {}).get(embedded.entry_name(image), {}).get("M")
+            if entry is None:
+                continue
+            live = not entry.get("_deleted", {}).get("BOOL")
+            out[embedded.child.key_text(image)] = StoredItem(embedded.to_row(entry) if live else None,
+                                                             entry_version(entry))
         return out
 
     def _batch_get(self, table: str, keys: list[dict[str, Any]]) -> list[dict[str, Any]]:

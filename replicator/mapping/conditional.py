@@ -61,7 +61,11 @@ class ConditionalWrite:
 
     @property
     def identity(self) -> tuple[Any, ...]:
-        """The unit of coalescing and of per-item ordering: the item, or one entry of it."""
+        """The unit of coalescing and of per-item ordering: the item, or one entry of it. A
+        parent delete is a unit of its own: a later upsert of the parent must not coalesce it
+        away, since the delete also removes the children older than itself."""
+        if self.op == "parent_delete":
+            return (*self.item_identity, "parent_delete")
         if self.entry is None:
             return self.item_identity
         return (*self.item_identity, self.entry.attribute, self.entry.name)
@@ -184,3 +188,9 @@ def is_tombstone(item: dict[str, Any]) -> bool:
     """Readers (validator, shim) treat a tombstone as an absent row."""
     flag = item.get(DELETED_ATTR)
     return bool(flag and flag.get("BOOL"))
+
+
+def owned_by(item: dict[str, Any], source: str) -> bool:
+    """Is the item ``source``'s? On a shared table ``_table`` tells; an item without it (written
+    before items recorded their table) counts as the reader's own."""
+    return bool(item.get(TABLE_ATTR, {}).get("S", source) == source)
