@@ -276,6 +276,12 @@ def _upsert(route: Route, keys: dict[str, Any], image: dict[str, Any], version: 
 def check_reversible(plan: TablePlan) -> None:
     """A mapping the reverse replication can write back by primary key, else :class:`ConfigError`."""
     where = f"tables[source={plan.source}]"
+    mapping = plan.mapper.mapping
+    if mapping.embed is not None or mapping.children_as:
+        what = f"is embedded in {mapping.embed.parent}" if mapping.embed else "has embedded children"
+        raise ConfigError(f"{where} {what}; reverse replication does not turn embedded entries back into "
+                          f"rows yet (docs/model.md): map the embedded table as a table of its own to use "
+                          f"phase 5")
     if not plan.pk:
         raise ConfigError(f"{where}: the MySQL table has no primary key; reverse replication writes rows "
                           f"by primary key")

@@ -165,7 +165,8 @@ class GateChecker:
         g, window = self._s.gates, self.window_s(target)
         mapped = [t.source for t in self._s.tables]
         if name == gates.TABLES_EXIST:
-            expected = [self._s.dynamodb.table_prefix + t.target_name for t in self._s.tables]
+            expected = list(dict.fromkeys(self._s.dynamodb.table_prefix + t.target_name
+                                          for t in self._s.tables if t.embed is None))
             try:
                 return gates.tables_exist(expected, self._tables.missing_tables(expected) if expected else [])
             except ProbeError as exc:
@@ -205,4 +206,6 @@ class GateChecker:
                                               max_behind=cut.gate_max_messages_behind,
                                               writer_events_per_s=None if pace is None else float(pace),
                                               max_drain_s=None if pace is None else cut.max_write_pause_s / 2)
+        if name == gates.MODEL_REVERSIBLE:
+            return gates.model_reversible([t.source for t in self._s.tables if t.embed is not None])
         raise ValueError(f"unknown gate {name!r}")
