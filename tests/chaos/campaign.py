@@ -82,11 +82,15 @@ def campaign(runs: int, seed: int, budget_s: float, out: Path, say: Any = print,
 def main(argv: list[str]) -> int:
     env = os.environ
     p = argparse.ArgumentParser(prog="python -m tests.chaos", description=__doc__.split("\n\n")[0])
-    p.add_argument("--runs", type=int, default=int(env.get("CHAOS_RUNS", "200")))
-    p.add_argument("--seed", type=int, default=int(env["CHAOS_SEED"]) if env.get("CHAOS_SEED") else None)
-    p.add_argument("--budget-s", type=float, default=float(env.get("CHAOS_BUDGET_S", str(6 * 3600))))
+    p.add_argument("--runs", type=int, default=env.get("CHAOS_RUNS", "200"),
+                   help="how many runs (CHAOS_RUNS, default 200)")
+    p.add_argument("--seed", type=int, default=env.get("CHAOS_SEED") or None,
+                   help="seed of the first run; run i has seed+i (CHAOS_SEED, default: drawn, printed)")
+    p.add_argument("--budget-s", type=float, default=env.get("CHAOS_BUDGET_S", str(6 * 3600)),
+                   help="no run starts after this many seconds (CHAOS_BUDGET_S, default 6 h)")
     p.add_argument("--out", type=Path, default=Path(env.get("CHAOS_OUT") or
-                                                   Path(env.get("STACK_DIR") or ROOT / ".stack") / "chaos"))
+                                                   Path(env.get("STACK_DIR") or ROOT / ".stack") / "chaos"),
+                   help="results and the logs of failed runs (CHAOS_OUT, default <STACK_DIR>/chaos)")
     p.add_argument("--quiet", action="store_true", help="One line per run (not per action).")
     args = p.parse_args(argv)
     if args.runs < 1:
