@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from replicator.errors import ReplicatorError
+from replicator.health import run_probes
 from replicator.logs import configure_logging
 from replicator.settings import load_settings
 from tests.chaos.pipeline import ROOT
@@ -50,6 +51,10 @@ def campaign(runs: int, seed: int, budget_s: float, out: Path, say: Any = print,
     """``runs`` runs from ``seed`` (fewer if ``budget_s`` runs out first); their results. The
     endpoints and the MySQL administrator come from the environment (the stack's env file)."""
     base = load_settings()
+    down = [f"{p.service} ({p.endpoint}): {p.detail}" for p in run_probes(base) if not p.ok]
+    if down:
+        raise ChaosSetupError("the stack does not answer: " + "; ".join(down)
+                              + " -- start it (make stack-up) or export its REPLICATOR_* variables")
     env = dict(os.environ)
     admin = (env.get("STACK_MYSQL_ADMIN_USER", "admin"), env.get("STACK_MYSQL_ADMIN_PASSWORD", ""))
     out.mkdir(parents=True, exist_ok=True)
