@@ -24,6 +24,8 @@ import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from replicator.adapters import kafka
+from replicator.adapters.dynamodb import dynamodb_client
+from replicator.backfill.absence import AbsenceSweep, copy_order, swept_tables
 from replicator.backfill.publish import SnapshotPublisher, wait_until_applied
 from replicator.backfill.source import SnapshotSource
 from replicator.backfill.throttle import Throttle
@@ -40,6 +42,7 @@ from replicator.events import (
     schema_fingerprint,
     snapshot_version,
 )
+from replicator.mapping.foreign_keys import CascadeGraph
 from replicator.settings import Settings
 from replicator.topics import dead_letter_topic, pipeline_topics, table_topic
 
@@ -145,6 +148,9 @@ class Backfill:
               SnapshotSource(self.settings.mysql, fence_table=self.settings.cutover.fence_table) as src):
             # Check every table before copying any, so a bad one stops the run up front.
             shapes = [src.table_shape(*t.split(".")) for t in self.tables]
+            graph = self._cascade_graph(src)
+            order = copy_order([s.source for s in shapes], graph)  # a cascade's parents first
+            shapes.sort(key=lambda s: order.index(s.source))
             # The reader creates the same topics; both are idempotent.
             kafka.ensure_topics(self.settings.kafka, pipeline_topics(self.settings))
             publisher = SnapshotPublisher(self.settings)
@@ -157,8 +163,14 @@ class Backfill:
             finally:
                 publisher.close()
             if not self.stop.is_set():
-                self._finish(store, results)
+                self._finish(store, results, src, graph)
         return results
+
+    def _cascade_graph(self, src: SnapshotSource) -> CascadeGraph:
+        """The cascading foreign keys between the mapped tables (:mod:`replicator.backfill.absence`)."""
+        mapped = [t.source for t in self.settings.tables]
+        fks = [fk for t in self.settings.tables for fk in src.foreign_keys(t.database, t.table)]
+        return CascadeGraph(fks, mapped)
 
     def _copy_table(self, store: ControlStore, src: SnapshotSource, pub: SnapshotPublisher,
                     shape: TableShape) -> TableProgress:
@@ -234,6 +246,19 @@ class Backfill:
         self.on_progress(p)
         return p
 
+    def _sweep_absent(self, src: SnapshotSource, graph: CascadeGraph) -> bool:
+        """The absence sweep of :mod:`replicator.backfill.absence`; whether the writer applied it."""
+        swept = swept_tables(graph)
+        if not swept:
+            return True
+        shapes = [src.table_shape(*t.split(".", 1)) for t in swept]
+        throttle = Throttle(self.opts.max_rows_per_s, self.opts.max_query_s, self.opts.max_lag_s,
+                            sleep=self._sleep)
+        sweep = AbsenceSweep(self.settings, src, dynamodb_client(self.settings.dynamodb), graph,
+                             keys_per_read=self.opts.chunk_rows, wait_timeout_s=self.opts.wait_timeout_s,
+                             stop=self.stop, pace=throttle.wait)
+        return sweep.run(shapes).applied
+
     def _publish_chunk(self, pub: SnapshotPublisher, shape: TableShape, rows: list[Row], file: str,
                        offset: int, version: int, topic: str, dlq: str) -> tuple[int, int]:
         sent = dead = 0
@@ -256,7 +281,8 @@ class Backfill:
                 pub.dead_letter(dlq, shape.source, repr(pk), str(exc), {"version": version})
         return sent, dead
 
-    def _finish(self, store: ControlStore, results: list[TableProgress]) -> None:
+    def _finish(self, store: ControlStore, results: list[TableProgress], src: SnapshotSource,
+                graph: CascadeGraph) -> None:
         all_mapped = {t.source for t in self.settings.tables}
         copied: set[str] = set()
         targets: dict[tuple[str, int], int] = {}
@@ -280,6 +306,12 @@ class Backfill:
             applied = self.applied = wait_until_applied(
                 self.settings, targets, timeout_s=self.opts.wait_timeout_s, stop=self.stop,
                 on_wait=lambda behind: log.debug("backfill_waiting", partitions_behind=behind))
+            if applied:
+                applied = self.applied = self._sweep_absent(src, graph)
+        elif swept_tables(graph):
+            log.warning("backfill_absence_not_swept", reason="--no-wait", tables=swept_tables(graph),
+                        hint="rows a cascade deleted before their parents were copied may remain in "
+                             "DynamoDB: rerun the backfill without --no-wait while the writer runs")
         # "complete" means applied in DynamoDB, not merely published: the 2 -> 3 gate relies on it.
         store.put_marker(names.BACKFILL_COMPLETE, {
             "complete": applied, "tables": sorted(all_mapped), "at": time.time(), "published": True,

@@ -35,7 +35,8 @@ from replicator.errors import (
 )
 from replicator.events import Row, Temporal, Value
 from replicator.fence import mysql_generation, read_fence
-from replicator.mapping.cells import converter, select_expr
+from replicator.mapping.cells import converter, quote_ident, select_expr
+from replicator.mapping.foreign_keys import ForeignKey, parse_foreign_keys
 from replicator.settings import MySQLSettings
 
 
@@ -112,6 +113,11 @@ class SnapshotSource:
                 "Add a primary key (or remove the table from tables[]) and run the backfill again")
         return shape
 
+    def foreign_keys(self, db: str, table: str) -> list[ForeignKey]:
+        """The table's foreign keys (``SHOW CREATE TABLE``: the SELECT grant is enough)."""
+        rows = self._query(f"SHOW CREATE TABLE {quote_ident(db)}.{quote_ident(table)}")
+        return parse_foreign_keys(db, table, str(rows[0][1])) if rows else []
+
     def estimate_rows(self, db: str, table: str) -> int:
         rows = self._query("SELECT TABLE_ROWS FROM information_schema.TABLES "
                            "WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s", (db, table))
@@ -132,6 +138,10 @@ class SnapshotSource:
         return None if lag is None else float(lag)
 
     # ----------------------------------------------------------------- chunks
+
+    def head(self) -> tuple[str, int]:
+        """The binlog position the server is writing at now (file, offset)."""
+        return self._head()
 
     def _head(self) -> tuple[str, int]:
         try:

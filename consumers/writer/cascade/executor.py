@@ -21,6 +21,13 @@ values, ``v`` = version; kept as long as tombstones): a snapshot row read before
 applied after it (:meth:`CascadeExecutor.snapshot_rows`) is turned into what the cascade made of
 it, written over the snapshot row only.
 
+A GSI is eventually consistent: on AWS a child written a moment before its parent's cascade may
+not be in the index yet when the cascade queries it. The executor remembers the child rows it saw
+written in the last :data:`GSI_LAG_WINDOW_S` seconds (:meth:`CascadeExecutor.note_written`: every
+family message the writer applies, and the cascade's own puts) by foreign-key values, and reads
+those the query did not return with a consistent ``GetItem``: a child this writer wrote is found
+whatever the index shows. What another writer process wrote is not (docs/design.md, limits).
+
 DynamoDB is reached through the writer's client (queries, retried on throttling without limit)
 and the :class:`~consumers.writer.ports.Applier` (writes).
 """
@@ -29,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -61,6 +69,7 @@ from replicator.mapping.foreign_keys import (
     ForeignKey,
     action_for,
     cascaded_row,
+    references,
 )
 
 log = structlog.get_logger("consumers.writer.cascade")
@@ -73,6 +82,11 @@ Identity = tuple[str, Any]
 Trigger = tuple[str, Row, Row | None, int]
 #: GSI queries in flight at once when several cascades run together.
 QUERY_CONCURRENCY = 8
+#: How long a child write is remembered for the cascades whose GSI query may not show it yet. AWS
+#: does not bound a GSI's propagation; it is usually well under a second unless the index is throttled.
+GSI_LAG_WINDOW_S = 30.0
+#: Child writes remembered at most (the oldest are forgotten first).
+RECENT_KEPT = 200_000
 
 
 def record_id(fk: ForeignKey, values: tuple[Any, ...]) -> str:
@@ -98,6 +112,41 @@ class _Change:
     before: Row
     after: Row | None
     kinds: list[str] = field(default_factory=list)
+
+
+class RecentChildren:
+    """Keys of child items written in the last ``window_s`` seconds, by foreign key and its values."""
+
+    def __init__(self, window_s: float = GSI_LAG_WINDOW_S, kept: int = RECENT_KEPT,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.window_s = window_s
+        self.kept = kept
+        self._clock = clock
+        self._by_parent: dict[tuple[str, tuple[Any, ...]], dict[Any, dict[str, Any]]] = {}
+        self._order: deque[tuple[float, tuple[str, tuple[Any, ...]], Any]] = deque()
+
+    def note(self, fk: ForeignKey, values: tuple[Any, ...], key: dict[str, Any]) -> None:
+        if self.window_s <= 0:
+            return
+        now = self._clock()
+        slot = (fk.ident, values)
+        ident = _identity(key)
+        self._by_parent.setdefault(slot, {})[ident] = key
+        self._order.append((now, slot, ident))
+        self._expire(now)
+
+    def find(self, fk: ForeignKey, values: tuple[Any, ...]) -> dict[Any, dict[str, Any]]:
+        self._expire(self._clock())
+        return dict(self._by_parent.get((fk.ident, values), {}))
+
+    def _expire(self, now: float) -> None:
+        while self._order and (now - self._order[0][0] > self.window_s or len(self._order) > self.kept):
+            _, slot, ident = self._order.popleft()
+            keys = self._by_parent.get(slot)
+            if keys is not None:
+                keys.pop(ident, None)  # a later note of the same key is noted again further on
+                if not keys:
+                    del self._by_parent[slot]
 
 
 @dataclass
@@ -127,6 +176,23 @@ class CascadeExecutor:
         self._on_failed = on_failed or (lambda table: None)
         self.backoff = backoff or Backoff()
         self._sleep = sleep
+        self.recent = RecentChildren()
+
+    def note_written(self, table: str, row: Row | None) -> None:
+        """A row of ``table`` just written (or sent to be): remembered while a GSI may not show it."""
+        if row is None:
+            return
+        fks = self.graph.of_child(table)
+        if not fks:
+            return
+        try:
+            key = self.mappers[table].key(row)
+        except MappingError:
+            return
+        for fk in fks:
+            values = tuple(row.get(c) for c in fk.columns)
+            if all(v is not None for v in values):
+                self.recent.note(fk, values, key)
 
     # ----------------------------------------------------------------- parent changes
 
@@ -197,6 +263,7 @@ class CascadeExecutor:
         index = mapper.index(fk.index_name)
         values = dict(zip(fk.columns, action.parent_values, strict=True))
         start: dict[str, Any] | None = None
+        recent = self.recent.find(fk, action.parent_values)
         while True:
             try:
                 params = _with_tombstones(dynamodb_query_params(self.targets[fk.child], index, values, start))
@@ -205,15 +272,43 @@ class CascadeExecutor:
             page = self._call("finding cascaded children", self.targets[fk.child],
                               lambda p=params: self.client.query(**p))  # type: ignore[misc]
             for item in page.get("Items", ()):
-                stored = int(item[VERSION_ATTR]["N"])
-                if stored > version:  # changed after the cascade (a leaf table goes on): that change decides
+                key = {a.name: item[a.name] for a in mapper.key_attributes}
+                recent.pop(_identity(key), None)
+                if not _at(item, version):
                     continue
-                if is_tombstone(item) and stored < version:  # gone before the cascade
+                if action.kind == "delete":
+                    yield item  # a tombstone keeps the row; a stale copy of it changes nothing that matters
                     continue
-                yield item
+                # The new row is made from the item: not from an index copy that may be behind the table.
+                fresh = self._read_child(action, key, version)
+                if fresh is not None:
+                    yield fresh
             start = page.get("LastEvaluatedKey")
             if not start:
-                return
+                break
+        # Written a moment ago and not in the index yet (AWS GSIs are eventually consistent).
+        for key in recent.values():
+            item = self._read_child(action, key, version)
+            if item is not None:
+                log.info("cascade_child_not_in_index", cascade={"table": fk.child, "version": version,
+                                                                 "constraint": fk.name})
+                yield item
+
+    def _read_child(self, action: CascadeAction, key: dict[str, Any], version: int) -> dict[str, Any] | None:
+        """The child item as the table holds it now (consistent read), if it is still one of the
+        action's children and the cascade's to change."""
+        fk = action.fk
+        params = {"TableName": self.targets[fk.child], "Key": key, "ConsistentRead": True}
+        got = self._call("reading a cascaded child", self.targets[fk.child],
+                         lambda p=params: self.client.get_item(**p))  # type: ignore[misc]
+        item: dict[str, Any] | None = got.get("Item")
+        if item is None or not _at(item, version):
+            return None
+        try:
+            row = self.mappers[fk.child].to_row(item)
+        except MappingError:
+            return None
+        return item if references(action, row) else None
 
     def _record(self, action: CascadeAction, version: int, now: float) -> ConditionalWrite:
         key = {"id": {"S": record_id(action.fk, action.parent_values)}, "v": {"N": str(version)}}
@@ -235,6 +330,7 @@ class CascadeExecutor:
                 writes = [_tombstone(mapper, target, change.before, version, expires)]
             else:
                 put = upsert(mapper, target, change.after, version, ORIGIN_CDC)
+                self.note_written(change.table, change.after)
                 old_key = mapper.key(change.before)
                 writes = [put] if old_key == put.key else [
                     _tombstone(mapper, target, change.before, version, expires), put]
@@ -401,6 +497,15 @@ class CascadeExecutor:
                                 attempt=attempt + 1, delay_s=round(delay, 3))
                 self._sleep(delay)
                 attempt += 1
+
+
+def _at(item: dict[str, Any], version: int) -> bool:
+    """Whether a found child is the cascade's to change: live at a lower version, or written at
+    this version (a replay after a crash, tombstones included)."""
+    stored = int(item[VERSION_ATTR]["N"])
+    if stored > version:  # changed after the cascade (a leaf table goes on): that change decides
+        return False
+    return not (is_tombstone(item) and stored < version)  # not gone before the cascade
 
 
 def _tombstone(mapper: TableMapper, table: str, row: Row, version: int, expires: int) -> ConditionalWrite:

@@ -22,7 +22,11 @@ consumer and :meth:`Writer.apply_batch <consumers.writer.runner.Writer.apply_bat
   version wait in memory meanwhile (:attr:`held`);
 - committed offsets and the applied watermark never pass a held message, a pending trigger, or
   snapshot rows whose cascade records are still to be read: a kill -9 re-delivers them, and the
-  version conditions make the replay harmless.
+  version conditions make the replay harmless;
+- snapshot events (:func:`out_of_band`: snapshot rows, and the deletes of the backfill's absence
+  sweep and of ``reconcile --repair``) carry the version of the snapshot that read them, older than
+  stream changes before them in their partition: they never wait, never count as their partition
+  passing a version, and a snapshot delete is never half of a primary-key update.
 
 A primary-key update of a parent is a delete of the old key and an insert of the new one at
 versions V and V+1 (DESIGN §3.1, ``events.binlog_version``); the insert is looked up by version
@@ -69,6 +73,14 @@ class OffsetView(Protocol):
     def end_offsets(self, partitions: list[TP]) -> dict[TP, int]: ...
     def committed(self, partitions: list[TP], timeout: float = 10) -> dict[TP, int]: ...
     def partitions_of(self, topics: list[str]) -> list[TP]: ...
+
+
+def out_of_band(event: ChangeEvent) -> bool:
+    """Events versioned by a snapshot's position, not by their place in the binlog: snapshot rows,
+    and the deletes of rows a snapshot found gone (the backfill's absence sweep, ``reconcile
+    --repair``). They arrive after later stream changes of their partition, so they say nothing about
+    how far it is consumed, and a delete of them is no primary-key update's half."""
+    return event.op == "r" or event.tx.id.startswith(("snapshot:", "repair:"))
 
 
 @dataclass
@@ -178,7 +190,7 @@ class CascadeOrder:
             item = _Msg(m, self._decoded(m))
             self.held.setdefault(item.tp, deque()).append(item)
             event = item.event
-            if event is not None and event.op != "r":  # snapshot rows carry old versions
+            if event is not None and not out_of_band(event):  # snapshot events carry old versions
                 self._seen[item.tp] = max(self._seen.get(item.tp, -1), event.version)
             if event is not None and event.op == "c" and event.source in self.graph.parents:
                 self._inserts[(event.source, event.version)] = event.row
@@ -289,7 +301,11 @@ class CascadeOrder:
             head = queue[0]
             if head.event is None:
                 return head  # undecodable: nothing to order; the writer dead-letters it now
-            if bound is not None and head.event.version >= bound and head.event.source in waiting:
+            # A snapshot event waits for nothing (its version says nothing of its place in the queue,
+            # and in-band changes behind it may be what a pending cascade waits for): a snapshot row
+            # is checked against the cascade records, a snapshot delete cascades itself.
+            if (bound is not None and head.event.version >= bound and head.event.source in waiting
+                    and not out_of_band(head.event)):
                 continue
             if best is None or (best.event is not None and head.event.version < best.event.version):
                 best = head
@@ -308,6 +324,8 @@ class CascadeOrder:
         apply([s.msg for s in segment])
         for s in segment:
             self._applied_next[s.tp] = max(self._applied_next.get(s.tp, 0), s.msg.offset + 1)
+            if s.event is not None and s.event.op != "d":  # what a lagging GSI may not show yet
+                self.executor.note_written(s.event.source, s.event.after)
         if snapshots:
             self.executor.snapshot_rows([s.event for s in snapshots if s.event is not None], self._wall())
             opened = {s.tp for s in snapshots}
@@ -387,7 +405,7 @@ class CascadeOrder:
             event = trigger.item.event
             assert event is not None and event.before is not None
             after = event.after
-            if event.op == "d":
+            if event.op == "d" and not out_of_band(event):
                 # A primary-key update's new row: its insert half is one version above (binlog_version).
                 after = self._inserts.get((event.source, event.version + 1))
             changes.append((event.source, event.before, after, event.version))

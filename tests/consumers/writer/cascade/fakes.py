@@ -18,6 +18,13 @@ class FakeDynamo:
     def __init__(self) -> None:
         self.items: dict[Any, dict[str, Any]] = {}
         self.queries = 0
+        # What the GSIs show, when they lag behind the tables (AWS): identity -> item; None: no lag.
+        self.index_view: dict[Any, dict[str, Any]] | None = None
+
+    def get_item(self, **p: Any) -> dict[str, Any]:
+        ident = ConditionalWrite(p["TableName"], p["Key"], {}, 0, False).identity
+        item = self.items.get(ident)
+        return {"Item": copy.deepcopy(item)} if item is not None else {}
 
     def put(self, w: ConditionalWrite) -> bool:
         below = int(w.put_item_params()["ExpressionAttributeValues"][":v"]["N"])
@@ -30,7 +37,8 @@ class FakeDynamo:
     def query(self, **p: Any) -> dict[str, Any]:
         self.queries += 1
         names, values = p["ExpressionAttributeNames"], p["ExpressionAttributeValues"]
-        rows = [item for (table, _), item in self.items.items() if table == p["TableName"]]
+        source = self.items if "IndexName" not in p or self.index_view is None else self.index_view
+        rows = [item for (table, _), item in source.items() if table == p["TableName"]]
         if "IndexName" not in p:  # the records table: "#id = :id AND #v > :v", ascending, Limit
             rows = sorted((r for r in rows if r["id"] == values[":id"]
                            and int(r["v"]["N"]) > int(values[":v"]["N"])), key=lambda r: int(r["v"]["N"]))

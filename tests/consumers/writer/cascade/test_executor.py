@@ -184,3 +184,32 @@ def test_a_child_written_after_the_cascade_is_neither_moved_nor_followed() -> No
     assert world.row("line", {"pid": 1, "n": 9}) == ({"pid": 1, "n": 9}, 150)
     assert world.row("line", {"pid": 5, "n": 9}) is None
     assert world.row("line", {"pid": 5, "n": 1}) == ({"pid": 5, "n": 1}, 100)
+
+
+def test_a_child_written_a_moment_ago_and_not_yet_in_the_lagging_index_is_still_deleted() -> None:
+    world = _chain()
+    world.db.index_view = dict(world.db.items)  # the GSI stops here
+    world.put("child", {"id": 4, "pid": 1}, 60)
+    world.executor.note_written("d.child", {"id": 4, "pid": 1})  # the order notes what the writer applies
+    world.executor.cascade("d.parent", {"id": 1}, None, 100, 0.0)
+    assert world.row("child", {"id": 4}) is None and world.version("child", {"id": 4}) == 100
+
+
+def test_a_child_written_before_the_window_and_missing_from_the_index_is_not_found() -> None:
+    world = _chain()
+    world.executor.recent.window_s = 0  # nothing remembered: the index alone decides
+    world.db.index_view = dict(world.db.items)
+    world.put("child", {"id": 4, "pid": 1}, 60)
+    world.executor.note_written("d.child", {"id": 4, "pid": 1})
+    world.executor.cascade("d.parent", {"id": 1}, None, 100, 0.0)
+    assert world.row("child", {"id": 4}) == ({"id": 4, "pid": 1}, 60)  # what the window is for
+
+
+def test_set_null_makes_the_new_row_from_the_table_not_from_a_stale_index_copy() -> None:
+    world = World({"parent": (("id",), ("id",)), "note": (("id", "pid", "qty"), ("id",))},
+                  [fk("note", "parent", on_delete="SET NULL")])
+    world.put("note", {"id": 1, "pid": 7, "qty": 1}, 20)
+    world.db.index_view = dict(world.db.items)
+    world.put("note", {"id": 1, "pid": 7, "qty": 2}, 50)  # the index still shows qty 1
+    world.executor.cascade("d.parent", {"id": 7}, None, 100, 0.0)
+    assert world.row("note", {"id": 1}) == ({"id": 1, "pid": None, "qty": 2}, 100)
