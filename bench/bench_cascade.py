@@ -117,8 +117,9 @@ class Run:
         """The parents to delete and their children, in DynamoDB before the stream (version 1)."""
         mapper = TableMapper(self.settings.tables[1], CHILD_COLUMNS, ("id",))
         pmapper = TableMapper(self.settings.tables[0], PARENT_COLUMNS, ("id",))
-        meta = metadata(1, "cdc")
-        items = [(f"{self.unique}-parent", pmapper.to_item({"id": p, "name": "p"}, metadata=meta))
+        # Every item names its source table (the writer's index queries keep only their own).
+        pmeta, meta = metadata(1, "cdc", pmapper.table), metadata(1, "cdc", mapper.table)
+        items = [(f"{self.unique}-parent", pmapper.to_item({"id": p, "name": "p"}, metadata=pmeta))
                  for p in range(parents)]
         items += [(f"{self.unique}-child",
                    mapper.to_item({"id": p * CHILDREN + c, "pid": p, "note": "n" * 100}, metadata=meta))

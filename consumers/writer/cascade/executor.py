@@ -510,7 +510,7 @@ def _at(item: dict[str, Any], version: int) -> bool:
 
 def _tombstone(mapper: TableMapper, table: str, row: Row, version: int, expires: int) -> ConditionalWrite:
     """A cascade's delete: a tombstone that keeps the row's attributes (see the module docstring)."""
-    item = mapper.to_item(row, metadata=metadata(version, ORIGIN_CDC))
+    item = mapper.to_item(row, metadata=metadata(version, ORIGIN_CDC, mapper.table))
     item[DELETED_ATTR] = {"BOOL": True}
     item[TTL_ATTR] = {"N": str(int(expires))}
     return ConditionalWrite(table, mapper.key(row), item, version, tombstone=True)

@@ -47,6 +47,8 @@ class FakeDynamo:
             name, value = (s.strip() for s in cond.split("="))
             rows = [r for r in rows if r.get(names[name]) == values[value]]
         hide = "#deleted" in names  # the tombstone filter of an access pattern's query
+        if "#table" in names:  # and its filter on the item's source table (shared tables)
+            rows = [r for r in rows if r.get(names["#table"]) == values[":table"]]
         return {"Items": [copy.deepcopy(r) for r in rows if not (hide and is_tombstone(r))]}
 
 
