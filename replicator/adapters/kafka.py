@@ -39,6 +39,9 @@ _REFUSED = frozenset((KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION
                       KafkaError.TOPIC_AUTHORIZATION_FAILED, KafkaError.GROUP_AUTHORIZATION_FAILED,
                       KafkaError.CLUSTER_AUTHORIZATION_FAILED,
                       KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED))
+# The brokers cannot be reached (or not over TLS/SASL as configured).
+_UNREACHABLE = frozenset((KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN, KafkaError._TIMED_OUT,
+                          KafkaError._RESOLVE, KafkaError._SSL))
 #: What a message about an unreachable broker tells the operator to check.
 REACH_HINT = ("check kafka.bootstrap_servers (REPLICATOR_KAFKA__BOOTSTRAP_SERVERS), the TLS/SASL settings "
               "in kafka.extra, and that the brokers run")
@@ -99,7 +102,8 @@ def kafka_errors(what: str) -> Iterator[None]:
         if error_code(exc) in _REFUSED:
             raise ConfigError(f"Kafka refused this client while {what}: {err}; check the credentials and "
                               "ACLs in kafka.extra (REPLICATOR_KAFKA__EXTRA)") from exc
-        raise BrokerUnavailable(f"Kafka failed while {what}: {err}; {REACH_HINT}") from exc
+        hint = f"; {REACH_HINT}" if error_code(exc) in _UNREACHABLE else ""
+        raise BrokerUnavailable(f"Kafka failed while {what}: {err}{hint}") from exc
     except BufferError as exc:
         raise BrokerUnavailable(f"Kafka producer queue full while {what}: {exc}") from exc
 
