@@ -34,6 +34,8 @@ from replicator.control.watermark import PipelineWatermark
 from replicator.errors import ControlStoreUnavailable, ReplicatorError, UnknownTableError
 from replicator.logs import set_migration_phase_field
 from replicator.mapping import TableMapper
+from replicator.mapping.embedded import EmbeddedMapper
+from replicator.mapping.model import check_model
 from replicator.mapping.uniqueness import check_key_is_unique
 from replicator.metrics import CollectorRegistry
 from replicator.phase.fences import dynamodb_fence_table, mysql_fence_lock_sql
@@ -142,12 +144,27 @@ class Client:
             writer=dynamodb_client(s.dynamodb, attempts=5, read_timeout_s=max(10.0, s.client.read_timeout_s),
                                    pool_size=s.client.pool_size))
         self._closers.append(self._pool.close)
+        check_model(s)
+        mappers: dict[str, TableMapper] = {}
         for mapping in s.tables:
             shape = load_shape(self._pool, mapping.database, mapping.table)
             mapper = TableMapper(mapping, shape.columns, shape.pk)
             mapper.validate()
-            check_key_is_unique(mapping, shape.pk, shape.unique)
-            self._tables[mapping.source] = Table(self, mapper, s.dynamodb.table_prefix + mapping.target_name)
+            if mapping.embed is None:
+                check_key_is_unique(mapping, shape.pk, shape.unique)
+            mappers[mapping.source] = mapper
+        for mapping in s.tables:  # parents first: an embedded table reads through its parent's items
+            if mapping.embed is None:
+                self._tables[mapping.source] = Table(self, mappers[mapping.source],
+                                                     s.dynamodb.table_prefix + mapping.target_name)
+        for mapping in s.tables:
+            if mapping.embed is not None:
+                parent = self._tables[mapping.embed.parent]
+                embedded = EmbeddedMapper(mappers[mapping.source], parent.mapper)
+                embedded.validate()
+                child = Table(self, embedded.child, parent.target, embedded=embedded)
+                self._tables[mapping.source] = child
+                parent.children[embedded.attribute] = child
 
         self.validator = DualReadValidator(
             sample_ratio=s.validation.sample_ratio, recheck_wait_s=s.validation.recheck_wait_s,

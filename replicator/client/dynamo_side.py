@@ -75,7 +75,8 @@ class Put:
 
 def app_put(mapper: TableMapper, table: str, row: dict[str, Any], version: int, expected: int | None,
             op: str) -> Put:
-    return Put(table, mapper.to_item(row, metadata=metadata(version, ORIGIN_APP, mapper.table)), version, expected, op)
+    item = mapper.to_item(row, metadata=metadata(version, ORIGIN_APP, mapper.table))
+    return Put(table, item, version, expected, op)
 
 
 def app_tombstone(mapper: TableMapper, table: str, row: dict[str, Any], version: int, expected: int,
@@ -107,8 +108,10 @@ class DynamoSide:
         item = self.get(table, key)
         return None if item is None or is_tombstone(item) else item
 
-    def batch_get(self, table: str, keys: Sequence[Item], deadline: float) -> list[dict[str, Any] | None]:
-        """Items for ``keys`` in order (None for absent or tombstoned), unprocessed keys retried."""
+    def batch_get(self, table: str, keys: Sequence[Item], deadline: float, *,
+                  tombstones: bool = False) -> list[dict[str, Any] | None]:
+        """Items for ``keys`` in order (None for absent, and for tombstones unless ``tombstones``),
+        unprocessed keys retried."""
         found: dict[tuple[tuple[str, str, str], ...], dict[str, Any]] = {}
         backoff = Backoff(base_s=0.01, cap_s=0.2)
         for start in range(0, len(keys), _BATCH_GET):
@@ -128,7 +131,7 @@ class DynamoSide:
         result: list[dict[str, Any] | None] = []
         for key in keys:
             item = found.get(_identity(key, key))
-            result.append(None if item is None or is_tombstone(item) else item)
+            result.append(None if item is None or (is_tombstone(item) and not tombstones) else item)
         return result
 
     def query(self, params: dict[str, Any]) -> list[dict[str, Any]]:

@@ -96,7 +96,7 @@ class TxTable:
             key = {c: row[c] for c in t.mapper.primary_key if c in row}
             if len(key) < len(t.mapper.primary_key) and len(t.mapper.primary_key) == 1:
                 key = {t.mapper.primary_key[0]: tx.mysql.last_insert_id}
-            self._written(key)
+            self._written({**key, **{c: row[c] for c in t.key_extra if c in row}})
             return key
         assert isinstance(tx, DynamoClientTransaction)
         missing = [c for c in t.mapper.primary_key if c not in row]
