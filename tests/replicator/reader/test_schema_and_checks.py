@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from replicator.errors import BinlogPurgedError, ConfigError, GrantsMissingError, SourceConfigError, UnmappableSchemaError
+from replicator.errors import (
+    BinlogPurgedError,
+    ConfigError,
+    GrantsMissingError,
+    SourceConfigError,
+    UnmappableSchemaError,
+)
 from replicator.events import binlog_version
 from replicator.reader import checks
 from replicator.reader.changes import TxContext, build_events, ddl_tables, dml_tables, truncated_tables
