@@ -52,6 +52,7 @@ from replicator.errors import (
     TransactionCancelled,
 )
 from replicator.mapping import ConditionalWrite, item_size
+from replicator.mapping.conditional import combine_entries
 from replicator.mapping.embedded import parent_delete, resolve_entry
 from replicator.settings import Settings
 
@@ -107,27 +108,27 @@ class WriteResult:
 
 def chunk_writes(writes: list[ConditionalWrite], max_items: int) -> list[list[ConditionalWrite]]:
     """Split into requests of at most ``max_items`` items and ~3.5 MB, each touching an item at
-    most once (entries of one parent item go to different requests); a write that must read
-    first (a parent delete) is a request of its own."""
+    most once: the entries of one parent item go to different requests (first fit, so that the
+    children of many parents still fill each request); a write that must read first (a parent
+    delete) is a request of its own."""
     chunks: list[list[ConditionalWrite]] = []
-    current: list[ConditionalWrite] = []
-    items: set[Any] = set()
-    size = 0
+    open_chunks: list[tuple[list[ConditionalWrite], set[Any], list[int]]] = []  # writes, items, [bytes]
     for w in writes:
         if not w.transactable:
             chunks.append([w])
             continue
         n = item_size(w.item)
         ident = w.item_identity
-        if current and (len(current) >= max_items or size + n > MAX_TRANSACT_BYTES or ident in items):
-            chunks.append(current)
-            current, size, items = [], 0, set()
-        current.append(w)
+        for chunk, items, size in open_chunks:
+            if ident not in items and len(chunk) < max_items and size[0] + n <= MAX_TRANSACT_BYTES:
+                break
+        else:
+            chunk, items, size = [], set(), [0]
+            open_chunks.append((chunk, items, size))
+        chunk.append(w)
         items.add(ident)
-        size += n
-    if current:
-        chunks.append(current)
-    return chunks
+        size[0] += n
+    return chunks + [chunk for chunk, _, _ in open_chunks]
 
 
 class ConditionalApplier:
@@ -163,13 +164,32 @@ class ConditionalApplier:
         if self._pool is None:
             raise RuntimeError("ConditionalApplier.apply() before start()")
         size = MAX_TRANSACT_ITEMS if self.mode == "transact" else 1
-        chunks = chunk_writes(writes, size)
         with self._lock:
             self.pending += len(writes)
         results: list[WriteResult] = []
-        for chunk_results in self._pool.map(self._apply_chunk, chunks):
-            results.extend(chunk_results)
-        return results
+        # Items first, then embedded children's entries: a parent created in this batch has its
+        # child maps by the time its children's entries are set (else each entry would fail its
+        # fast path and read the item first).
+        items = [w for w in writes if w.op != "entry"]
+        entries = combine_entries([w for w in writes if w.op == "entry"])
+        for group in (items, entries):
+            for chunk_results in self._pool.map(self._apply_chunk, chunk_writes(group, size)):
+                results.extend(chunk_results)
+        return self._expand(results)
+
+    def _expand(self, results: list[WriteResult]) -> list[WriteResult]:
+        """One result per write handed in: a combined entries write that went through stands for
+        each of its parts; one that did not is sent again part by part, which tells each one's fate."""
+        out: list[WriteResult] = []
+        for r in results:
+            if r.write.op != "entries":
+                out.append(r)
+            elif r.outcome == "applied":
+                out.extend(WriteResult(p, "applied") for p in r.write.parts)
+            else:
+                for part in r.write.parts:
+                    out.extend(self._send([part]))
+        return out
 
     # ----------------------------------------------------------------- one request
 
@@ -179,7 +199,7 @@ class ConditionalApplier:
             return self._send(chunk)
         finally:
             with self._lock:
-                self.pending -= len(chunk)
+                self.pending -= sum(len(w.parts) or 1 for w in chunk)
             self._on_chunk(time.monotonic() - started)
 
     def _send(self, chunk: list[ConditionalWrite]) -> list[WriteResult]:

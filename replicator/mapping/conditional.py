@@ -18,7 +18,13 @@ from typing import Any, Literal
 
 from replicator.errors import MappingError
 from replicator.events import ChangeEvent, Row
-from replicator.mapping.embedded import EmbeddedMapper, EntryChange, entry_update, parent_update
+from replicator.mapping.embedded import (
+    EmbeddedMapper,
+    EntryChange,
+    entries_update,
+    entry_update,
+    parent_update,
+)
 from replicator.mapping.mapper import Item, TableMapper
 from replicator.mapping.names import (
     DELETED_ATTR,
@@ -34,7 +40,7 @@ from replicator.mapping.names import (
 #: (it has embedded children to keep); a parent delete (read, then a put conditional on the
 #: revision read); an UpdateItem of one embedded child's entry (read and retried when its
 #: condition fails for a reason other than a replay). See :mod:`replicator.mapping.embedded`.
-WriteOp = Literal["put", "parent_update", "parent_delete", "entry"]
+WriteOp = Literal["put", "parent_update", "parent_delete", "entry", "entries"]
 
 CONDITION = "attribute_not_exists(#v) OR #v < :v"
 
@@ -52,7 +58,8 @@ class ConditionalWrite:
     entry: EntryChange | None = None  # op "entry": which entry of which map
     children: tuple[str, ...] = ()  # parent ops: the map attributes of the embedded children
     parent_source: str = ""  # op "entry": the parent table (recorded on an item shell)
-    update: dict[str, Any] | None = None  # parent_update / entry: the UpdateItem parameters
+    update: dict[str, Any] | None = None  # parent_update / entry(ies): the UpdateItem parameters
+    parts: tuple[ConditionalWrite, ...] = ()  # op "entries": the entry writes it combines
 
     @property
     def item_identity(self) -> tuple[str, tuple[tuple[str, str, Any], ...]]:
@@ -66,6 +73,8 @@ class ConditionalWrite:
         away, since the delete also removes the children older than itself."""
         if self.op == "parent_delete":
             return (*self.item_identity, "parent_delete")
+        if self.op == "entries":
+            return (*self.item_identity, "entries", tuple(p.identity for p in self.parts))
         if self.entry is None:
             return self.item_identity
         return (*self.item_identity, self.entry.attribute, self.entry.name)
@@ -168,6 +177,34 @@ def writes_for_event(mapper: TableMapper | EmbeddedMapper, table: str, event: Ch
         if old_key != put.key:
             return [tombstone(mapper, table, event.before, event.version, origin, expires), put]
     return [put]
+
+
+#: Entries of one item combined into one UpdateItem at most (DynamoDB limits an expression to 4 KB).
+MAX_COMBINED_ENTRIES = 25
+
+
+def combine_entries(writes: list[ConditionalWrite]) -> list[ConditionalWrite]:
+    """Entry writes of one map of one item as one ``entries`` write (up to
+    :data:`MAX_COMBINED_ENTRIES`): a parent's children cost one request instead of one each."""
+    groups: dict[Any, list[ConditionalWrite]] = {}
+    out: list[ConditionalWrite] = []
+    for w in writes:
+        if w.op != "entry" or w.entry is None:
+            out.append(w)
+            continue
+        groups.setdefault((w.item_identity, w.entry.attribute), []).append(w)
+    for group in groups.values():
+        for start in range(0, len(group), MAX_COMBINED_ENTRIES):
+            part = group[start:start + MAX_COMBINED_ENTRIES]
+            if len(part) == 1:
+                out.append(part[0])
+                continue
+            first = part[0]
+            changes = [(w.entry, w.version) for w in part if w.entry is not None]
+            out.append(ConditionalWrite(first.table, first.key, {}, max(w.version for w in part), False,
+                                        op="entries", parent_source=first.parent_source, parts=tuple(part),
+                                        update=entries_update(first.table, first.key, changes)))
+    return out
 
 
 def _entry_writes(embedded: EmbeddedMapper, table: str, event: ChangeEvent) -> list[ConditionalWrite]:

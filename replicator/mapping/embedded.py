@@ -170,6 +170,25 @@ def entry_update(table: str, key: Item, change: EntryChange, version: int) -> di
     }
 
 
+def entries_update(table: str, key: Item, changes: list[tuple[EntryChange, int]]) -> dict[str, Any]:
+    """Several entries of one map of one item in one UpdateItem, under every one's condition (as
+    :func:`entry_update`): when any fails, the caller sends them one by one to tell which."""
+    attribute = changes[0][0].attribute
+    names = {"#m": attribute, "#v": VERSION_ATTR, "#pdel": PARENT_DELETED_ATTR, "#rev": REVISION_ATTR}
+    values: dict[str, Any] = {":one": {"N": "1"}, ":vmin": {"N": str(min(v for _, v in changes))}}
+    sets, conditions = [], ["attribute_exists(#m)", "(attribute_not_exists(#pdel) OR #pdel < :vmin)"]
+    for i, (change, version) in enumerate(changes):
+        assert change.attribute == attribute
+        names[f"#e{i}"] = change.name
+        values[f":e{i}"] = {"M": change.value}
+        values[f":v{i}"] = {"N": str(version)}
+        sets.append(f"#m.#e{i} = :e{i}")
+        conditions.append(f"(attribute_not_exists(#m.#e{i}.#v) OR #m.#e{i}.#v < :v{i})")
+    return {"TableName": table, "Key": key, "UpdateExpression": "SET " + ", ".join(sets) + " ADD #rev :one",
+            "ConditionExpression": " AND ".join(conditions), "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values}
+
+
 def resolve_entry(stored: dict[str, Any] | None, table: str, key: Item, change: EntryChange, version: int,
                   parent_source: str) -> dict[str, Any] | str:
     """After the fast path's condition failed, given the item as stored now: ``"replayed"``
