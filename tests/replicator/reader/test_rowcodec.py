@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import queue
 import struct
 import uuid
 from collections.abc import Callable
@@ -28,9 +29,12 @@ from replicator.events import ChangeEvent, JsonDoc, Temporal, Value, binlog_vers
 from replicator.reader import decode, rowcodec
 from replicator.reader.changes import TxContext
 from replicator.reader.decode import DecodedRows
-from replicator.reader.items import RawRows, RowsChange, RowsKind
+from replicator.reader.gtid import GtidState, StartAt
+from replicator.reader.items import RawRows, RowsChange, RowsKind, TxBegin, TxEnd
 from replicator.reader.rowcodec import CompiledEncoder, PythonEncoder, RowEncoder, row_encoder
 from replicator.reader.schema import ColumnSpec, T, TableSchema, build_schema
+from replicator.reader.transactions import Pump, QueueItem, SourceFailure
+from replicator.testing import MemoryBinlog
 
 COMPILED = rowcodec.compiled_module()
 needs_compiled = pytest.mark.skipif(COMPILED is None, reason="the extension is not built (make setup)")
@@ -472,3 +476,25 @@ def test_both_paths_write_the_same_strings(text: str, charset: str) -> None:
     spec = ColumnSpec("c", T.VARCHAR, charset=charset, max_length=65000)
     values = [one_value(make(n), spec, len(raw).to_bytes(2, "little") + raw) for n in ("python", "compiled")]
     assert values[0] == values[1] == raw.decode(codec, "strict")
+
+
+# --------------------------------------------------------------------------- in the pump
+
+def test_row_bytes_that_do_not_decode_stop_the_pump_with_an_unmappable_schema(encoder: RowEncoder) -> None:
+    """A rows event shorter than its images (an INT cut after two bytes): the transaction fails
+    with UnmappableSchemaError naming the table and position, on either path."""
+    cut = change(KEYED, "insert", row(1, "x", 5)[:-2])
+    log = MemoryBinlog([[TxBegin("0-1-1", FILE, OFFSET - 50, 0), cut, TxEnd(FILE, OFFSET + 100, 1)]])
+    out: queue.Queue[QueueItem] = queue.Queue()
+    pump = Pump(log.open(StartAt(file=FILE, offset=4)), {"d.t": "cdc.d.t"}, GtidState(""), out,
+                encoder=encoder)
+    pump.start()
+    try:
+        item = out.get(timeout=10)
+    finally:
+        pump.halt.set()
+        pump.source.close()
+        pump.join(5)
+    assert isinstance(item, SourceFailure)
+    assert isinstance(item.error, UnmappableSchemaError)
+    assert f"d.t at {FILE}:{OFFSET} could not be decoded" in str(item.error)
