@@ -171,3 +171,34 @@ def test_a_child_event_older_than_its_parents_delete_does_not_come_back(dynamodb
     found_parent, found_kids = _as_found(_stored(dynamodb, table, orders, 1), orders, items)
     assert found_parent == {**parent, "note": "b"}
     assert found_kids == {}
+
+
+def test_children_that_would_push_their_parent_past_400_kb_are_rejected_one_by_one(dynamodb: Any,
+                                                                                   unique: str) -> None:
+    """The writer dead-letters what DynamoDB rejects (the reason is DynamoDB's); the children that
+    fit stay, and the combined write of the batch is split to tell which ones do not."""
+    table = f"{unique}-shop"
+    orders, _ = _model()
+    settings = Settings(tables=[orders.mapping, {
+        "source": "s.order_items", "embed": {"parent": "s.orders", "as": "items",
+                                             "on": {"order_id": "id", "user_id": "user_id"}}}])
+    items = EmbeddedMapper(TableMapper(settings.tables[1], (*ITEMS, ("pad", "mediumtext")), ("id",)), orders)
+    ensure_tables(dynamodb, [TableSpec(table, "s.orders", orders.key_attributes)], create=True, stream=False)
+    parent = {"id": 1, "user_id": 7, "note": "big"}
+    # 150 KB each (a large TEXT column): two fit in the item, a third would take it past 400 KB
+    big = [entry_write(items, table, {"id": n, "order_id": 1, "user_id": 7, "qty": n, "pad": "x" * 150_000},
+                       100 + n, deleted=False) for n in range(1, 6)]
+    applier = ConditionalApplier(dynamodb, mode="transact", concurrency=2)
+    applier.start()
+    try:
+        applier.apply([upsert(orders, table, parent, 10, "cdc")])
+        results = applier.apply(big)
+    finally:
+        applier.close()
+    outcomes = sorted(r.outcome for r in results)
+    assert len(results) == len(big)
+    assert outcomes.count("applied") == 2 and outcomes.count("rejected") == 3, outcomes
+    assert all("size" in r.error.lower() for r in results if r.outcome == "rejected"), \
+        [r.error for r in results]
+    item = _stored(dynamodb, table, orders, 1)
+    assert len(live_entries(item, "items")) == 2
