@@ -73,6 +73,10 @@ class DeadLetterSink(Protocol):
     def close(self) -> None: ...
 
 
+PREFETCH_KIB = 16_384
+PREFETCH_MESSAGES = 20_000
+
+
 class KafkaEventConsumer:
     """A ``confluent_kafka.Consumer`` in the writer's consumer group over the table topics."""
 
@@ -85,6 +89,11 @@ class KafkaEventConsumer:
             "isolation.level": "read_committed",
             "auto.offset.reset": "earliest",
             "session.timeout.ms": 10_000,
+            # Bounded prefetch (issue 15): under a backlog, or while DynamoDB is down and the batch
+            # in hand is retried, librdkafka's local queue stops fetching at this size instead of its
+            # 64 MiB / 100k messages per partition; a few seconds of the writer's apply rate.
+            "queued.max.messages.kbytes": PREFETCH_KIB,
+            "queued.min.messages": PREFETCH_MESSAGES,
         }
         if on_lag is not None:
             self._config["statistics.interval.ms"] = 5000

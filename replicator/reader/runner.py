@@ -53,7 +53,14 @@ from replicator.reader.metrics import ReaderMetrics
 from replicator.reader.ports import EventSink, LagListener, SinkFactory, SourceFactory
 from replicator.reader.rowcodec import row_encoder
 from replicator.reader.start import StartPositions
-from replicator.reader.transactions import CaughtUp, CompleteTx, Pump, QueueItem, SourceFailure
+from replicator.reader.transactions import (
+    CaughtUp,
+    CompleteTx,
+    Pump,
+    QueueItem,
+    RowBoundedQueue,
+    SourceFailure,
+)
 from replicator.settings import Settings
 from replicator.topics import checkpoint_topic, table_topic
 
@@ -71,7 +78,7 @@ class ReaderOptions:
     heartbeat_s: float = 1.0
     backoff_initial_s: float = 0.5  # retry waits: full jitter below initial * 2**attempt ...
     backoff_max_s: float = 15.0  # ... capped at this
-    queue_transactions: int = 2000
+    queue_rows: int = 20_000  # rows (plus one per transaction) buffered between the binlog and Kafka
     kafka_timeout_s: float = 30.0  # a Kafka call (init, commit, checkpoint read) slower than this fails
     watermark_interval_s: float | None = 0.05  # the applied watermark: at most one write per this; None: off
 
@@ -211,7 +218,7 @@ class Reader:
 
     def _stream(self, sink: EventSink, start: StartAt, gtid_position: str, generation: int,
                 backoff: Backoff) -> tuple[StartAt, str, int] | None:
-        q: queue.Queue[QueueItem] = queue.Queue(self.options.queue_transactions)
+        q: queue.Queue[QueueItem] = RowBoundedQueue(self.options.queue_rows)
         pump = Pump(self._source_factory(start), self._topics, GtidState(gtid_position), q,
                     fence_table=self._settings.cutover.fence_table, generation=generation,
                     on_fence_ignored=self.metrics.fence_rows_ignored.inc, encoder=self._encoder)

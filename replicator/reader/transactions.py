@@ -45,7 +45,7 @@ from replicator.reader.items import Heartbeat, RowsChange, Statement, TxBegin, T
 from replicator.reader.ports import ChangeSource
 from replicator.reader.rowcodec import PythonEncoder, RowEncoder, translate_errors
 
-__all__ = ["CAUGHT_UP", "CaughtUp", "CompleteTx", "Pump", "QueueItem", "SourceFailure"]
+__all__ = ["CAUGHT_UP", "CaughtUp", "CompleteTx", "Pump", "QueueItem", "RowBoundedQueue", "SourceFailure"]
 
 log = structlog.get_logger("replicator.reader")
 
@@ -77,6 +77,33 @@ class CaughtUp:
 
 CAUGHT_UP = CaughtUp()
 QueueItem = CompleteTx | SourceFailure | CaughtUp
+
+
+class RowBoundedQueue(queue.Queue[QueueItem]):
+    """The pump's hand-over queue, bounded by the rows it holds rather than by items, so that a
+    binlog backlog of large transactions cannot fill memory ahead of Kafka (issue 15): a ``put``
+    waits while the queue holds ``max_rows`` or more (each item weighs its rows plus one). An empty
+    queue takes any transaction, however large: a MySQL transaction is never split."""
+
+    def __init__(self, max_rows: int) -> None:
+        super().__init__(max_rows)
+        self.weight = 0
+
+    @staticmethod
+    def _weight(item: QueueItem) -> int:
+        return 1 + (item.rows if isinstance(item, CompleteTx) else 0)
+
+    def _qsize(self) -> int:
+        return self.weight
+
+    def _put(self, item: QueueItem) -> None:
+        self.queue.append(item)
+        self.weight += self._weight(item)
+
+    def _get(self) -> QueueItem:
+        item: QueueItem = self.queue.popleft()
+        self.weight -= self._weight(item)
+        return item
 
 
 @dataclass
