@@ -240,7 +240,9 @@ class LagAwareChecker:
         """Step 3: everything before each check's position is applied; read the items again."""
         if not group:
             return
-        items = self.stores.dynamodb(source, [c.image for c in group])
+        # The item of the row as MySQL had it: when a key template reads a column that changed
+        # after the event (an order moved to another user), the row's item is at its new key.
+        items = self.stores.dynamodb(source, [c.seen if c.seen is not None else c.image for c in group])
         key_columns = self.stores.key_columns(source)
         moved: list[Check] = []
         for c in group:

@@ -17,6 +17,7 @@ import os
 import random
 import signal
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ import pytest
 import yaml
 
 from replicator.backfill.source import SnapshotSource
+from replicator.control import names, open_control_store
 from replicator.phase import set_migration_phase
 from replicator.phase.probes import KafkaOffsetProbe
 from replicator.settings import load_settings
@@ -182,8 +184,10 @@ def test_single_table_model_converges_under_kills_and_a_racing_backfill(
     writer_args = ("write", "--config", str(cfg), "--create-tables")
     reader = start(env, log, *reader_args)
     writer = start(env, log, *writer_args)
+    validator = start(env, log, "validate", "--config", str(cfg))  # checks every change as it streams
     workload = Workload(isolated_env, mysql_db, next_id)
     backfill = None
+    started = time.time()
     target = settings.dynamodb.table_prefix + "shop"
     try:
         _wait_for("the writer's table", lambda: target in dynamodb.list_tables()["TableNames"]
@@ -217,6 +221,12 @@ def test_single_table_model_converges_under_kills_and_a_racing_backfill(
                   or (reader_checkpoint(settings) >= head
                       and all(v == 0 for v in probe.topic_lags(settings.writer_group, topics).values())), 300)
         assert reader.poll() is None and writer.poll() is None, f"a pipeline process died; see {log}"
+        with open_control_store(settings) as store:
+            _wait_for("the stream validator to judge changes",
+                      lambda: store.window_sum(names.VALIDATION_PASSED, started, time.time() + 1) > 0, 120)
+            time.sleep(settings.validation.recheck_wait_s + 2)  # differences are counted after a recheck
+            failed = store.window_sum(names.VALIDATION_FAILED, started, time.time() + 1)
+        assert failed == 0, f"the stream validator found {failed} differences; see {log}"
         with SnapshotSource(settings.mysql) as src:
             reports = [reconcile_table(settings, m, src, dynamodb) for m in settings.tables]
             for report in reports:
@@ -234,7 +244,7 @@ def test_single_table_model_converges_under_kills_and_a_racing_backfill(
             planted = reconcile_table(settings, settings.tables[2], src, dynamodb)
     finally:
         workload.halt.set()
-        for proc in (reader, writer, backfill):
+        for proc in (reader, writer, backfill, validator):
             if proc is not None:
                 stop(proc)
     where = f"pk=USER#{user_id},sk=ORDER#{order_id:08d}"
