@@ -66,3 +66,13 @@ def test_the_workshop_model_passes_and_is_explained() -> None:
 def test_bad_embeds_are_refused_at_load(tables: list[dict[str, Any]], match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         load_settings(None, tables=tables)
+
+
+def test_an_unquoted_yaml_on_key_is_read_as_embed_on(tmp_path: Any) -> None:
+    """PyYAML reads `on:` as the boolean true; the issue's own syntax must still load."""
+    cfg = tmp_path / "model.yaml"
+    cfg.write_text("tables:\n  - {source: s.orders, key: {pk: 'O#{id}'}}\n"
+                   "  - source: s.items\n    embed: {parent: s.orders, as: items, on: {order_id: id}}\n")
+    settings = load_settings(cfg)
+    assert settings.tables[1].embed is not None and settings.tables[1].embed.on == {"order_id": "id"}
+    assert settings.tables[0].children_as == ("items",)
