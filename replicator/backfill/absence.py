@@ -162,6 +162,8 @@ class AbsenceSweep:
         file, offset = self.src.head()
         deadline = None if self.wait_timeout_s <= 0 else time.monotonic() + self.wait_timeout_s
         key = self.settings.transactional_id.encode()
+        log.info("backfill_waiting_for_reader", head=f"{file}:{offset}",
+                 why="the absence sweep starts once the stream up to here is applied")
         while not self.stop.is_set():
             try:
                 cp = read_last_checkpoint(self.settings, key)
