@@ -169,7 +169,11 @@ class Backfill:
     def _cascade_graph(self, src: SnapshotSource) -> CascadeGraph:
         """The cascading foreign keys between the mapped tables (:mod:`replicator.backfill.absence`)."""
         mapped = [t.source for t in self.settings.tables]
-        fks = [fk for t in self.settings.tables for fk in src.foreign_keys(t.database, t.table)]
+        # A cascade touching an embedded table is not reproduced through an index (the parent's
+        # delete removes its entries; the writer refuses the others): nothing of it to order or sweep.
+        embedded = {t.source for t in self.settings.tables if t.embedded}
+        fks = [fk for t in self.settings.tables for fk in src.foreign_keys(t.database, t.table)
+               if fk.child not in embedded and fk.parent not in embedded]
         return CascadeGraph(fks, mapped)
 
     def _copy_table(self, store: ControlStore, src: SnapshotSource, pub: SnapshotPublisher,
