@@ -13,9 +13,7 @@ and a difference planted in one embedded item is found and named.
 
 from __future__ import annotations
 
-import os
 import random
-import signal
 import threading
 import time
 from pathlib import Path
@@ -28,12 +26,11 @@ import yaml
 from replicator.backfill.source import SnapshotSource
 from replicator.control import names, open_control_store
 from replicator.phase import set_migration_phase
-from replicator.phase.probes import KafkaOffsetProbe
 from replicator.settings import load_settings
 from replicator.topics import table_topic
 from tests.conftest import admin_connect
-from tests.consumers.writer.cascade.test_cascade_integration import _wait_for
-from tests.replicator.backfill.test_backfill_convergence import reader_checkpoint, start, stop
+from tests.consumers.killed_run import finish_backfill, kill_each_once, wait_caught_up, wait_for
+from tests.replicator.backfill.test_backfill_convergence import start, stop
 from validators.reconcile import reconcile_table
 
 pytestmark = [pytest.mark.integration]
@@ -190,39 +187,20 @@ def test_single_table_model_converges_under_kills_and_a_racing_backfill(
     started = time.time()
     target = settings.dynamodb.table_prefix + "shop"
     try:
-        _wait_for("the writer's table", lambda: target in dynamodb.list_tables()["TableNames"]
+        wait_for("the writer's table", lambda: target in dynamodb.list_tables()["TableNames"]
                   or writer.poll() is not None, 120)
         assert writer.poll() is None, f"the writer exited; see {log}"
         backfill = start(isolated_env, log, "backfill", "--config", str(cfg), "--chunk-rows", "20",
                          "--max-rows-per-s", "60", "--no-progress", "--wait-timeout-s", "600")
         workload.start()
-        _wait_for("a third of the workload",
-                  lambda: workload.done >= OPS // 3 or not workload.is_alive(), 120)
-        os.kill(writer.pid, signal.SIGKILL)
-        writer.wait()
-        writer = start(env, log, *writer_args)
-        _wait_for("two thirds of the workload",
-                  lambda: workload.done >= 2 * OPS // 3 or not workload.is_alive(), 120)
-        os.kill(reader.pid, signal.SIGKILL)
-        reader.wait()
-        reader = start(env, log, *reader_args[:3])  # resumes from its checkpoint
-        workload.join(300)
-        assert workload.error is None, workload.error
-        assert not workload.is_alive(), "the workload did not finish"
-        _wait_for("the backfill", lambda: backfill.poll() is not None or writer.poll() is not None, 600)
-        assert writer.poll() is None, f"the writer exited; see {log}"
-        assert backfill.wait() == 0, f"the backfill failed; see {log}"
-        with admin_connect(isolated_env) as conn, conn.cursor() as cur:
-            cur.execute("SHOW MASTER STATUS")
-            head = tuple(cur.fetchone()[:2])
-        topics = [table_topic(settings.kafka.topic_prefix, t.source) for t in settings.tables]
-        probe = KafkaOffsetProbe(settings.kafka)
-        _wait_for("the pipeline to catch up", lambda: reader.poll() is not None or writer.poll() is not None
-                  or (reader_checkpoint(settings) >= head
-                      and all(v == 0 for v in probe.topic_lags(settings.writer_group, topics).values())), 300)
-        assert reader.poll() is None and writer.poll() is None, f"a pipeline process died; see {log}"
+        reader, writer = kill_each_once(workload, OPS, reader, writer,
+                                        lambda: start(env, log, *reader_args[:3]),  # from its checkpoint
+                                        lambda: start(env, log, *writer_args))
+        finish_backfill(backfill, writer, log)
+        wait_caught_up(settings, isolated_env, [table_topic(settings.kafka.topic_prefix, t.source)
+                                                for t in settings.tables], reader, writer, log)
         with open_control_store(settings) as store:
-            _wait_for("the stream validator to judge changes",
+            wait_for("the stream validator to judge changes",
                       lambda: store.window_sum(names.VALIDATION_PASSED, started, time.time() + 1) > 0, 120)
             time.sleep(settings.validation.recheck_wait_s + 2)  # differences are counted after a recheck
             failed = store.window_sum(names.VALIDATION_FAILED, started, time.time() + 1)

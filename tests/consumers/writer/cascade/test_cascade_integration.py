@@ -13,12 +13,9 @@ and re-insert are there.
 
 from __future__ import annotations
 
-import os
 import random
-import signal
 import socket
 import threading
-import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -28,11 +25,11 @@ import pytest
 
 from replicator.backfill.source import SnapshotSource
 from replicator.phase import set_migration_phase
-from replicator.phase.probes import KafkaOffsetProbe
 from replicator.settings import load_settings
 from replicator.topics import table_topic
 from tests.conftest import admin_connect
-from tests.replicator.backfill.test_backfill_convergence import reader_checkpoint, start, stop
+from tests.consumers.killed_run import finish_backfill, kill_each_once, wait_caught_up, wait_for
+from tests.replicator.backfill.test_backfill_convergence import start, stop
 from validators.reconcile import reconcile_table
 
 pytestmark = [pytest.mark.integration]
@@ -154,13 +151,6 @@ def _metric(port: int, name: str) -> float:
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name + "{"))
 
 
-def _wait_for(what: str, check: Any, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.5)
-
-
 def test_cascades_converge_row_for_row_under_kills_and_a_racing_backfill(
         mysql_admin: Any, mysql_db: str, isolated_env: dict[str, str], kafka_cleanup: None,
         dynamodb: Any, redis_client: Any, tmp_path: Path) -> None:
@@ -187,7 +177,7 @@ def test_cascades_converge_row_for_row_under_kills_and_a_racing_backfill(
     backfill = None
     try:
         # The writer creates the tables (and the GSI per cascading foreign key) before the backfill writes.
-        _wait_for("the writer's tables", lambda: len(dynamodb.list_tables()["TableNames"]) > 0
+        wait_for("the writer's tables", lambda: len(dynamodb.list_tables()["TableNames"]) > 0
                   and _tables_ready(dynamodb, f"{settings.dynamodb.table_prefix}"), 120)
         # Every table's chunks race the workload's cascades: a child row deleted by its parent's
         # cascade before its chunk was read leaves grandchildren (seeded, or inserted meanwhile) that
@@ -195,34 +185,12 @@ def test_cascades_converge_row_for_row_under_kills_and_a_racing_backfill(
         backfill = start(isolated_env, log, "backfill", "--config", str(cfg), "--chunk-rows", "20",
                          "--max-rows-per-s", "50", "--no-progress", "--wait-timeout-s", "600")
         workload.start()
-        _wait_for("a third of the workload", lambda: workload.done >= OPS // 3 or not workload.is_alive(),
-                  120)
-        os.kill(writer.pid, signal.SIGKILL)
-        writer.wait()
-        writer = start(writer_env, log, *writer_args)
-        _wait_for("two thirds of the workload",
-                  lambda: workload.done >= 2 * OPS // 3 or not workload.is_alive(), 120)
-        os.kill(reader.pid, signal.SIGKILL)
-        reader.wait()
-        reader = start(env, log, *reader_args[:3])  # resumes from its checkpoint
-        workload.join(300)
-        assert workload.error is None, workload.error
-        assert not workload.is_alive(), "the workload did not finish"
-        # The backfill ends once the writer applied it: a writer that died (e.g. DynamoDB timing out
-        # at its start-up) fails the test now rather than after the backfill's own time-out.
-        _wait_for("the backfill", lambda: backfill.poll() is not None or writer.poll() is not None, 600)
-        assert writer.poll() is None, f"the writer exited; see {log}"
-        assert backfill.wait() == 0, f"the backfill failed; see {log}"
-
-        with admin_connect(isolated_env) as conn, conn.cursor() as cur:
-            cur.execute("SHOW MASTER STATUS")
-            head = tuple(cur.fetchone()[:2])
-        topics = [table_topic(settings.kafka.topic_prefix, f"{mysql_db}.{t}") for t in TABLES]
-        probe = KafkaOffsetProbe(settings.kafka)
-        _wait_for("the pipeline to catch up", lambda: reader.poll() is not None or writer.poll() is not None
-                  or (reader_checkpoint(settings) >= head
-                      and all(v == 0 for v in probe.topic_lags(settings.writer_group, topics).values())), 300)
-        assert reader.poll() is None and writer.poll() is None, f"a pipeline process died; see {log}"
+        reader, writer = kill_each_once(workload, OPS, reader, writer,
+                                        lambda: start(env, log, *reader_args[:3]),  # from its checkpoint
+                                        lambda: start(writer_env, log, *writer_args))
+        finish_backfill(backfill, writer, log)
+        wait_caught_up(settings, isolated_env, [table_topic(settings.kafka.topic_prefix, f"{mysql_db}.{t}")
+                                                for t in TABLES], reader, writer, log)
         cascaded = _metric(port, "replicator_writer_cascaded_changes_total")
         reports = []
         with SnapshotSource(settings.mysql) as src:
