@@ -7,7 +7,7 @@ STACK   := $(PY) scripts/stack.py
 # Endpoints of the local stack, for commands that talk to it.
 WITH_ENV = set -a && . .stack/env && set +a &&
 
-.PHONY: setup tools stack-up stack-down stack-status test test-unit test-integration demo bench chaos lint clean
+.PHONY: setup tools stack-up stack-down stack-status test test-unit test-integration demo bench bench-rss chaos lint clean
 
 setup: $(BIN)/.installed
 
@@ -53,6 +53,11 @@ demo: setup stack-up
 bench: setup stack-up
 	$(STACK) fetch connect
 	$(WITH_ENV) $(BIN)/python -m bench
+
+# Peak RSS of the reader, writer and reverse replication under growing backlogs (issue 15);
+# BENCH_RSS_SIZES, BENCH_RSS_REVERSE_SIZES, BENCH_RSS_OUTAGE_S size it (bench/resource_bounds.py).
+bench-rss: setup stack-up
+	$(WITH_ENV) $(BIN)/python -m bench resource_bounds
 
 # The randomized fault campaign (docs/chaos.md): CHAOS_RUNS runs (default 200), CHAOS_SEED=<seed>
 # CHAOS_RUNS=1 replays a failing seed; CHAOS_BUDGET_S bounds the wall time (no run starts after it).
