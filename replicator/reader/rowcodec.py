@@ -24,6 +24,7 @@ error), ``python``. ``tests/replicator/reader/test_rowcodec.py`` runs one suite 
 from __future__ import annotations
 
 import importlib
+import struct
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,7 +38,7 @@ import structlog
 from replicator.errors import ConfigError, UnmappableSchemaError
 from replicator.events import _TAGGED_OPTIONS, ENVELOPE_VERSION, _tagged, binlog_version
 from replicator.reader.changes import TxContext, build_events, require_primary_key
-from replicator.reader.decode import check_bitmaps, column_decoder, python_codec
+from replicator.reader.decode import check_bitmaps, column_decoder, decimal_size, python_codec
 from replicator.reader.items import RowsChange
 from replicator.reader.schema import ColumnSpec, T, TableSchema
 
@@ -92,6 +93,9 @@ _INT_WIDTHS = {T.TINY: 1, T.SHORT: 2, T.INT24: 3, T.LONG: 4, T.LONGLONG: 8}
 _ASCII = bytes(range(128))
 
 Layout = tuple[int, int, int, bytes, Any]
+EncodeFn = Callable[..., tuple[list[Record], int, int, int, int]]  # _rowcodec.encode
+_FSP_BYTES = (0, 1, 1, 2, 2, 3, 3)
+_CHECK_FRAGS = (b"", b"", b"", b"", b"", b"", b"", b"")
 
 
 @lru_cache(maxsize=64)
@@ -124,13 +128,57 @@ _NATIVE_FOR = {
 }
 
 
-def column_layout(c: ColumnSpec) -> Layout:
-    """What ``_rowcodec.c`` needs of a column: ``(code, a, b, name JSON + ':', extra)``."""
+def column_layout(c: ColumnSpec, encode: EncodeFn | None = None) -> Layout:
+    """What ``_rowcodec.c`` needs of a column: ``(code, a, b, name JSON + ':', extra)``.
+
+    With ``encode`` (the extension's), a native column is also checked on a sample value against
+    the reference decoder; any difference sends the column through the reference decoder.
+    """
     decoder = column_decoder(c)  # also raises for a type nothing can decode
     native = _native_layout(c, decoder)
-    if native[0] != _PY and getattr(decoder, "__qualname__", "") not in _NATIVE_FOR[native[0]]:
+    if native[0] == _PY:
+        return native
+    if getattr(decoder, "__qualname__", "") not in _NATIVE_FOR[native[0]] or (
+            encode is not None and not _agrees(native, decoder, encode)):
         return (_PY, 0, 0, native[3], decoder)
     return native
+
+
+def _sample(layout: Layout) -> bytes:
+    """A value's bytes for the check of :func:`_agrees`: a zero date, an empty string, ..."""
+    code, a, _b, _name, extra = layout
+    if code in (_INT, _BIT):
+        return bytes(a)
+    if code == _DOUBLE:
+        return bytes(8)
+    if code == _DECIMAL:
+        return b"\x80" + bytes(decimal_size(a, layout[2]) - 1)
+    if code == _YEAR:
+        return b"\x7c"
+    if code == _DATE:
+        return bytes(3)
+    if code in (_DATETIME2, _TIME2):
+        return b"\x80" + bytes((4 if code == _DATETIME2 else 2) + _FSP_BYTES[a])
+    if code == _TIMESTAMP2:
+        return b"\x00\x00\x00\x01" + bytes(_FSP_BYTES[a])
+    if code in (_TEXT, _BYTES):
+        return bytes(a)  # length 0
+    if code == _ENUM:
+        return (1 if len(extra) > 1 else 0).to_bytes(a, "little")
+    return b"\xff" * a  # SET: every member
+
+
+def _agrees(layout: Layout, decoder: Callable[[bytes, int], Any], encode: EncodeFn) -> bool:
+    """The compiled code writes a sample value of the column as the reference decoder reads it
+    (the Kafka key of a one-column table keyed by it)."""
+    body = b"\0" + _sample(layout)
+    try:
+        value, _ = decoder(body, 1)
+        expected = b"{" + layout[3] + _value_json(value) + b"}"
+        records = encode((layout,), body, 1, 0, _CHECK_FRAGS, (0,), (0,), 0, 0, _value_json, "")[0]
+    except (ValueError, UnicodeError, IndexError, TypeError, struct.error):
+        return False
+    return len(records) == 1 and records[0][1] == expected
 
 
 def _native_layout(c: ColumnSpec, decoder: Callable[[bytes, int], Any]) -> Layout:
@@ -179,11 +227,11 @@ class _TableLayout:
 
 
 @lru_cache(maxsize=1024)
-def _table_layout(schema: TableSchema) -> _TableLayout:
+def _table_layout(schema: TableSchema, encode: EncodeFn | None = None) -> _TableLayout:
     index = {c.name: i for i, c in enumerate(schema.columns)}
     pk = tuple(index[n] for n in schema.primary_key)
     return _TableLayout(
-        columns=tuple(column_layout(c) for c in schema.columns),
+        columns=tuple(column_layout(c, encode) for c in schema.columns),
         pk=pk,
         key_order=tuple(sorted(pk, key=lambda i: schema.columns[i].name)),
         db_table_pk=(b',"db":' + orjson.dumps(schema.db) + b',"table":' + orjson.dumps(schema.table)
@@ -204,7 +252,7 @@ class CompiledEncoder:
     name = "compiled"
 
     def __init__(self, module: ModuleType) -> None:
-        self._encode: Callable[..., tuple[list[Record], int, int, int, int]] = module.encode
+        self._encode: EncodeFn = module.encode
         self._fallback = PythonEncoder()
 
     def encode(self, change: RowsChange, tx: TxContext, first_index: int, *, topic: str, ts_ms: int,
@@ -216,7 +264,7 @@ class CompiledEncoder:
         schema = change.schema
         require_primary_key(change)
         check_bitmaps(schema, raw.bitmaps)
-        layout = _table_layout(schema)
+        layout = _table_layout(schema, self._encode)
         version0 = binlog_version(change.file, change.offset, 0, generation, 0)
         frags = (*_OP_PREFIXES, layout.db_table_pk,
                  b'},"pos":{"file":' + orjson.dumps(change.file) + b',"offset":' + str(change.offset).encode()

@@ -312,6 +312,24 @@ def test_a_value_conversion_added_to_the_python_decoder_is_followed_by_both(
     assert value == "00010203-0405-0607-0809-0a0b0c0d0e0f"
 
 
+@needs_compiled
+def test_a_changed_reference_decoder_under_a_known_name_is_caught_by_the_sample_check(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Even when the reference decoder keeps the name the compiled code mirrors (``_bytes``), a
+    conversion it now makes (BINARY(16) as UUID text) sends the column through it."""
+    spec = ColumnSpec("u", T.STRING, charset="binary", max_length=16)
+
+    def dec(buf: bytes, pos: int) -> tuple[Value, int]:
+        n = buf[pos]
+        return str(uuid.UUID(bytes=bytes(buf[pos + 1:pos + 1 + n]).ljust(16, b"\0"))), pos + 1 + n
+
+    dec.__qualname__ = "_bytes.<locals>.dec"
+    monkeypatch.setattr(rowcodec, "column_decoder", lambda c: dec)
+    assert COMPILED is not None
+    assert rowcodec.column_layout(spec)[0] != rowcodec.column_layout(spec, COMPILED.encode)[0]
+    assert rowcodec.column_layout(spec, COMPILED.encode)[4] is dec
+
+
 # --------------------------------------------------------------------------- choosing the path
 
 def test_python_choice_is_the_python_path() -> None:
