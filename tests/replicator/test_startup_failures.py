@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -196,30 +197,55 @@ def test_every_subcommand_answers_each_startup_failure_with_exit_code_option_and
     assert not wrong, f"{len(wrong)} of {len(results)} start-ups answered wrongly:\n" + "\n".join(wrong)
 
 
-def test_the_reader_waits_for_a_missing_table_with_wait_for_tables_and_says_so(stack: Stack) -> None:
+def test_the_reader_waits_for_a_missing_table_with_wait_for_tables_and_streams_it_once_created(
+    stack: Stack, stack_env: dict[str, str],
+) -> None:
+    from confluent_kafka import Consumer
+
+    from replicator.events import ChangeEvent
+
+    tag = stack.env["REPLICATOR_KAFKA__TOPIC_PREFIX"]
     proc = subprocess.Popen([sys.executable, "-m", "replicator.cli", "run", "--wait-for-tables", "--config",
                              str(stack.configs["missing"])], env=stack.env, stderr=subprocess.PIPE,
                             stdout=subprocess.DEVNULL, text=True)
     lines: list[str] = []
+    stderr = proc.stderr
+    assert stderr is not None
+    drain = threading.Thread(target=lambda: lines.extend(iter(stderr.readline, "")), daemon=True)
+    drain.start()
+    conn = admin_connect(stack_env)
+    consumer = Consumer({"bootstrap.servers": stack_env["REPLICATOR_KAFKA__BOOTSTRAP_SERVERS"],
+                         "group.id": f"{tag}.check", "auto.offset.reset": "earliest",
+                         "isolation.level": "read_committed"})
     try:
-        assert proc.stderr is not None
         deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            line = proc.stderr.readline()
-            if not line:
-                break
-            lines.append(line)
-            if "reader_started" in line:
-                break
-        text = "".join(lines)
-        warned = [ln for ln in lines if "mapped_table_missing" in ln]
-        assert warned and "warning" in warned[0] and ".nope" in warned[0], text[-2000:]
-        assert "reader_started" in text, text[-2000:]
+        while not any("reader_started" in ln for ln in list(lines)):
+            assert time.monotonic() < deadline and proc.poll() is None, "".join(lines)[-2000:]
+            time.sleep(0.2)
+        warned = [ln for ln in list(lines) if "mapped_table_missing" in ln]
+        assert warned and "warning" in warned[0] and f"{tag}.nope" in warned[0], "".join(lines)[-2000:]
+        with conn.cursor() as cur:
+            cur.execute(f"CREATE TABLE `{tag}`.nope (id INT PRIMARY KEY)")
+            cur.execute(f"INSERT INTO `{tag}`.nope VALUES (7)")
+        consumer.subscribe([f"{tag}.{tag}.nope"])
+        event = None
+        while event is None:
+            assert time.monotonic() < deadline, "the created table's row never reached Kafka"
+            msg = consumer.poll(0.5)
+            if msg is not None and msg.error() is None:
+                event = ChangeEvent.from_json(msg.value() or b"")
+        assert (event.op, event.table, event.pk) == ("c", "nope", {"id": 7})
     finally:
+        consumer.close()
+        with conn.cursor() as cur:
+            cur.execute(f"DROP TABLE IF EXISTS `{tag}`.nope")
+        conn.close()
         proc.send_signal(signal.SIGTERM)
         try:
-            proc.communicate(timeout=60)
+            proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
             proc.kill()
-            proc.communicate(timeout=30)
-    assert proc.returncode == 0
+            proc.wait(timeout=30)
+        drain.join(10)
+        stderr.close()
+    assert proc.returncode == 0, "".join(lines)[-2000:]
