@@ -32,9 +32,12 @@ from replicator.reader.decode import DecodedRows
 from replicator.reader.gtid import GtidState, StartAt
 from replicator.reader.items import RawRows, RowsChange, RowsKind, TxBegin, TxEnd
 from replicator.reader.rowcodec import CompiledEncoder, PythonEncoder, RowEncoder, row_encoder
+from replicator.reader.runner import Reader
 from replicator.reader.schema import ColumnSpec, T, TableSchema, build_schema
+from replicator.reader.start import StartPositions
 from replicator.reader.transactions import Pump, QueueItem, SourceFailure
-from replicator.testing import MemoryBinlog
+from replicator.settings import load_settings
+from replicator.testing import MemoryBinlog, MemoryBroker
 
 COMPILED = rowcodec.compiled_module()
 needs_compiled = pytest.mark.skipif(COMPILED is None, reason="the extension is not built (make setup)")
@@ -354,6 +357,15 @@ def test_auto_without_the_build_warns_once_and_uses_python(monkeypatch: pytest.M
         first, second = row_encoder("auto"), row_encoder("auto")
     assert (first.name, second.name) == ("python", "python")
     assert [e["event"] for e in logs if e["log_level"] == "warning"] == ["rowcodec_unavailable"]
+
+
+def test_a_reader_configured_compiled_without_the_build_does_not_start(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(rowcodec, "compiled_module", lambda: None)
+    settings = load_settings(tables=[{"source": "d.t"}], reader={"decoder": "compiled"})
+    with pytest.raises(ConfigError, match=r"reader\.decoder is 'compiled'"):
+        Reader(settings, source_factory=MemoryBinlog().open, sink_factory=MemoryBroker().sink,
+               positions=StartPositions(lambda: (FILE, 4), lambda: [FILE], None))
 
 
 # --------------------------------------------------------------------------- both paths, random rows
