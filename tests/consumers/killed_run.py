@@ -5,17 +5,19 @@ SIGKILL a third of the way through the workload, the reader two thirds of the wa
 from __future__ import annotations
 
 import os
+import random
 import signal
 import subprocess
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from replicator.phase.probes import KafkaOffsetProbe
 from replicator.settings import Settings
 from tests.conftest import admin_connect
-from tests.replicator.backfill.test_backfill_convergence import reader_checkpoint
+from tests.replicator.backfill.test_backfill_convergence import reader_checkpoint, start
 
 Proc = subprocess.Popen[bytes]
 
@@ -26,6 +28,51 @@ class Workload(Protocol):
 
     def is_alive(self) -> bool: ...
     def join(self, timeout: float | None = None) -> None: ...
+
+
+def prepare(admin: Any, schema: Sequence[str], seed: Callable[[Any], int]) -> tuple[int, str]:
+    """Create the tables, seed the rows the backfill copies; (the seed's next id, the binlog
+    position after it, ``file:offset``, where the reader starts)."""
+    with admin.cursor() as cur:
+        for ddl in schema:
+            cur.execute(ddl)
+        next_id = seed(cur)
+        cur.execute("SHOW MASTER STATUS")
+        binlog_file, binlog_pos = cur.fetchone()[:2]
+    return next_id, f"{binlog_file}:{binlog_pos}"
+
+
+@dataclass
+class Pair:
+    """The reader and the writer as processes (``replicator run`` from ``start_at``, ``replicator
+    write --create-tables``), logging to ``log``; ``writer_env``: more variables for the writer."""
+
+    isolated_env: dict[str, str]
+    cfg: Path
+    log: Path
+    start_at: str
+    writer_env: dict[str, str] = field(default_factory=dict)
+    reader: Proc = field(init=False)
+    writer: Proc = field(init=False)
+
+    def __post_init__(self) -> None:
+        # A server_id no other reader on the shared server uses (a restarted reader takes its own back).
+        server_id = str(random.randint(100_000, 4_000_000))
+        self.env = {**self.isolated_env, "REPLICATOR_MYSQL__SERVER_ID": server_id}
+        self.reader = start(self.env, self.log, "run", "--config", str(self.cfg), "--from", self.start_at)
+        self.writer = self.start_writer()
+
+    def start_writer(self) -> Proc:
+        return start({**self.env, **self.writer_env}, self.log, "write", "--config", str(self.cfg),
+                     "--create-tables")
+
+    def start_reader(self) -> Proc:
+        """A reader that resumes from its checkpoint."""
+        return start(self.env, self.log, "run", "--config", str(self.cfg))
+
+    def kill_each_once(self, workload: Workload, ops: int) -> None:
+        self.reader, self.writer = kill_each_once(workload, ops, self.reader, self.writer, self.start_reader,
+                                                  self.start_writer)
 
 
 def wait_for(what: str, check: Callable[[], bool], timeout_s: float) -> None:

@@ -29,7 +29,7 @@ from replicator.phase import set_migration_phase
 from replicator.settings import load_settings
 from replicator.topics import table_topic
 from tests.conftest import admin_connect
-from tests.consumers.killed_run import finish_backfill, kill_each_once, wait_caught_up, wait_for
+from tests.consumers.killed_run import Pair, finish_backfill, prepare, wait_caught_up, wait_for
 from tests.replicator.backfill.test_backfill_convergence import start, stop
 from validators.reconcile import reconcile_table
 
@@ -165,22 +165,14 @@ def _seed(cur: Any) -> int:
 def test_single_table_model_converges_under_kills_and_a_racing_backfill(
         mysql_admin: Any, mysql_db: str, isolated_env: dict[str, str], kafka_cleanup: None,
         dynamodb: Any, redis_client: Any, tmp_path: Path) -> None:
-    with mysql_admin.cursor() as cur:
-        for ddl in SCHEMA:
-            cur.execute(ddl)
-        next_id = _seed(cur)
-        cur.execute("SHOW MASTER STATUS")
-        binlog_file, binlog_pos = cur.fetchone()[:2]
+    next_id, start_at = prepare(mysql_admin, SCHEMA, _seed)
     cfg = tmp_path / "config.yaml"
     cfg.write_text(yaml.safe_dump({"tables": model(mysql_db)}))
     settings = load_settings(cfg)
     set_migration_phase(2, reason="single-table test", settings=settings, force=True)
     log = tmp_path / "processes.log"
-    env = {**isolated_env, "REPLICATOR_MYSQL__SERVER_ID": str(random.randint(100_000, 4_000_000))}
-    reader_args = ("run", "--config", str(cfg), "--from", f"{binlog_file}:{binlog_pos}")
-    writer_args = ("write", "--config", str(cfg), "--create-tables")
-    reader = start(env, log, *reader_args)
-    writer = start(env, log, *writer_args)
+    pair = Pair(isolated_env, cfg, log, start_at)
+    env = pair.env
     validator = start(env, log, "validate", "--config", str(cfg))  # checks every change as it streams
     workload = Workload(isolated_env, mysql_db, next_id)
     backfill = None
@@ -188,17 +180,15 @@ def test_single_table_model_converges_under_kills_and_a_racing_backfill(
     target = settings.dynamodb.table_prefix + "shop"
     try:
         wait_for("the writer's table", lambda: target in dynamodb.list_tables()["TableNames"]
-                  or writer.poll() is not None, 120)
-        assert writer.poll() is None, f"the writer exited; see {log}"
+                 or pair.writer.poll() is not None, 120)
+        assert pair.writer.poll() is None, f"the writer exited; see {log}"
         backfill = start(isolated_env, log, "backfill", "--config", str(cfg), "--chunk-rows", "20",
                          "--max-rows-per-s", "60", "--no-progress", "--wait-timeout-s", "600")
         workload.start()
-        reader, writer = kill_each_once(workload, OPS, reader, writer,
-                                        lambda: start(env, log, *reader_args[:3]),  # from its checkpoint
-                                        lambda: start(env, log, *writer_args))
-        finish_backfill(backfill, writer, log)
+        pair.kill_each_once(workload, OPS)
+        finish_backfill(backfill, pair.writer, log)
         wait_caught_up(settings, isolated_env, [table_topic(settings.kafka.topic_prefix, t.source)
-                                                for t in settings.tables], reader, writer, log)
+                                                for t in settings.tables], pair.reader, pair.writer, log)
         with open_control_store(settings) as store:
             wait_for("the stream validator to judge changes",
                       lambda: store.window_sum(names.VALIDATION_PASSED, started, time.time() + 1) > 0, 120)
@@ -222,7 +212,7 @@ def test_single_table_model_converges_under_kills_and_a_racing_backfill(
             planted = reconcile_table(settings, settings.tables[2], src, dynamodb)
     finally:
         workload.halt.set()
-        for proc in (reader, writer, backfill, validator):
+        for proc in (pair.reader, pair.writer, backfill, validator):
             if proc is not None:
                 stop(proc)
     where = f"pk=USER#{user_id},sk=ORDER#{order_id:08d}"

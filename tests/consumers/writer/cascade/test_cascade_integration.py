@@ -28,7 +28,7 @@ from replicator.phase import set_migration_phase
 from replicator.settings import load_settings
 from replicator.topics import table_topic
 from tests.conftest import admin_connect
-from tests.consumers.killed_run import finish_backfill, kill_each_once, wait_caught_up, wait_for
+from tests.consumers.killed_run import Pair, finish_backfill, prepare, wait_caught_up, wait_for
 from tests.replicator.backfill.test_backfill_convergence import start, stop
 from validators.reconcile import reconcile_table
 
@@ -154,25 +154,14 @@ def _metric(port: int, name: str) -> float:
 def test_cascades_converge_row_for_row_under_kills_and_a_racing_backfill(
         mysql_admin: Any, mysql_db: str, isolated_env: dict[str, str], kafka_cleanup: None,
         dynamodb: Any, redis_client: Any, tmp_path: Path) -> None:
-    with mysql_admin.cursor() as cur:
-        for ddl in SCHEMA:
-            cur.execute(ddl)
-        next_id = _seed(cur)
-        cur.execute("SHOW MASTER STATUS")
-        binlog_file, binlog_pos = cur.fetchone()[:2]
+    next_id, start_at = prepare(mysql_admin, SCHEMA, _seed)
     cfg = tmp_path / "config.yaml"
     cfg.write_text("tables:\n" + "".join(f"  - source: {mysql_db}.{t}\n" for t in TABLES))
     settings = load_settings(cfg)
     set_migration_phase(2, reason="cascade test", settings=settings, force=True)
     log = tmp_path / "processes.log"
     port = _free_port()
-    # A server_id no other reader on the shared server uses (a restarted reader takes its own back).
-    env = {**isolated_env, "REPLICATOR_MYSQL__SERVER_ID": str(random.randint(100_000, 4_000_000))}
-    writer_env = {**env, "REPLICATOR_METRICS__PORT": str(port)}
-    reader_args = ("run", "--config", str(cfg), "--from", f"{binlog_file}:{binlog_pos}")
-    writer_args = ("write", "--config", str(cfg), "--create-tables")
-    reader = start(env, log, *reader_args)
-    writer = start(writer_env, log, *writer_args)
+    pair = Pair(isolated_env, cfg, log, start_at, writer_env={"REPLICATOR_METRICS__PORT": str(port)})
     workload = Workload(isolated_env, mysql_db, next_id)
     backfill = None
     try:
@@ -185,12 +174,10 @@ def test_cascades_converge_row_for_row_under_kills_and_a_racing_backfill(
         backfill = start(isolated_env, log, "backfill", "--config", str(cfg), "--chunk-rows", "20",
                          "--max-rows-per-s", "50", "--no-progress", "--wait-timeout-s", "600")
         workload.start()
-        reader, writer = kill_each_once(workload, OPS, reader, writer,
-                                        lambda: start(env, log, *reader_args[:3]),  # from its checkpoint
-                                        lambda: start(writer_env, log, *writer_args))
-        finish_backfill(backfill, writer, log)
+        pair.kill_each_once(workload, OPS)
+        finish_backfill(backfill, pair.writer, log)
         wait_caught_up(settings, isolated_env, [table_topic(settings.kafka.topic_prefix, f"{mysql_db}.{t}")
-                                                for t in TABLES], reader, writer, log)
+                                                for t in TABLES], pair.reader, pair.writer, log)
         cascaded = _metric(port, "replicator_writer_cascaded_changes_total")
         reports = []
         with SnapshotSource(settings.mysql) as src:
@@ -198,7 +185,7 @@ def test_cascades_converge_row_for_row_under_kills_and_a_racing_backfill(
                 reports.append(reconcile_table(settings, mapping, src, dynamodb))
     finally:
         workload.halt.set()
-        for proc in (reader, writer, backfill):
+        for proc in (pair.reader, pair.writer, backfill):
             if proc is not None:
                 stop(proc)
     for report in reports:
