@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import json
 import queue
 import struct
 import uuid
@@ -18,7 +19,6 @@ from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
-import orjson
 import pytest
 import structlog
 from hypothesis import given, settings
@@ -104,6 +104,7 @@ def _dt2(y: int, mo: int, d: int, h: int, mi: int, s: int) -> bytes:
     return (packed + 0x8000000000).to_bytes(5, "big")
 
 
+_EXACT = b"[18446744073709551616,3.14159265358979323846]"
 CASES: list[tuple[str, ColumnSpec, bytes, Value]] = [
     ("tinyint", ColumnSpec("c", T.TINY), b"\x80", -128),
     ("tinyint unsigned", ColumnSpec("c", T.TINY, unsigned=True), b"\xff", 255),
@@ -200,6 +201,15 @@ CASES: list[tuple[str, ColumnSpec, bytes, Value]] = [
     ("json mariadb", ColumnSpec("c", T.BLOB, charset="utf8mb4", length_size=4, is_json=True),
      b"\x0e\x00\x00\x00" + b'{"a":[1,"\xc3\xbc"]}', JsonDoc({"a": [1, "ü"]})),
     ("json mysql", ColumnSpec("c", T.JSON, length_size=4), b"\x02\x00\x00\x00\x04\x01", JsonDoc(True)),
+    ("json exact numbers", ColumnSpec("c", T.BLOB, charset="utf8mb4", length_size=4, is_json=True),
+     len(_EXACT).to_bytes(4, "little") + _EXACT,
+     JsonDoc([2**64, Decimal("3.14159265358979323846")])),
+    ("uuid", ColumnSpec("c", T.STRING, charset="binary", max_length=16, text_type="uuid"),
+     b"\x10" + bytes(range(16)), "00010203-0405-0607-0809-0a0b0c0d0e0f"),
+    ("inet6", ColumnSpec("c", T.STRING, charset="binary", max_length=16, text_type="inet6"),
+     b"\x10" + bytes(10) + b"\xff\xff\x01\x02\x03\x04", "::ffff:1.2.3.4"),
+    ("inet4", ColumnSpec("c", T.STRING, charset="binary", max_length=4, text_type="inet4"),
+     b"\x04\xc0\xa8\x01\x01", "192.168.1.1"),
 ]
 
 @pytest.mark.parametrize(("spec", "raw", "expected"), [pytest.param(s, r, e, id=n) for n, s, r, e in CASES])
@@ -407,7 +417,7 @@ def _text(charset: str, codec: str, size: int = 1) -> Gen:
 
 
 _JSON = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.text(max_size=5)
+    st.none() | st.booleans() | st.integers() | st.text(max_size=5)
     | st.floats(allow_nan=False, allow_infinity=False),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
     max_leaves=6)
@@ -450,7 +460,10 @@ TYPES: list[tuple[ColumnSpec, Gen, bool]] = [
     (ColumnSpec("z", T.SET, size=1, values=("b", "a", "é", "c")), _ints(1), True),
     (ColumnSpec("z", T.SET, size=3, values=tuple(f"m{i:02d}" for i in range(20))), _ints(3), True),
     (ColumnSpec("j", T.BLOB, charset="utf8mb4", length_size=4, is_json=True),
-     _prefixed(4, _JSON.map(orjson.dumps)), False),
+     _prefixed(4, _JSON.map(lambda doc: json.dumps(doc, separators=(",", ":")).encode())), False),
+    *[(ColumnSpec("t", T.STRING, charset="binary", max_length=n, text_type=kind),
+       _prefixed(1, st.binary(min_size=n, max_size=n)), True)
+      for kind, n in (("uuid", 16), ("inet6", 16), ("inet4", 4))],
 ]
 
 
