@@ -11,10 +11,12 @@ of events per op:
 * :class:`CompiledEncoder` -- the C extension ``replicator.reader._rowcodec`` (``_rowcodec.c``),
   built by ``make setup``: it reads the event's row bytes with the column layout prepared here
   once per table-map layout and writes the same key and envelope bytes without a Python value per
-  column. Values that need Python's own formatting (FLOAT, DOUBLE, JSON, the pre-5.6 temporal
-  types, non-ASCII text in charsets other than UTF-8) go through the reference decoder and the
-  envelope's value encoder, one call per value. A change without raw row bytes (an in-memory
-  source) goes through the Python path.
+  column. Values that need Python's own formatting (FLOAT, DOUBLE, JSON, MariaDB's UUID / INET
+  types, the pre-5.6 temporal types, non-ASCII text in charsets other than UTF-8) go through the
+  reference decoder and the envelope's value encoder, one call per value; so does any column
+  whose reference decoder is not the one the C code mirrors, or disagrees with it on a sample
+  value (:func:`column_layout`). A change without raw row bytes (an in-memory source) goes
+  through the Python path.
 
 :func:`row_encoder` picks one from ``reader.decoder``: ``auto`` (compiled when the extension is
 importable, else Python with one warning), ``compiled`` (a missing extension is a configuration
