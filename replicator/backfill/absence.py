@@ -35,7 +35,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 
@@ -44,7 +44,7 @@ from replicator.adapters.dynamodb import dynamo_errors
 from replicator.backfill.publish import SnapshotPublisher, wait_until_applied
 from replicator.backfill.source import Chunk, SnapshotSource
 from replicator.catalog import TableShape
-from replicator.errors import BrokerUnavailable
+from replicator.errors import BrokerUnavailable, TransientError
 from replicator.events import (
     ChangeEvent,
     Position,
@@ -62,6 +62,8 @@ from replicator.settings import Settings
 from replicator.topics import table_topic
 
 log = structlog.get_logger("backfill")
+
+T = TypeVar("T")
 
 
 def copy_order(sources: Sequence[str], graph: CascadeGraph) -> list[str]:
@@ -181,7 +183,8 @@ class AbsenceSweep:
                   if t in {m.source for m in self.settings.tables}]
         # The reader's transactions end in a commit marker, which no consumer commits past: the last
         # change sits at or below end - 2 (a snapshot row at end - 1 is not waited for, nor needed).
-        targets = {tp: end - 2 for tp, end in self._end_offsets(topics).items() if end >= 2}
+        ends = self._retrying("reading end offsets", lambda: self._end_offsets(topics))
+        targets = {tp: end - 2 for tp, end in ends.items() if end >= 2}
         log.info("backfill_waiting_for_writer", what="the stream up to the binlog head",
                  head=f"{file}:{offset}")
         return wait_until_applied(self.settings, targets, timeout_s=self.wait_timeout_s, stop=self.stop)
@@ -216,7 +219,8 @@ class AbsenceSweep:
 
     def _check(self, shape: TableShape, mapper: TableMapper, fk_columns: Sequence[str], items: list[Row],
                topic: str, publisher: SnapshotPublisher, result: SweepResult) -> None:
-        chunk = self.src.read_keys(shape, [[r.get(k) for k in shape.pk] for r in items])
+        keys = [[r.get(k) for k in shape.pk] for r in items]
+        chunk = self._retrying(f"reading rows of {shape.source}", lambda: self.src.read_keys(shape, keys))
         for event in sweep_events(shape, mapper, fk_columns, items, chunk):
             publisher.publish(topic, event.key_bytes(), event.to_json())
             if event.op == "d":
@@ -228,11 +232,26 @@ class AbsenceSweep:
         result.scanned += len(items)
         self._pace(len(items))
 
+    def _scan_page(self, target: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+        with dynamo_errors("scanning for rows a cascade removed", target):
+            page: dict[str, Any] = self.client.scan(**kwargs)
+        return page
+
+    def _retrying(self, what: str, request: Callable[[], T]) -> T:
+        """``request()``, again every 2 s while it fails with a transient error (until stopped)."""
+        while True:
+            try:
+                return request()
+            except TransientError as exc:
+                if self.stop.is_set():
+                    raise
+                log.warning("backfill_sweep_retrying", what=what, error=str(exc))
+                self.stop.wait(2.0)
+
     def _live_items(self, target: str, source: str) -> Iterator[dict[str, Any]]:
         kwargs: dict[str, Any] = {"TableName": target, "ConsistentRead": True}
         while True:
-            with dynamo_errors("scanning for rows a cascade removed", target):
-                page = self.client.scan(**kwargs)
+            page = self._retrying(f"scanning {target}", lambda: self._scan_page(target, kwargs))
             for item in page.get("Items", ()):
                 if is_tombstone(item) or item.get(ORIGIN_ATTR, {}).get("S") == ORIGIN_APP:
                     continue
