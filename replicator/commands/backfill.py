@@ -56,6 +56,10 @@ def register(app: typer.Typer) -> None:
         position that splits it from the stream; its rows carry that position's version and
         go through Kafka to the writer as op "r" events, so newer stream changes always win.
         The chunk cursor is saved in the control store: rerunning resumes (kill -9 included).
+        A foreign-key cascade's parent tables are copied before their children; once all is
+        applied, the tables a cascade reaches through another child table are swept, and an item
+        whose row a cascade removed before the copy reached it is deleted (the reader and the
+        writer must be running; --no-wait skips the sweep).
         Exit 0 done, 1 rows were dead-lettered or the writer did not apply them in time,
         2 bad usage, 3 a table without primary key or one that vanished.
         """
