@@ -8,6 +8,7 @@ import os
 import random
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +29,51 @@ class Workload(Protocol):
 
     def is_alive(self) -> bool: ...
     def join(self, timeout: float | None = None) -> None: ...
+
+
+class RandomWorkload(threading.Thread):
+    """A thread that makes ``ops`` random changes at ``ops_per_s`` through its own connection: a
+    subclass's ``step(cursor)`` is one change (one transaction, committed by ``commit``); an
+    ``IntegrityError`` (a row gone meanwhile) is rolled back and counted, as an application
+    would retry it; anything else stops it and is kept in ``error`` for the test."""
+
+    def __init__(self, env: dict[str, str], db: str, next_id: int, seed: int, ops: int, ops_per_s: float,
+                 *, tolerated: Sequence[int] = ()) -> None:
+        super().__init__(daemon=True)
+        self.conn = admin_connect(env, db)
+        self.rng = random.Random(seed)
+        self.next_id = next_id
+        self.ops, self.ops_per_s = ops, ops_per_s
+        self.tolerated = tuple(tolerated)  # MySQL error codes of an OperationalError to count and go on
+        self.done = 0
+        self.halt = threading.Event()
+        self.error: BaseException | None = None
+
+    def step(self, cur: Any) -> None:
+        raise NotImplementedError
+
+    def run(self) -> None:
+        import pymysql
+
+        try:
+            with self.conn.cursor() as cur:
+                while self.done < self.ops and not self.halt.wait(1 / self.ops_per_s):
+                    try:
+                        self.step(cur)
+                        self.conn.commit()
+                    except pymysql.err.IntegrityError:
+                        self.conn.rollback()
+                    except pymysql.err.OperationalError as exc:
+                        if exc.args[0] not in self.tolerated:
+                            raise
+                        self.conn.rollback()
+                    self.done += 1
+        except BaseException as exc:  # reported by the test
+            self.error = exc
+
+    def new_id(self) -> int:
+        self.next_id += 1
+        return self.next_id
 
 
 def prepare(admin: Any, schema: Sequence[str], seed: Callable[[Any], int]) -> tuple[int, str]:

@@ -13,13 +13,10 @@ and a difference planted in one embedded item is found and named.
 
 from __future__ import annotations
 
-import random
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
-import pymysql
 import pytest
 import yaml
 
@@ -29,7 +26,14 @@ from replicator.phase import set_migration_phase
 from replicator.settings import load_settings
 from replicator.topics import table_topic
 from tests.conftest import admin_connect
-from tests.consumers.killed_run import Pair, finish_backfill, prepare, wait_caught_up, wait_for
+from tests.consumers.killed_run import (
+    Pair,
+    RandomWorkload,
+    finish_backfill,
+    prepare,
+    wait_caught_up,
+    wait_for,
+)
 from tests.replicator.backfill.test_backfill_convergence import start, stop
 from validators.reconcile import reconcile_table
 
@@ -55,35 +59,13 @@ def model(db: str) -> list[dict[str, Any]]:
     ]
 
 
-class Workload(threading.Thread):
+class Workload(RandomWorkload):
     """Random transactions over users, orders and their items, as the shop would make them."""
 
     def __init__(self, env: dict[str, str], db: str, next_id: int) -> None:
-        super().__init__(daemon=True)
-        self.conn = admin_connect(env, db)
-        self.rng = random.Random(12)
-        self.next_id = next_id
-        self.done = 0
+        super().__init__(env, db, next_id, seed=12, ops=OPS, ops_per_s=OPS_PER_S)
+        self.conn.autocommit(False)  # each step is one transaction (or a rolled-back one)
         self.counts: dict[str, int] = {}
-        self.halt = threading.Event()
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        try:
-            with self.conn.cursor() as cur:
-                while self.done < OPS and not self.halt.wait(1 / OPS_PER_S):
-                    try:
-                        self.step(cur)
-                        self.conn.commit()
-                    except pymysql.err.IntegrityError:
-                        self.conn.rollback()  # a row gone meanwhile: the application would retry
-                    self.done += 1
-        except BaseException as exc:  # reported by the test
-            self.error = exc
-
-    def _new(self) -> int:
-        self.next_id += 1
-        return self.next_id
 
     def _any(self, cur: Any, sql: str) -> Any:
         cur.execute(sql + " ORDER BY RAND(%s) LIMIT 1", (self.rng.randint(0, 10**6),))
@@ -92,7 +74,7 @@ class Workload(threading.Thread):
     def _items(self, cur: Any, order_id: int, user_id: int, n: int) -> None:
         for _ in range(n):
             cur.execute("INSERT INTO order_items VALUES (%s, %s, %s, %s, %s)",
-                        (self._new(), order_id, user_id, f"sku{self.rng.randint(1, 50)}",
+                        (self.new_id(), order_id, user_id, f"sku{self.rng.randint(1, 50)}",
                          self.rng.randint(1, 5)))
 
     def step(self, cur: Any) -> None:
@@ -100,17 +82,17 @@ class Workload(threading.Thread):
                               "delete_order", "reinsert", "rollback"])
         self.counts[op] = self.counts.get(op, 0) + 1
         if op == "user":
-            uid = self._new()
+            uid = self.new_id()
             cur.execute("INSERT INTO users VALUES (%s, %s, 'new')", (uid, f"u{uid}@x"))
         elif op == "rename":
             row = self._any(cur, "SELECT id FROM users")
             if row:
                 cur.execute("UPDATE users SET email = %s, name = 'renamed' WHERE id = %s",
-                            (f"r{self._new()}@x", row[0]))
+                            (f"r{self.new_id()}@x", row[0]))
         elif op == "order":
             row = self._any(cur, "SELECT id FROM users")
             if row:
-                oid = self._new()
+                oid = self.new_id()
                 cur.execute("INSERT INTO orders VALUES (%s, %s, '2026-11-27', 'new')", (oid, row[0]))
                 self._items(cur, oid, row[0], self.rng.randint(0, 3))
         elif op in ("item", "qty", "drop_item"):

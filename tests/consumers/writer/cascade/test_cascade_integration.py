@@ -13,22 +13,25 @@ and re-insert are there.
 
 from __future__ import annotations
 
-import random
 import socket
-import threading
 import urllib.request
 from pathlib import Path
 from typing import Any
 
-import pymysql
 import pytest
 
 from replicator.backfill.source import SnapshotSource
 from replicator.phase import set_migration_phase
 from replicator.settings import load_settings
 from replicator.topics import table_topic
-from tests.conftest import admin_connect
-from tests.consumers.killed_run import Pair, finish_backfill, prepare, wait_caught_up, wait_for
+from tests.consumers.killed_run import (
+    Pair,
+    RandomWorkload,
+    finish_backfill,
+    prepare,
+    wait_caught_up,
+    wait_for,
+)
 from tests.replicator.backfill.test_backfill_convergence import start, stop
 from validators.reconcile import reconcile_table
 
@@ -53,42 +56,18 @@ SCHEMA = [
 ]
 
 
-class Workload(threading.Thread):
+class Workload(RandomWorkload):
     """Random single-statement changes that cascade, as an application would make them."""
 
     def __init__(self, env: dict[str, str], db: str, next_id: int) -> None:
-        super().__init__(daemon=True)
-        self.conn = admin_connect(env, db)
-        self.rng = random.Random(16)
-        self.next_id = next_id
-        self.done = 0
-        self.halt = threading.Event()
+        # 1451: a self-reference cascade deeper than InnoDB goes
+        super().__init__(env, db, next_id, seed=16, ops=OPS, ops_per_s=OPS_PER_S, tolerated=(1451,))
         self.reinserted_children: list[int] = []  # inserted under a parent after its delete + re-insert
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        try:
-            with self.conn.cursor() as cur:
-                while self.done < OPS and not self.halt.wait(1 / OPS_PER_S):
-                    try:
-                        self.step(cur)
-                    except pymysql.err.IntegrityError:  # a parent gone meanwhile: the app would retry
-                        pass
-                    except pymysql.err.OperationalError as exc:
-                        if exc.args[0] != 1451:  # a self-reference cascade deeper than InnoDB goes
-                            raise
-                    self.done += 1
-        except BaseException as exc:  # reported by the test
-            self.error = exc
 
     def _any(self, cur: Any, table: str, column: str = "id") -> Any:
         cur.execute(f"SELECT {column} FROM {table} ORDER BY RAND() LIMIT 1")
         row = cur.fetchone()
         return row[0] if row else None
-
-    def _new(self) -> int:
-        self.next_id += 1
-        return self.next_id
 
     def step(self, cur: Any) -> None:
         op = self.rng.choices(["parent", "child", "grand", "line", "note", "emp", "del_parent", "pk_parent",
@@ -96,26 +75,26 @@ class Workload(threading.Thread):
                               weights=[4, 6, 5, 3, 2, 4, 2, 2, 1, 2, 1, 1])[0]
         parent = self._any(cur, "parent")
         if op == "parent" or parent is None:
-            cur.execute("INSERT INTO parent VALUES (%s, 'p')", (self._new(),))
+            cur.execute("INSERT INTO parent VALUES (%s, 'p')", (self.new_id(),))
         elif op == "child":
-            cur.execute("INSERT INTO child VALUES (%s, %s, 'c')", (self._new(), parent))
+            cur.execute("INSERT INTO child VALUES (%s, %s, 'c')", (self.new_id(), parent))
         elif op == "grand":
-            cur.execute("INSERT INTO grand VALUES (%s, %s)", (self._new(), self._any(cur, "child")))
+            cur.execute("INSERT INTO grand VALUES (%s, %s)", (self.new_id(), self._any(cur, "child")))
         elif op == "line":
-            cur.execute("INSERT INTO line VALUES (%s, %s, 1)", (parent, self._new()))
+            cur.execute("INSERT INTO line VALUES (%s, %s, 1)", (parent, self.new_id()))
         elif op == "note":
-            cur.execute("INSERT INTO note VALUES (%s, %s)", (self._new(), parent))
+            cur.execute("INSERT INTO note VALUES (%s, %s)", (self.new_id(), parent))
         elif op == "emp":
-            cur.execute("INSERT INTO emp VALUES (%s, %s)", (self._new(), self._any(cur, "emp")))
+            cur.execute("INSERT INTO emp VALUES (%s, %s)", (self.new_id(), self._any(cur, "emp")))
         elif op == "del_parent":
             cur.execute("DELETE FROM parent WHERE id = %s", (parent,))
         elif op == "pk_parent":
-            cur.execute("UPDATE parent SET id = %s WHERE id = %s", (self._new(), parent))
+            cur.execute("UPDATE parent SET id = %s WHERE id = %s", (self.new_id(), parent))
         elif op == "reinsert":
             cur.execute("DELETE FROM parent WHERE id = %s", (parent,))
             cur.execute("INSERT INTO parent VALUES (%s, 'again')", (parent,))
             for _ in range(2):
-                child = self._new()
+                child = self.new_id()
                 cur.execute("INSERT INTO child VALUES (%s, %s, 'after')", (child, parent))
                 self.reinserted_children.append(child)
         elif op == "move_child":
