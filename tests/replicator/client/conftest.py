@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -152,15 +152,21 @@ class Shop:
             [source], gtid=position, timeout_s=timeout_s)
 
 
-@pytest.fixture(scope="package")
-def shop(stack_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
-    unique = "c" + uuid.uuid4().hex[:10]
+def create_database(stack_env: dict[str, str], letter: str, schema: Sequence[str]) -> tuple[str, Any]:
+    """A new database (named ``<letter><random>``) with ``schema``; its name and an admin connection."""
+    unique = letter + uuid.uuid4().hex[:10]
     admin = admin_connect(stack_env)
     with admin.cursor() as cur:
         cur.execute(f"CREATE DATABASE `{unique}` CHARACTER SET utf8mb4")
         cur.execute(f"USE `{unique}`")
-        for ddl in SCHEMA:
+        for ddl in schema:
             cur.execute(ddl)
+    return unique, admin
+
+
+@pytest.fixture(scope="package")
+def shop(stack_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
+    unique, admin = create_database(stack_env, "c", SCHEMA)
     settings = load_settings(
         kafka={"topic_prefix": unique, "partitions": 2},
         dynamodb={"table_prefix": f"{unique}-", "streams": True},

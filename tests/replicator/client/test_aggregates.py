@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-import uuid
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -26,7 +25,7 @@ from replicator.control import ControlStore, HistoryEntry, PhaseState, open_cont
 from replicator.control.watermark import PipelineWatermark
 from replicator.demo.processes import Pipeline
 from replicator.settings import Settings, load_settings
-from tests.conftest import admin_connect
+from tests.replicator.client.conftest import create_database
 
 pytestmark = pytest.mark.integration
 
@@ -79,13 +78,7 @@ class Env:
 
 @pytest.fixture(scope="module")
 def env(stack_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    unique = "a" + uuid.uuid4().hex[:10]
-    admin = admin_connect(stack_env)
-    with admin.cursor() as cur:
-        cur.execute(f"CREATE DATABASE `{unique}` CHARACTER SET utf8mb4")
-        cur.execute(f"USE `{unique}`")
-        for ddl in SCHEMA:
-            cur.execute(ddl)
+    unique, admin = create_database(stack_env, "a", SCHEMA)
     user = stack_env.get("STACK_MYSQL_ADMIN_USER", "admin")
     password = stack_env.get("STACK_MYSQL_ADMIN_PASSWORD", "")
     settings = load_settings(
