@@ -21,9 +21,9 @@ from replicator.errors import ConfigError
 from replicator.lifecycle import stop_on_signals
 from replicator.mapping import TableMapper
 from replicator.mapping.embedded import EmbeddedMapper
-from replicator.mapping.model import check_model
 from replicator.mapping.foreign_keys import CascadeGraph
 from replicator.mapping.indexes import template_prefix
+from replicator.mapping.model import check_model
 from replicator.metrics import Health, serve_metrics
 from replicator.settings import Settings
 from replicator.topics import dead_letter_topic, table_topic

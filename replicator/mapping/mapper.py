@@ -27,7 +27,7 @@ from replicator.errors import (
 from replicator.events import JsonDoc, Row, Temporal, Value
 from replicator.mapping.coltypes import ColumnType, parse_column_type
 from replicator.mapping.indexes import IndexMapping, build_indexes, index_key_problem, validate_indexes
-from replicator.mapping.names import METADATA_ATTRS, PK_ATTR, SK_ATTR
+from replicator.mapping.names import METADATA_ATTRS, PK_ATTR, SK_ATTR, TABLE_ATTR
 from replicator.mapping.size import MAX_ITEM_BYTES, item_size
 from replicator.mapping.templates import (
     TemplateValueError,
@@ -270,12 +270,14 @@ class TableMapper:
         return key
 
     def to_item(self, row: Row, *, metadata: Item | None = None) -> Item:
-        """The item for a row: key attributes, one attribute per mapped column, then ``metadata``.
+        """The item for a row: key attributes, ``_table``, one attribute per mapped column, then
+        ``metadata``.
 
         A NULL column is an explicit NULL attribute (``null_mode: explicit``) or left out (``omit``);
         a NULL in a column that keys an access pattern is always left out (a sparse GSI).
         """
         item = self.key(row)
+        item[TABLE_ATTR] = {"S": self.table}
         explicit = self.mapping.null_mode == "explicit"
         for column, attr in self.attributes.items():
             if attr in item:

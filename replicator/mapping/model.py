@@ -69,7 +69,7 @@ def check_model(settings: Settings) -> None:
                         f"that tell them apart, e.g. sk \"#META\" and \"ORDER#{{id}}\"")
     for t in settings.tables:
         for c in t.collections:
-            for member, on in c.members.items():
+            for member in c.members:
                 other = settings.table(member)
                 if other is None or other.embed is not None or other.target_name != t.target_name:
                     raise ConfigError(f"tables[source={t.source}].collections[{c.name}]: member {member!r} "
@@ -78,10 +78,9 @@ def check_model(settings: Settings) -> None:
                     raise ConfigError(f"tables[source={t.source}].collections[{c.name}]: a collection needs "
                                       f"key.pk templates on {t.source} and {member}")
                 if template_prefix(t.key.pk) != template_prefix(other.key.pk):
-                    raise ConfigError(f"tables[source={t.source}].collections[{c.name}]: {member}'s key.pk "
-                                      f"{other.key.pk!r} does not start like {t.key.pk!r}; a collection is the "
-                                      f"items of one partition key")
-                del on
+                    raise ConfigError(f"tables[source={t.source}].collections[{c.name}]: {member}'s "
+                                      f"key.pk {other.key.pk!r} does not start like {t.key.pk!r}; a "
+                                      f"collection is the items of one partition key")
 
 
 def explain(settings: Settings) -> list[str]:
