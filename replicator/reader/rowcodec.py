@@ -226,6 +226,10 @@ class _TableLayout:
     key_order: tuple[int, ...]  # the same, sorted by name (the Kafka key's sorted keys)
     db_table_pk: bytes
     schema_columns: bytes
+    # A FLOAT/DOUBLE key column: the C code compares key values by their JSON text, where -0.0 and
+    # 0.0 differ but Python's == (the reference's "did the key change") does not; such tables go
+    # through the Python path.
+    python_only: bool
 
 
 @lru_cache(maxsize=1024)
@@ -240,6 +244,7 @@ def _table_layout(schema: TableSchema, encode: EncodeFn | None = None) -> _Table
                      + b',"pk":{'),
         schema_columns=b'},"schema":' + orjson.dumps(schema.fingerprint) + b',"columns":'
         + orjson.dumps(schema.typed_columns),
+        python_only=any(schema.columns[i].type in (T.FLOAT, T.DOUBLE) for i in pk),
     )
 
 
@@ -267,6 +272,9 @@ class CompiledEncoder:
         require_primary_key(change)
         check_bitmaps(schema, raw.bitmaps)
         layout = _table_layout(schema, self._encode)
+        if layout.python_only:
+            return self._fallback.encode(change, tx, first_index, topic=topic, ts_ms=ts_ms,
+                                         generation=generation)
         version0 = binlog_version(change.file, change.offset, 0, generation, 0)
         frags = (*_OP_PREFIXES, layout.db_table_pk,
                  b'},"pos":{"file":' + orjson.dumps(change.file) + b',"offset":' + str(change.offset).encode()
