@@ -332,8 +332,8 @@ def dynamodb_query_params(table_name: str, index: IndexMapping, values: Mapping[
     """Keyword arguments of ``client.query`` for one page of the pattern's GSI.
 
     Tombstones are filtered out, and so are the items of other sources of a shared table
-    (``_table``). Pass each page's
-    ``LastEvaluatedKey`` back as ``start_key``; sort the collected rows with
+    (``_table``; an item without it, written by an earlier release, counts as the pattern's
+    own). Pass each page's ``LastEvaluatedKey`` back as ``start_key``; sort the collected rows with
     :meth:`IndexMapping.sort_key`.
     """
     given = _query_values(index, values)
@@ -347,7 +347,7 @@ def dynamodb_query_params(table_name: str, index: IndexMapping, values: Mapping[
     # A GSI declared by several sources of a shared table holds the items of each: keep ours.
     names["#table"] = TABLE_ATTR
     attr_values[":table"] = {"S": index.mapper.table}
-    filters = ["attribute_not_exists(#deleted)", "#table = :table"]
+    filters = ["attribute_not_exists(#deleted)", "(attribute_not_exists(#table) OR #table = :table)"]
     params: dict[str, Any] = {
         "TableName": table_name,
         "IndexName": index.name,

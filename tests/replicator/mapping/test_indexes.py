@@ -278,7 +278,8 @@ def test_dynamodb_query_params_encode_values_through_the_mapping_and_skip_tombst
         "TableName": "t-users",
         "IndexName": "by_created",
         "KeyConditionExpression": "#pk = :pk AND #sk = :sk",
-        "FilterExpression": "attribute_not_exists(#deleted) AND #table = :table",
+        "FilterExpression":
+            "attribute_not_exists(#deleted) AND (attribute_not_exists(#table) OR #table = :table)",
         "ExpressionAttributeNames": {"#pk": "country", "#sk": "createdAt", "#deleted": DELETED_ATTR,
                                      "#table": "_table"},
         "ExpressionAttributeValues": {":pk": {"S": "de"}, ":sk": {"S": "2024-01-31T10:00:00.500000"},
@@ -297,7 +298,8 @@ def test_dynamodb_query_params_of_a_decimal_key_are_the_mappings_number_text() -
 def test_on_a_shared_table_the_query_keeps_only_its_own_tables_items() -> None:
     m = mapper(BY_EMAIL, key=KeySpec(pk="USER#{id}"))
     params = dynamodb_query_params("shared", m.index("by_email"), {"email": "a@b.c"})
-    assert params["FilterExpression"] == "attribute_not_exists(#deleted) AND #table = :table"
+    assert params["FilterExpression"] == (
+        "attribute_not_exists(#deleted) AND (attribute_not_exists(#table) OR #table = :table)")
     assert params["ExpressionAttributeNames"]["#table"] == "_table"
     assert params["ExpressionAttributeValues"][":table"] == {"S": m.table}
 
