@@ -90,19 +90,28 @@ class SnapshotSource:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    def _live(self) -> Connection[Any]:
+        """The connection, opened again when the server dropped it (a restart, a killed session).
+
+        PyMySQL does not reconnect by itself: without this, every read after a lost connection
+        failed the same way (``(0, '')``) and a backfill retrying its chunk never got past it
+        (found by the fault campaign, a MariaDB restart under ``make chaos``).
+        """
         if self._conn is None:
             raise RuntimeError("SnapshotSource used before start()")
-        with mysql_errors("reading"), self._conn.cursor() as cur:
+        if not self._conn.open:
+            self._conn = connect(self._cfg, utc=True)
+        return self._conn
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with mysql_errors("reading"), self._live().cursor() as cur:
             cur.execute(sql, params)
             return list(cur.fetchall())
 
     # ----------------------------------------------------------------- shapes
 
     def table_shape(self, db: str, table: str) -> TableShape:
-        if self._conn is None:
-            raise RuntimeError("SnapshotSource used before start()")
-        with mysql_errors("reading the table's shape"), self._conn.cursor() as cur:
+        with mysql_errors("reading the table's shape"), self._live().cursor() as cur:
             shape = read_table_shape(cur, db, table)
         if shape is None:
             raise TableVanishedError(f"{db}.{table}: the table does not exist (dropped or renamed?); "
@@ -125,10 +134,8 @@ class SnapshotSource:
 
     def replication_lag_s(self) -> float | None:
         """Seconds_Behind_Master when this server is itself a replica, else None."""
-        if self._conn is None:
-            raise RuntimeError("SnapshotSource used before start()")
         try:
-            with mysql_errors("reading the replica status"), self._conn.cursor() as cur:
+            with mysql_errors("reading the replica status"), self._live().cursor() as cur:
                 cur.execute("SHOW SLAVE STATUS")
                 row = cur.fetchone()
                 names = [d[0] for d in cur.description or ()]
@@ -177,12 +184,11 @@ class SnapshotSource:
         return self._snapshot(shape, sql, params)
 
     def _snapshot(self, shape: TableShape, sql: str, params: Sequence[Any]) -> Chunk:
-        if self._conn is None:
-            raise RuntimeError("SnapshotSource used before start()")
+        conn = self._live()
         _, convert = self._plan(shape)
         head = None if self.is_mariadb else self._head()
         t0 = time.monotonic()
-        with mysql_errors(f"reading a chunk of {shape.source}"), self._conn.cursor() as cur:
+        with mysql_errors(f"reading a chunk of {shape.source}"), conn.cursor() as cur:
             cur.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
             try:
                 if head is None:
