@@ -40,6 +40,7 @@ from replicator.errors import BrokerUnavailable, ControlStoreUnavailable
 from replicator.metrics import Health
 from replicator.settings import Settings
 
+MAX_REMEMBERED_LETTERS = 20  # dead letters kept for the gates to name (the topic keeps them all)
 log = structlog.get_logger("consumers.writer")
 
 
@@ -207,6 +208,7 @@ class Writer:
                         message=letter.error)
         if letters:
             self.dead_letters.send(letters)
+            self._remember(letters, now)
         offsets = plan.offsets if self.cascades is None else self.cascades.cap(plan.offsets)
         self.consumer.commit(offsets)
         # Applied, whether or not the commit went through (a partition revoked meanwhile): true either way.
@@ -232,8 +234,23 @@ class Writer:
     def _rejected(plan: BatchPlan, r: WriteResult) -> DeadLetter:
         w = r.write
         key = ",".join(f"{k}={next(iter(v.values()))!r}" for k, v in sorted(w.key.items()))
-        return DeadLetter(plan.message_of(w), "TargetRejected", r.error, w.table, key,
-                          "dynamodb-rejected", w.version)
+        if w.entry is not None:
+            key += f" {w.entry.attribute}[{w.entry.name}]"
+        # DynamoDB's own words for an item past 400 KB (an embedded parent with too many children)
+        reason = "item-too-large" if "item size" in r.error.lower() else "dynamodb-rejected"
+        return DeadLetter(plan.message_of(w), "TargetRejected", r.error, w.table, key, reason, w.version)
+
+    def _remember(self, letters: list[DeadLetter], now: float) -> None:
+        """The latest dead letters in the control store, for the dual-write gate to name them."""
+        recent = [{"table": d.table, "key": d.key, "reason": d.reason, "error": d.error[:200], "at": now}
+                  for d in letters[-MAX_REMEMBERED_LETTERS:]]
+        try:
+            doc = self.control.get_marker(names.WRITER_DEADLETTERS) or {}
+            kept = list(doc.get("recent") or [])[-(MAX_REMEMBERED_LETTERS - len(recent)):] \
+                if len(recent) < MAX_REMEMBERED_LETTERS else []
+            self.control.put_marker(names.WRITER_DEADLETTERS, {"recent": kept + recent})
+        except ControlStoreUnavailable as exc:
+            log.warning("dead_letters_not_remembered", error=str(exc), count=len(letters))
 
     def _report(self, now: float, stats: BatchStats) -> None:
         ok = stats.applied + stats.replayed + stats.coalesced

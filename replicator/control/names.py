@@ -25,6 +25,9 @@ COUNTERS = (
 )
 
 # Markers (small JSON documents).
+#: {"recent": [{"table", "key", "reason", "error", "at"}, ...]}: the writer's latest dead letters
+#: (at most 20), which the dual-write gate names.
+WRITER_DEADLETTERS = "writer.deadletters"
 WRITER_HEARTBEAT = "writer.heartbeat"    # {"ts": epoch_s, "group": str, "events_per_s": float}
 READER_HEARTBEAT = "reader.heartbeat"    # {"ts": epoch_s, "lag_s": float, "position": ...}
 BACKFILL_COMPLETE = "backfill.complete"  # {"complete": bool, "tables": [...], "at": epoch_s}

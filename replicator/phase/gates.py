@@ -10,7 +10,7 @@ fails its gate with a reason saying so, instead of passing vacuously on 0/0.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from typing import Any
@@ -67,7 +67,15 @@ def soak_time(now: float, phase_since: float, window_s: float, phase: int) -> Ga
     )
 
 
-def dual_write_success(applied: int, failed: int, min_success: float, window_s: float) -> GateResult:
+def _named(letters: Sequence[Mapping[str, Any]]) -> str:
+    """Recent dead letters, newest first, as the gate's detail names them."""
+    shown = [f"{d.get('table')} {d.get('key')} ({d.get('reason')})" for d in list(letters)[::-1][:5]]
+    more = f" and {len(letters) - 5} more" if len(letters) > 5 else ""
+    return "; dead letters: " + ", ".join(shown) + more if shown else ""
+
+
+def dual_write_success(applied: int, failed: int, min_success: float, window_s: float,
+                       letters: Sequence[Mapping[str, Any]] = ()) -> GateResult:
     total = applied + failed
     threshold = f">= {_pct(min_success)}"
     if total == 0:
@@ -81,7 +89,8 @@ def dual_write_success(applied: int, failed: int, min_success: float, window_s: 
     return GateResult(
         DUAL_WRITE_SUCCESS, ok, measured=f"{_pct(rate)} ({applied}/{total})", threshold=threshold,
         window_s=window_s, value=float(rate),
-        detail="" if ok else f"{failed} DynamoDB writes failed in the window (see the DualWrite logs)",
+        detail=(f"{failed} DynamoDB writes failed in the window (see the DualWrite logs and the "
+                f"dead-letter topic){_named(letters)}" if failed else ""),
     )
 
 

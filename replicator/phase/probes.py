@@ -177,9 +177,11 @@ class GateChecker:
         if name == gates.SOAK_TIME:
             return gates.soak_time(now, state.updated_at, window, state.phase)
         if name == gates.DUAL_WRITE_SUCCESS:
+            letters = (self._store.get_marker(names.WRITER_DEADLETTERS) or {}).get("recent") or []
             return gates.dual_write_success(self._sum(names.DUAL_WRITE_APPLIED, now, window),
                                             self._sum(names.DUAL_WRITE_FAILED, now, window),
-                                            g.min_dual_write_success, window)
+                                            g.min_dual_write_success, window,
+                                            [d for d in letters if float(d.get("at", 0)) >= now - window])
         if name == gates.BACKFILL_COMPLETE:
             return gates.backfill_complete(self._store.get_marker(names.BACKFILL_COMPLETE), mapped)
         if name == gates.VALIDATION_ERROR_RATE:

@@ -100,3 +100,29 @@ def test_each_turn_of_the_loop_keeps_healthz_alive_and_a_readable_phase_makes_it
     assert not writer.health.live()[0] and not writer.health.ready()[0]
     writer.step()
     assert writer.health.live() == (True, "ok") and writer.health.ready() == (True, "ok")
+
+
+def test_dead_letters_are_remembered_for_the_dual_write_gate_to_name_them() -> None:
+    from replicator.control import names
+    from replicator.phase import gates
+
+    writer, _, _, control = _writer(_messages(), phase=2)
+    writer.step()
+    recent = (control.get_marker(names.WRITER_DEADLETTERS) or {})["recent"]
+    assert [d["reason"] for d in recent] == ["not-json"], recent  # the garbage message
+    result = gates.dual_write_success(3, 1, 0.99, 600, recent)
+    assert not result.passed and "dead letters:" in result.detail and "(not-json)" in result.detail
+
+
+def test_an_item_dynamodb_refuses_as_too_large_is_dead_lettered_as_such() -> None:
+    control = MemoryControlStore()
+    set_phase(control, 2)
+    letters = MemoryDeadLetters[DeadLetter]()
+    applier = MemoryApplier(WriteResult, reject=lambda w: "ValidationException: Item size has exceeded the "
+                                                           "maximum allowed size")
+    applier.start()
+    writer = Writer(load_settings(tables=[{"source": "shop.users"}]),
+                    MemoryEventConsumer(_messages()[:1]), applier, letters, control, WriterMetrics(),
+                    WriterOptions(phase_refresh_s=0))
+    writer.step()
+    assert [(d.reason, d.table) for d in letters.letters] == [("item-too-large", "users")]

@@ -95,3 +95,11 @@ def test_replication_lag_fails_on_any_lag_or_unknown(
 ) -> None:
     r = gates.replication_lag_zero(doc, 1010, 60, lags, "Kafka unreachable")
     assert not r.passed and why in r.measured
+
+
+def test_the_dual_write_gate_names_the_latest_dead_letters_newest_first() -> None:
+    letters = [{"table": f"t{i}", "key": f"id={i}", "reason": "item-too-large"} for i in range(7)]
+    r = gates.dual_write_success(990, 7, 0.999, DAY, letters)
+    assert not r.passed
+    assert "dead letters: t6 id=6 (item-too-large), t5 id=5" in r.detail and "and 2 more" in r.detail
+    assert "dead letters" not in gates.dual_write_success(990, 0, 0.99, DAY, letters).detail
