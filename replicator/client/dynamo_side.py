@@ -75,7 +75,7 @@ class Put:
 
 def app_put(mapper: TableMapper, table: str, row: dict[str, Any], version: int, expected: int | None,
             op: str) -> Put:
-    item = mapper.to_item(row, metadata=metadata(version, ORIGIN_APP, mapper.table))
+    item = mapper.to_item(row, metadata=metadata(version, ORIGIN_APP))  # to_item names the table
     return Put(table, item, version, expected, op)
 
 

@@ -119,7 +119,7 @@ def metadata(version: int, origin: str, source: str | None = None) -> Item:
 
 def upsert(mapper: TableMapper, table: str, row: Row, version: int, origin: str) -> ConditionalWrite:
     key = mapper.key(row)
-    item = mapper.to_item(row, metadata=metadata(version, origin, mapper.table))
+    item = mapper.to_item(row, metadata=metadata(version, origin))  # to_item names the table
     children = mapper.mapping.children_as
     if children:
         return ConditionalWrite(table, key, item, version, tombstone=False, op="parent_update",

@@ -192,9 +192,9 @@ def entries_update(table: str, key: Item, changes: list[tuple[EntryChange, int]]
 def resolve_entry(stored: dict[str, Any] | None, table: str, key: Item, change: EntryChange, version: int,
                   parent_source: str) -> dict[str, Any] | str:
     """After the fast path's condition failed, given the item as stored now: ``"replayed"``
-    when the entry or the parent's delete is at least as new, else the request to try next
-    (``("put", params)`` for a new item shell, ``("update", params)`` for a missing map or the
-    fast path again), as ``{"op": ..., "params": ...}``."""
+    when the entry or the parent's delete is at least as new, else the request to try next as
+    ``{"op": "put" | "update", "params": ...}``: the put of a new item shell, or the update that
+    creates the missing map, or the fast path again."""
     if stored is None:
         shell = dict(key)
         shell[TABLE_ATTR] = {"S": parent_source}
