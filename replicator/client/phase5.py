@@ -9,6 +9,13 @@ tombstone — conditional on the version read (or on there being no item at all)
 condition fail: :class:`WriteConflictError`, nothing written, and single-row operations run
 again from their read. Versions come from :func:`~replicator.client.dynamo_side.app_version`,
 above every binlog version, so no late CDC event can overwrite them.
+
+A row whose DynamoDB key is not its primary key alone (``USER#{user_id}`` / ``ORDER#{id}``)
+moves when a key column changes: a tombstone at the old item, the row at the new one. Both
+halves carry one version (the higher of the two items' next versions), so that reverse
+replication, which sees the two items' stream records in no particular order, can order them
+as the writer does the binlog's: at one version a delete comes before an upsert
+(docs/model.md, "Phase 5").
 """
 
 from __future__ import annotations
@@ -45,6 +52,13 @@ class Slot:
     @property
     def changed(self) -> bool:
         return self.row != self.original
+
+    @property
+    def row_identity(self) -> tuple[str, tuple[Any, ...]]:
+        """The MySQL row this slot writes (its table and primary key), whichever item holds it."""
+        row = self.row if self.row is not None else self.original
+        mapper = self.table.mapper
+        return mapper.table, tuple(row.get(c) for c in mapper.primary_key) if row is not None else ()
 
 
 def _identity(table: str, key: Item) -> tuple[str, tuple[tuple[str, str, str], ...]]:
@@ -116,12 +130,19 @@ class Phase5Batch:
         slot.row = None
         return 1
 
+    def _versions(self, changed: list[Slot]) -> list[int]:
+        """Each changed slot's version; the slots of one row (a move's two halves) share the highest."""
+        versions = [app_version(slot.stored, self._generation) for slot in changed]
+        rows: dict[tuple[str, tuple[Any, ...]], int] = {}
+        for slot, version in zip(changed, versions, strict=True):
+            ident = slot.row_identity
+            rows[ident] = max(rows.get(ident, 0), version)
+        return [rows[slot.row_identity] for slot in changed]
+
     def puts(self) -> list[Put]:
         out: list[Put] = []
-        for slot in self._slots.values():
-            if not slot.changed:
-                continue
-            version = app_version(slot.stored, self._generation)
+        changed = [slot for slot in self._slots.values() if slot.changed]
+        for slot, version in zip(changed, self._versions(changed), strict=True):
             mapper: TableMapper = slot.table.mapper
             if slot.row is not None:
                 op = "update" if slot.was_live else "insert"
