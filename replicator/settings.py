@@ -301,6 +301,10 @@ class CutoverSettings(_Section):
     fence_table: str = Field(
         "replicator.fence", description="database.table of the MySQL fence row (write target, generation of "
                                         "versions); the pipeline reads its binlog events, not a mapped table")
+    reverse_versions_table: str = Field(
+        "replicator.reverse_versions",
+        description="database.table where reverse replication keeps each MySQL row's last applied version "
+                    "(created at its start-up)")
     lease_ttl_s: float = Field(
         5.0, gt=0, description="a client whose lease is older than this is not waited for, and refuses "
                                "to write")
@@ -318,7 +322,7 @@ class CutoverSettings(_Section):
                                "table topics (drained to zero under the freeze; keep it below what the "
                                "writer applies in half of max_write_pause_s)")
 
-    @field_validator("fence_table")
+    @field_validator("fence_table", "reverse_versions_table")
     @classmethod
     def _fence_db_dot_table(cls, v: str) -> str:
         return _db_dot_table(v)

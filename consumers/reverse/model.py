@@ -70,3 +70,5 @@ class Outcome:
 
 
 APPLIED = Outcome("applied")
+#: Older than what MySQL already holds for the row (:mod:`consumers.reverse.order`): nothing to write.
+SUPERSEDED = Outcome("applied", "superseded")

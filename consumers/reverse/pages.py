@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from consumers.reverse.model import Change, Rejected, Skipped, Translated
+from consumers.reverse.order import RANK
 from consumers.reverse.records import Target
 from consumers.reverse.shards import Checkpoint, Shard
 
@@ -55,8 +56,12 @@ class TableStream:
 
 
 def coalesce(items: Iterable[Translated]) -> tuple[list[Change | Rejected], int, list[Skipped]]:
-    """The last change of each row, in the stream order of those last changes; the number of
-    changes superseded; the skips."""
+    """The newest change of each row, in the stream order of those changes; the number of
+    changes superseded; the skips.
+
+    Newest by (version, delete before upsert), the order :mod:`.order` keeps in MySQL, not by
+    position: the two halves of a moved row are records of two items, which a page may hold in
+    either order (at one version, the row at its new item wins over the tombstone at the old)."""
     last: dict[tuple[str, tuple[object, ...]], Change | Rejected] = {}
     skipped: list[Skipped] = []
     superseded = 0
@@ -65,7 +70,15 @@ def coalesce(items: Iterable[Translated]) -> tuple[list[Change | Rejected], int,
             skipped.append(x)
             continue
         ident = (x.source, x.pk or (x.key_text,))
-        if last.pop(ident, None) is not None:
+        before = last.get(ident)
+        if before is not None:
             superseded += 1
+            if _stamp(before) > _stamp(x):
+                continue
+            del last[ident]
         last[ident] = x
     return list(last.values()), superseded, skipped
+
+
+def _stamp(x: Change | Rejected) -> tuple[int, int]:
+    return x.version, RANK[x.op] if isinstance(x, Change) else RANK["upsert"]

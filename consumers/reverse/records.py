@@ -7,18 +7,24 @@ Rules, in order (the record's image is the NEW one, the OLD one for a ``REMOVE``
    changes; the reverse replication's MySQL writes come back that way too (as ``cdc``), so it
    never applies its own echo.
 2. Only this mapping's items: on a DynamoDB table shared by several sources, an item belongs
-   to the source whose key template produced its key (``USER#{id}`` vs ``ORDER#{id}``); an
-   item no source's template matches is skipped (``not_mapped``).
+   to the source its ``_table`` names; an item without one (written before items named their
+   table) to the source whose key template produced its key (``USER#{id}`` vs ``ORDER#{id}``);
+   any other item is skipped (``not_mapped``).
 3. A tombstone (NEW image with ``_deleted``) or a ``REMOVE`` of a live item is a delete by
-   primary key; a ``REMOVE`` of a tombstone (its TTL ran out) is skipped.
+   primary key, read from the OLD image (the live item the application deleted), or from the
+   item's key when that is made of the primary key alone; a ``REMOVE`` of a tombstone (its TTL
+   ran out) is skipped.
 4. Anything else is an upsert of the row :meth:`TableMapper.to_row` reads from the item,
    unless MySQL could not hold it: an attribute with no column, a value MySQL would change
    (:attr:`TablePlan.fit_columns`) or refuse (the sink), an item whose attributes disagree with
    its key. Those are :class:`Rejected` (dead letters), never dropped.
 
-The reverse replication writes rows by primary key, so a source's DynamoDB key must be made of
-exactly its primary-key columns (the default key, or templates over them):
-:func:`check_reversible` refuses any other mapping at start-up, naming it.
+The reverse replication writes rows by primary key, read from the item's attributes, so a key
+may be made of any columns (``USER#{user_id}`` / ``ORDER#{created_at:%Y-%m-%d}#{id}``): a row
+that moves between two items when a key column changes reaches MySQL in the right order through
+the versions the sink keeps per row (:mod:`.order`). :func:`check_reversible` refuses, naming
+it, a mapping whose rows cannot be written back (no primary key, key columns excluded, embedded
+children: not yet).
 """
 
 from __future__ import annotations
@@ -43,7 +49,8 @@ from replicator.mapping import (
     is_tombstone,
 )
 from replicator.mapping.coltypes import ColumnType
-from replicator.mapping.templates import parse_template, placeholders, template_fields
+from replicator.mapping.names import TABLE_ATTR
+from replicator.mapping.templates import parse_template, placeholders
 from replicator.mapping.values import decode_value
 
 #: docs/design.md: version = generation << 52 | base; an application write's base is its
@@ -127,6 +134,18 @@ class Route:
                 self._patterns.append((attr, None, ()))
         self.allowed = (set(self.mapper.attributes.values()) | set(METADATA_ATTRS)
                         | {a.name for a in self.mapper.key_attributes})
+        #: The key reads back as the primary key: made of its columns alone, none formatted in a
+        #: way that loses them (a date format, a NULL default).
+        columns: list[str | None] = []
+        lossy = False
+        for attr, _, fields in self._patterns:
+            if attr.template is None:
+                columns.append(attr.column)
+                continue
+            columns.extend(fields)
+            lossy |= any(ph.kind == "temporal" or ph.default is not None
+                         for ph in placeholders(attr.template))
+        self.key_is_pk = not lossy and set(columns) == set(plan.pk)
 
     def matches(self, keys: dict[str, Any]) -> bool:
         for attr, regex, _ in self._patterns:
@@ -138,7 +157,10 @@ class Route:
         return True
 
     def key_row(self, keys: dict[str, Any]) -> Row | None:
-        """The primary-key columns read back from an item's key; None when they cannot be."""
+        """The primary-key columns read back from an item's key; None when they cannot be (the
+        key is not made of the primary key alone: :attr:`key_is_pk`)."""
+        if not self.key_is_pk:
+            return None
         row: Row = {}
         try:
             for attr, regex, fields in self._patterns:
@@ -175,6 +197,9 @@ class Target:
         self.routes = tuple(routes)
 
     def route(self, keys: dict[str, Any], image: dict[str, Any]) -> Route | None:
+        named = (image.get(TABLE_ATTR) or {}).get("S")
+        if named is not None:
+            return next((r for r in self.routes if r.source == named), None)
         found = [r for r in self.routes if r.matches(keys)]
         if len(found) <= 1:
             return found[0] if found else None
@@ -289,19 +314,6 @@ def check_reversible(plan: TablePlan) -> None:
     if missing:
         raise ConfigError(f"{where}.exclude removes primary-key column(s) {missing}; reverse replication "
                           f"needs them in DynamoDB to write rows back")
-    spec = plan.mapper.mapping.key
-    if spec.pk is not None:
-        fields = set(template_fields(spec.pk)) | set(template_fields(spec.sk or ""))
-        lossy = [ph for t in (spec.pk, spec.sk or "") for ph in placeholders(t)
-                 if ph.kind == "temporal" or ph.default is not None]
-        if lossy:
-            raise ConfigError(f"{where}.key templates format {lossy[0].column!r} in a way reverse "
-                              "replication cannot read back (a date format or a NULL default): key the item "
-                              "by the plain primary-key columns, or 0<N>d-padded integers")
-        if fields != set(plan.pk):
-            raise ConfigError(f"{where}.key templates use columns {sorted(fields)}, but reverse replication "
-                              f"needs the DynamoDB key made of exactly the primary key {list(plan.pk)} "
-                              f"(an item must name one row, and keep naming it when other columns change)")
 
 
 def check_shared(target: Target) -> None:

@@ -33,7 +33,7 @@ import structlog
 
 from consumers.reverse.deadletters import DeadLetters
 from consumers.reverse.metrics import ReverseMetrics
-from consumers.reverse.model import Change, Rejected
+from consumers.reverse.model import SUPERSEDED, Change, Rejected
 from consumers.reverse.pages import Fetched, Page, ShardState, TableStream, coalesce
 from consumers.reverse.ports import RowSink, StreamSource
 from consumers.reverse.progress import Progress
@@ -320,7 +320,10 @@ class ReverseReplicator:
         retry: list[Change] = []
         expired = self.monotonic() - page.first_try >= self.options.retry_s
         for change, outcome in zip(page.changes, outcomes, strict=True):
-            if outcome.verdict == "applied":
+            if outcome is SUPERSEDED:  # MySQL holds a newer state of the row: its dead letters stand
+                self.metrics.superseded.inc()
+                self.progress.applied(change.written_at)
+            elif outcome.verdict == "applied":
                 self.metrics.applied.labels(change.source, change.op).inc()
                 self.progress.applied(change.written_at)
                 page.clears.append((change.source, change.key_text))

@@ -49,7 +49,7 @@ def build_targets(settings: Settings, sink: MySQLSink) -> list[Target]:
 def build_reverse(settings: Settings, store: ControlStore, *, options: ReverseOptions | None = None,
                   metrics: ReverseMetrics | None = None) -> ReverseReplicator:
     """A reverse replicator over the real adapters, its sink started (see :func:`reverse_session`)."""
-    sink = MySQLSink(client_mysql_settings(settings))
+    sink = MySQLSink(client_mysql_settings(settings), versions_table=settings.cutover.reverse_versions_table)
     sink.start()
     try:
         targets = build_targets(settings, sink)

@@ -6,6 +6,12 @@ application's). The session runs in UTC (TIMESTAMP values are UTC in DynamoDB) w
 ``sql_mode``: a value MySQL cannot hold is an error (a dead letter), never truncated or
 rounded in silence; ``NO_AUTO_VALUE_ON_ZERO`` keeps a primary key of 0 as 0.
 
+Each row's last applied version is kept in a table of its own (``cutover.reverse_versions_table``,
+``replicator.reverse_versions`` by default; created at start-up): in the page's transaction the
+versions of its rows are read ``FOR UPDATE``, a change not newer than its row's is superseded
+(:mod:`.order`: the halves of a moved row reach the reverse in any order), and the new versions
+are written with the rows, so they commit or roll back together.
+
 One page is one transaction. Fast path: consecutive changes of one table and kind go as one
 ``executemany`` (one multi-row statement for upserts), in stream order. If MySQL refuses any
 statement, the transaction is rolled back and the page is applied again change by change in
@@ -22,11 +28,13 @@ from typing import Any
 
 import structlog
 
-from consumers.reverse.model import APPLIED, Change, Outcome
+from consumers.reverse.model import APPLIED, SUPERSEDED, Change, Outcome
+from consumers.reverse.order import Stamp, newer, row_digest, stamp
 from consumers.reverse.plan import TablePlan
 from replicator.adapters.mysql import Connection, connect, mysql_errors
 from replicator.catalog import TableShape, read_table_shape
 from replicator.errors import ConfigError, ReplicatorError, SourceUnavailable, StatementRejected
+from replicator.mapping.cells import quote_ident
 from replicator.settings import MySQLSettings
 
 log = structlog.get_logger("consumers.reverse")
@@ -55,18 +63,46 @@ class TableFacts:
         self.not_null = not_null
 
 
+def versions_ddl(table: str) -> list[str]:
+    """The statements that create the versions table ``database.table`` (idempotent)."""
+    db, name = table.split(".", 1)
+    return [f"CREATE DATABASE IF NOT EXISTS {quote_ident(db)}",
+            f"CREATE TABLE IF NOT EXISTS {quote_ident(db)}.{quote_ident(name)} ("
+            "row_digest BINARY(32) NOT NULL PRIMARY KEY COMMENT 'SHA-256 of the table and primary key', "
+            "source_table VARCHAR(200) NOT NULL, "
+            "version BIGINT UNSIGNED NOT NULL, "
+            "op_rank TINYINT NOT NULL COMMENT '0 delete, 1 upsert: at one version an upsert wins', "
+            "applied_at TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3)"
+            ") ENGINE=InnoDB COMMENT 'replicator reverse: the last version applied to each row'"]
+
+
 class MySQLSink:
     """:class:`~consumers.reverse.ports.RowSink` over one PyMySQL connection (see module docstring)."""
 
-    def __init__(self, cfg: MySQLSettings, plans: dict[str, TablePlan] | None = None) -> None:
+    def __init__(self, cfg: MySQLSettings, plans: dict[str, TablePlan] | None = None, *,
+                 versions_table: str = "replicator.reverse_versions") -> None:
         self.cfg = cfg
         self.plans: dict[str, TablePlan] = dict(plans or {})
         self._conn: Connection[Any] | None = None
+        db, name = versions_table.split(".", 1)
+        self.versions_table = versions_table
+        self._versions = f"{quote_ident(db)}.{quote_ident(name)}"
 
     # ----------------------------------------------------------------- lifecycle
 
     def start(self) -> None:
-        self._connection()
+        conn = self._connection()
+        try:
+            with mysql_errors(f"creating the versions table {self.versions_table}", self.cfg), \
+                    conn.cursor() as cur:
+                for ddl in versions_ddl(self.versions_table):
+                    cur.execute(ddl)
+        except StatementRejected as exc:
+            statements = ";\n  ".join(versions_ddl(self.versions_table))
+            raise ConfigError(
+                f"reverse replication keeps each row's last applied version in {self.versions_table}, and "
+                f"MySQL refused to create it for user {self.cfg.user}: {exc}. Create it once as an "
+                f"administrator and grant that user SELECT, INSERT, UPDATE on it:\n  {statements}") from exc
 
     def close(self) -> None:
         conn, self._conn = self._conn, None
@@ -117,11 +153,14 @@ class MySQLSink:
         try:
             try:
                 with conn.cursor() as cur:
-                    for (source, op), run in groupby(changes, key=lambda c: (c.source, c.op)):
+                    applies, final = newer(changes, self._stored(cur, changes))
+                    todo = [c for c, a in zip(changes, applies, strict=True) if a]
+                    for (source, op), run in groupby(todo, key=lambda c: (c.source, c.op)):
                         self._run(cur, self.plans[source], op, list(run))
+                    self._record(cur, final, {row_digest(c.source, c.pk): c.source for c in todo})
                 with mysql_errors("committing"):
                     conn.commit()
-                return [APPLIED] * len(changes)
+                return [APPLIED if a else SUPERSEDED for a in applies]
             except StatementRejected:
                 self._rollback(conn)
             outcomes = self._one_by_one(conn, changes)
@@ -158,17 +197,46 @@ class MySQLSink:
                 if inserts:
                     cur.executemany(plan.insert_sql, inserts)
 
+    def _stored(self, cur: Any, changes: Sequence[Change]) -> dict[bytes, Stamp]:
+        """The versions of the page's rows, locked until the transaction ends."""
+        digests = sorted({row_digest(c.source, c.pk) for c in changes})
+        marks = ", ".join(["%s"] * len(digests))
+        with mysql_errors(f"reading {len(digests)} row version(s) from {self.versions_table}", self.cfg):
+            cur.execute(f"SELECT row_digest, version, op_rank FROM {self._versions} "  # noqa: S608
+                        f"WHERE row_digest IN ({marks}) FOR UPDATE", digests)
+            return {bytes(d): (int(v), int(r)) for d, v, r in cur.fetchall()}
+
+    def _record(self, cur: Any, stamps: dict[bytes, Stamp], sources: dict[bytes, str]) -> None:
+        """Write the rows' new versions (only ever raised: :func:`.order.newer` compared them)."""
+        rows = [(d, sources[d], v, r) for d, (v, r) in stamps.items() if d in sources]
+        if not rows:
+            return
+        with mysql_errors(f"writing {len(rows)} row version(s) to {self.versions_table}", self.cfg):
+            cur.executemany(f"INSERT INTO {self._versions} (row_digest, source_table, version, op_rank) "  # noqa: S608
+                            "VALUES (%s, %s, %s, %s) ON DUPLICATE KEY UPDATE version = VALUES(version), "
+                            "op_rank = VALUES(op_rank)", rows)
+
     def _one_by_one(self, conn: Connection[Any], changes: Sequence[Change]) -> list[Outcome]:
         outcomes: list[Outcome] = []
         with conn.cursor() as cur:
+            current = self._stored(cur, changes)
+            applied: dict[bytes, str] = {}
             for c in changes:
+                digest = row_digest(c.source, c.pk)
+                was = current.get(digest)
+                if was is not None and stamp(c) <= was:
+                    outcomes.append(SUPERSEDED)
+                    continue
                 try:
                     self._run(cur, self.plans[c.source], c.op, [c])
                     outcomes.append(APPLIED)
+                    current[digest] = stamp(c)
+                    applied[digest] = c.source
                 except StatementRejected as exc:
                     if exc.code in RETRY_CODES:
                         outcomes.append(Outcome("retry", RETRY_CODES[exc.code], str(exc)))
                     else:
                         outcomes.append(Outcome("rejected", REASONS.get(exc.code, f"mysql_{exc.code}"),
                                                 str(exc)))
+            self._record(cur, current, applied)
         return outcomes
