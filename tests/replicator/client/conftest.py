@@ -12,7 +12,8 @@ from __future__ import annotations
 import datetime as dt
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -92,6 +93,8 @@ class Shop:
             self.switch().run(4, actor="test", reason="test")
         if n == 5 and self.store.get_phase().phase != 5:
             self._set(4)
+            for t in self.settings.tables:  # the 4 -> 5 lag gate: the pipeline has caught up
+                assert self.applied(t.source, timeout_s=60), f"the pipeline lags; see {self.pipeline.logs}"
             self.switch().run(5, actor="test", reason="test")
         else:
             self._set(n)
@@ -164,25 +167,27 @@ def create_database(stack_env: dict[str, str], letter: str, schema: Sequence[str
     return unique, admin
 
 
-@pytest.fixture(scope="package")
-def shop(stack_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
-    unique, admin = create_database(stack_env, "c", SCHEMA)
+@contextmanager
+def open_shop(stack_env: dict[str, str], workdir: Path, schema: Sequence[str] = SCHEMA,
+              mapping: Callable[[str], list[dict[str, Any]]] = tables, letter: str = "c") -> Iterator[Shop]:
+    """A shop on its own database: the pipeline, the reverse replication and a client, in phase 2."""
+    unique, admin = create_database(stack_env, letter, schema)
     settings = load_settings(
         kafka={"topic_prefix": unique, "partitions": 2},
         dynamodb={"table_prefix": f"{unique}-", "streams": True},
-        control={"namespace": unique}, tables=tables(unique),
+        control={"namespace": unique}, tables=mapping(unique),
         client={"mysql_user": stack_env.get("STACK_MYSQL_ADMIN_USER", "admin"),
                 "mysql_password": stack_env.get("STACK_MYSQL_ADMIN_PASSWORD", ""),
                 "read_your_writes_wait_s": 2.0},
         validation={"recheck_wait_s": 3.0}, log={"level": "warning"},
         cutover={"fence_table": f"{unique}_fence.fence", "max_write_pause_s": 10.0,
+                 "reverse_versions_table": f"{unique}_fence.reverse_versions",
                  "mysql_user": stack_env.get("STACK_MYSQL_ADMIN_USER", "admin"),
                  "mysql_password": stack_env.get("STACK_MYSQL_ADMIN_PASSWORD", "")})
-    pipeline = Pipeline(settings, unique, Path(tmp_path_factory.mktemp("client-pipeline")))
+    pipeline = Pipeline(settings, unique, workdir)
     pipeline.write_config()
     pipeline.spawn("writer", "write", "--create-tables")
     pipeline.spawn("reader", "run")
-    reverse_started = False
     store = open_control_store(settings)
     store.start()
     client = None
@@ -190,13 +195,11 @@ def shop(stack_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) ->
         _wait_for_tables(settings, timeout_s=90)
         client = connect(settings, name="tests")
         shop = Shop(settings, unique, client, store, pipeline, admin_connect(stack_env, unique))
-        if not reverse_started:  # the streams exist once the writer created the tables
-            pipeline.spawn("reverse", "reverse")
-            reverse_started = True
-            deadline = time.monotonic() + 60
-            while store.get_marker("reverse.heartbeat") is None:
-                assert time.monotonic() < deadline, f"replicator reverse did not start; see {pipeline.logs}"
-                time.sleep(0.2)
+        pipeline.spawn("reverse", "reverse")  # the streams exist once the writer created the tables
+        deadline = time.monotonic() + 60
+        while store.get_marker("reverse.heartbeat") is None:
+            assert time.monotonic() < deadline, f"replicator reverse did not start; see {pipeline.logs}"
+            time.sleep(0.2)
         shop.phase(2)
         assert shop.applied(shop.users, timeout_s=90), f"the pipeline did not start; see {pipeline.logs}"
         yield shop
@@ -216,11 +219,17 @@ def shop(stack_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) ->
         admin.close()
 
 
+@pytest.fixture(scope="package")
+def shop(stack_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
+    with open_shop(stack_env, Path(tmp_path_factory.mktemp("client-pipeline"))) as shop:
+        yield shop
+
+
 def _wait_for_tables(settings: Settings, timeout_s: float) -> None:
     from replicator.adapters.dynamodb import dynamodb_client
 
     client = dynamodb_client(settings.dynamodb)
-    wanted = {settings.dynamodb.table_prefix + n for n in ("users", "orders")}
+    wanted = {settings.dynamodb.table_prefix + t.target_name for t in settings.tables}
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         names = set(client.list_tables(Limit=100)["TableNames"])
