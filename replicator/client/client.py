@@ -163,6 +163,7 @@ class Client:
                 embedded = EmbeddedMapper(mappers[mapping.source], parent.mapper)
                 embedded.validate()
                 child = Table(self, embedded.child, parent.target, embedded=embedded)
+                child.parent = parent
                 self._tables[mapping.source] = child
                 parent.children[embedded.attribute] = child
 

@@ -61,8 +61,13 @@ class Put:
     version: int
     expected: int | None  # the version read before (live item or tombstone); None: there was no item
     op: str  # "insert" | "update" | "delete"
+    #: Another condition than the version's (an item with embedded children: its revision):
+    #: ``{"ConditionExpression", "ExpressionAttributeNames"[, "ExpressionAttributeValues"]}``.
+    condition: dict[str, Any] | None = None
 
     def request(self) -> dict[str, Any]:
+        if self.condition is not None:
+            return {"TableName": self.table, "Item": self.item, **self.condition}
         request: dict[str, Any] = {"TableName": self.table, "Item": self.item,
                                    "ExpressionAttributeNames": {"#v": VERSION_ATTR}}
         if self.expected is None:

@@ -71,6 +71,8 @@ class Table:
         self._key_columns = mapper.key_columns
         #: An embedded table (docs/model.md): its rows are entries of its parent's items.
         self.embedded = embedded
+        #: An embedded table's parent table (set with ``children``).
+        self.parent: Table | None = None
         #: The tables embedded in this one, by the map attribute that holds them (``include=``).
         self.children: dict[str, Table] = {}
         # A key names the row by its primary key; it may also give the other columns the row's

@@ -105,7 +105,11 @@ class TxTable:
                                 "has no AUTO_INCREMENT")
         full = {c: values.get(c) for c in t.mapper.attributes}
         self._check_fits(full, row)
-        tx.batch.insert(t, full)
+        if t.embedded is not None:
+            t.dynamo_key(full)  # its parent's item key, or a KeyShapeError naming embed.on
+            tx.batch.entry_insert(t, full)
+        else:
+            tx.batch.insert(t, full)
         return {c: row[c] for c in t.mapper.primary_key}
 
     def update(self, key: Key, changes: Mapping[str, Any]) -> int:
@@ -125,11 +129,17 @@ class TxTable:
             self._written({c: changes.get(c, pk[c]) for c in t.mapper.primary_key})
             return n
         assert isinstance(tx, DynamoClientTransaction)
-        current = tx.batch.current(t, t.dynamo_key(pk))
+        item_key = t.dynamo_key(pk)
+        if t.embedded is not None:
+            current = tx.batch.entry_current(t, t.values(pk))
+        else:
+            current = tx.batch.current(t, item_key)
         if current is None:
             return 0
         self._check_fits({**current, **new_values}, changes)
-        return tx.batch.update(t, t.dynamo_key(pk), new_values)
+        if t.embedded is not None:
+            return tx.batch.entry_update(t, t.values(pk), new_values)
+        return tx.batch.update(t, item_key, new_values)
 
     def delete(self, key: Key) -> int:
         t, tx = self._t, self._tx
@@ -142,7 +152,10 @@ class TxTable:
             self._written(pk)
             return n
         assert isinstance(tx, DynamoClientTransaction)
-        return tx.batch.delete(t, t.dynamo_key(pk))
+        item_key = t.dynamo_key(pk)
+        if t.embedded is not None:
+            return tx.batch.entry_delete(t, t.values(pk))
+        return tx.batch.delete(t, item_key)
 
     def _written(self, key: Mapping[str, Any]) -> None:
         self._tx.written.setdefault(self._t.source, []).append((self._t.key_text(key), dict(key)))

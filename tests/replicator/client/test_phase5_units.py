@@ -9,8 +9,13 @@ from typing import Any
 
 from replicator.client.phase5 import Phase5Batch
 from replicator.events import with_generation
-from replicator.mapping import DELETED_ATTR, VERSION_ATTR, TableMapper
-from replicator.settings import KeySpec, TableMapping
+import pytest
+
+from replicator.errors import KeyShapeError
+from replicator.mapping import DELETED_ATTR, ORIGIN_ATTR, TTL_ATTR, VERSION_ATTR, TableMapper
+from replicator.mapping.embedded import EmbeddedMapper
+from replicator.mapping.names import PARENT_DELETED_ATTR, REVISION_ATTR
+from replicator.settings import EmbedSpec, KeySpec, TableMapping
 
 COLS = (("id", "bigint(20)"), ("user_id", "int(11)"), ("note", "text"))
 GENERATION = 3
@@ -33,7 +38,8 @@ def orders() -> Any:
     mapper = TableMapper(TableMapping(source="shop.orders", target="shop",
                                       key=KeySpec(pk="USER#{user_id}", sk="ORDER#{id:08d}")), COLS, ("id",))
     mapper.validate()
-    return SimpleNamespace(mapper=mapper, target="p-shop", source="shop.orders")
+    return SimpleNamespace(mapper=mapper, target="p-shop", source="shop.orders", children={}, embedded=None,
+                           parent=None)
 
 
 def test_both_halves_of_a_moved_row_carry_one_version_the_higher_of_the_two() -> None:
@@ -68,3 +74,92 @@ def test_rows_that_do_not_move_keep_versions_of_their_own() -> None:
     versions = {p.item["sk"]["S"]: p.version for p in batch.puts()}
     assert versions["ORDER#00000007"] == ahead + 1
     assert versions["ORDER#00000008"] < ahead
+
+
+# --------------------------------------------------------------------------- embedded children
+
+ITEM_COLS = (("id", "bigint(20)"), ("order_id", "bigint(20)"), ("user_id", "int(11)"), ("sku", "text"))
+
+
+def aggregate() -> tuple[Any, Any]:
+    """orders (keyed under their user) with their items embedded as ``items``."""
+    parent = orders()
+    child_mapping = TableMapping(source="shop.order_items", embed=EmbedSpec.model_validate(
+        {"parent": "shop.orders", "as": "items", "on": {"order_id": "id", "user_id": "user_id"}}))
+    child_mapper = TableMapper(child_mapping, ITEM_COLS, ("id",))
+    embedded = EmbeddedMapper(child_mapper, parent.mapper)
+    embedded.validate()
+    child = SimpleNamespace(mapper=child_mapper, target="p-shop", source="shop.order_items", children={},
+                            embedded=embedded, parent=parent)
+    parent.children = {"items": child}
+    return parent, child
+
+
+def stored_order(side: Items, parent: Any, child: Any, order: dict[str, Any], version: int,
+                 items: dict[int, int], revision: int = 4) -> None:
+    """An order item as the writer leaves it: its row, its entries (id -> version), a revision."""
+    item = parent.mapper.to_item(order, metadata={VERSION_ATTR: {"N": str(version)}})
+    entries = {str(i): {"M": child.embedded.entry(
+        {"id": i, "order_id": order["id"], "user_id": order["user_id"], "sku": f"s{i}"}, v)}
+        for i, v in items.items()}
+    item["items"] = {"M": entries}
+    item[REVISION_ATTR] = {"N": str(revision)}
+    side.put("p-shop", item, parent.mapper.key(order))
+
+
+def test_a_child_written_in_phase_5_puts_its_parents_item_back_under_its_revision() -> None:
+    parent, child, side = *aggregate(), Items()
+    order = {"id": 7, "user_id": 3, "note": "x"}
+    stored_order(side, parent, child, order, 100, {1: 100, 2: 150})
+    batch = Phase5Batch(side, tombstone_ttl_s=60, generation=GENERATION)  # type: ignore[arg-type]
+    batch.entry_insert(child, {"id": 3, "order_id": 7, "user_id": 3, "sku": "new"})
+    assert batch.entry_update(child, {"id": 1, "order_id": 7, "user_id": 3}, {"sku": "changed"}) == 1
+    (put,) = batch.puts()
+    assert put.request()["ConditionExpression"] == "#rev = :rev"
+    assert put.request()["ExpressionAttributeValues"] == {":rev": {"N": "4"}}
+    item = put.item
+    assert item[VERSION_ATTR] == {"N": "100"} and item["note"] == {"S": "x"}  # the parent as it was
+    assert item[REVISION_ATTR] == {"N": "5"}
+    entries = item["items"]["M"]
+    assert entries["2"]["M"][VERSION_ATTR] == {"N": "150"} and ORIGIN_ATTR not in entries["2"]["M"]
+    for name, sku in (("1", "changed"), ("3", "new")):
+        assert entries[name]["M"]["sku"] == {"S": sku}
+        assert entries[name]["M"][ORIGIN_ATTR] == {"S": "app"}
+        assert int(entries[name]["M"][VERSION_ATTR]["N"]) > 150
+
+
+def test_a_parent_deleted_in_phase_5_takes_its_children() -> None:
+    parent, child, side = *aggregate(), Items()
+    order = {"id": 7, "user_id": 3, "note": "x"}
+    stored_order(side, parent, child, order, 100, {1: 100, 2: 150})
+    batch = Phase5Batch(side, tombstone_ttl_s=60, generation=GENERATION)  # type: ignore[arg-type]
+    assert batch.delete(parent, parent.mapper.key(order)) == 1
+    assert batch.entry_current(child, {"id": 1, "order_id": 7, "user_id": 3}) is None
+    (put,) = batch.puts()
+    assert put.op == "delete"
+    assert put.item[DELETED_ATTR] == {"BOOL": True} and put.item["items"] == {"M": {}}
+    assert put.item[PARENT_DELETED_ATTR] == put.item[VERSION_ATTR] and TTL_ATTR in put.item
+    assert "note" not in put.item
+
+
+def test_a_child_moved_to_another_parent_leaves_at_one_version_with_its_arrival() -> None:
+    parent, child, side = *aggregate(), Items()
+    ahead = with_generation(GENERATION, time.time_ns() // 1000 + 10**9)
+    stored_order(side, parent, child, {"id": 7, "user_id": 3, "note": "x"}, 100, {1: ahead})
+    stored_order(side, parent, child, {"id": 8, "user_id": 3, "note": "y"}, 100, {})
+    batch = Phase5Batch(side, tombstone_ttl_s=60, generation=GENERATION)  # type: ignore[arg-type]
+    assert batch.entry_update(child, {"id": 1, "order_id": 7, "user_id": 3}, {"order_id": 8}) == 1
+    puts = {p.item["sk"]["S"]: p.item["items"]["M"] for p in batch.puts()}
+    left, arrived = puts["ORDER#00000007"]["1"]["M"], puts["ORDER#00000008"]["1"]["M"]
+    assert left[DELETED_ATTR] == {"BOOL": True} and arrived["order_id"] == {"N": "8"}
+    assert left[VERSION_ATTR] == arrived[VERSION_ATTR] == {"N": str(ahead + 1)}
+
+
+def test_a_parent_with_children_cannot_change_its_key_columns() -> None:
+    parent, child, side = *aggregate(), Items()
+    order = {"id": 7, "user_id": 3, "note": "x"}
+    stored_order(side, parent, child, order, 100, {1: 100})
+    batch = Phase5Batch(side, tombstone_ttl_s=60, generation=GENERATION)  # type: ignore[arg-type]
+    with pytest.raises(KeyShapeError, match="embedded children"):
+        batch.update(parent, parent.mapper.key(order), {"user_id": 4})
+    assert batch.update(parent, parent.mapper.key(order), {"note": "z"}) == 1
