@@ -49,7 +49,8 @@ from replicator.mapping import (
     is_tombstone,
 )
 from replicator.mapping.coltypes import ColumnType
-from replicator.mapping.names import TABLE_ATTR
+from replicator.mapping.embedded import ENTRY_KEY_SEPARATOR, EmbeddedMapper, entry_version
+from replicator.mapping.names import DELETED_ATTR, PARENT_DELETED_ATTR, TABLE_ATTR
 from replicator.mapping.templates import parse_template, placeholders
 from replicator.mapping.values import decode_value
 
@@ -118,13 +119,36 @@ def _normal(av: dict[str, Any] | None) -> tuple[str, Any] | None:
     return tag, bytes(payload) if tag == "B" else payload
 
 
+class ChildRoute:
+    """An embedded table: its rows are the entries of one map attribute of its parent's items."""
+
+    def __init__(self, plan: TablePlan, embedded: EmbeddedMapper) -> None:
+        self.plan = plan
+        self.embedded = embedded
+        self.source = plan.source
+        self.attribute = embedded.attribute
+
+    def name_row(self, name: str) -> Row | None:
+        """The child's primary key read back from its entry's name; None when it cannot be."""
+        parts = name.split(ENTRY_KEY_SEPARATOR)
+        pk = self.embedded.child.primary_key
+        if len(parts) != len(pk):
+            return None
+        try:
+            return {c: _key_text_value(self.embedded.child.types[c], text)
+                    for c, text in zip(pk, parts, strict=True)}
+        except (ValueError, ArithmeticError):
+            return None
+
+
 class Route:
     """One source table's view of a DynamoDB table: which keys are its items, and its plan."""
 
-    def __init__(self, plan: TablePlan) -> None:
+    def __init__(self, plan: TablePlan, children: Sequence[ChildRoute] = ()) -> None:
         self.plan = plan
         self.mapper = plan.mapper
         self.source = plan.source
+        self.children = {c.attribute: c for c in children}
         self._patterns: list[tuple[KeyAttribute, re.Pattern[str] | None, tuple[str, ...]]] = []
         for attr in self.mapper.key_attributes:
             if attr.template is not None:
@@ -133,7 +157,7 @@ class Route:
             else:
                 self._patterns.append((attr, None, ()))
         self.allowed = (set(self.mapper.attributes.values()) | set(METADATA_ATTRS)
-                        | {a.name for a in self.mapper.key_attributes})
+                        | {a.name for a in self.mapper.key_attributes} | set(self.children))
         #: The key reads back as the primary key: made of its columns alone, none formatted in a
         #: way that loses them (a date format, a NULL default).
         columns: list[str | None] = []
@@ -222,8 +246,113 @@ def _approximate(d: dict[str, Any]) -> float | None:
     return float(at) if isinstance(at, int | float) else None
 
 
+def translate_all(record: dict[str, Any], target: Target) -> list[Translated]:
+    """What one stream record asks of MySQL: the item's own row (:func:`translate`) and, for a
+    parent with embedded children, the children's rows, in an order foreign keys accept (the
+    children's deletes, the parent, the children's upserts)."""
+    d = record.get("dynamodb") or {}
+    new, old = d.get("NewImage"), d.get("OldImage")
+    image = old if record.get("eventName") == "REMOVE" else new
+    route = target.route(d.get("Keys") or {}, image) if image else None
+    if route is None or not route.children:
+        return [translate(record, target)]
+    own = translate(record, target) if _parent_changed(new, old) else Skipped("entries_only")
+    deletes: list[Translated] = []
+    upserts: list[Translated] = []
+    for child in route.children.values():
+        for x in _entries(child, record, new if record.get("eventName") != "REMOVE" else None, old):
+            (deletes if isinstance(x, Change) and x.op == "delete" else upserts).append(x)
+    return [*deletes, own, *upserts]
+
+
+def _parent_changed(new: dict[str, Any] | None, old: dict[str, Any] | None) -> bool:
+    """Whether a record of a parent's item changed the parent row itself (not only entries)."""
+    if new is None or old is None:
+        return True
+    return bool(new.get(VERSION_ATTR) != old.get(VERSION_ATTR) or is_tombstone(new) != is_tombstone(old))
+
+
+def _entries(child: ChildRoute, record: dict[str, Any], new: dict[str, Any] | None,
+             old: dict[str, Any] | None) -> list[Translated]:
+    """The child rows an item's record changed: each entry the application wrote (its own
+    ``_origin``) that differs from the old image, and the live entries the application's write
+    removed (a parent delete takes its children)."""
+    d = record.get("dynamodb") or {}
+    seq = str(d.get("SequenceNumber", ""))
+    before = ((old or {}).get(child.attribute) or {}).get("M", {})
+    after = ((new or {}).get(child.attribute) or {}).get("M", {})
+    out: list[Translated] = []
+    for name, av in after.items():
+        entry = av.get("M") or {}
+        if before.get(name) == av or (entry.get(ORIGIN_ATTR) or {}).get("S") != ORIGIN_APP:
+            continue
+        version = entry_version(entry) or 0
+        at = write_time(version, _approximate(d))
+        if entry.get(DELETED_ATTR, {}).get("BOOL"):
+            out.append(_child_delete(child, name, before.get(name, {}).get("M"), version, seq, at))
+        else:
+            out.append(_child_upsert(child, name, entry, version, seq, at))
+    writer = new if new is not None else old
+    if (writer or {}).get(ORIGIN_ATTR, {}).get("S") == ORIGIN_APP:
+        pdel = (new or {}).get(PARENT_DELETED_ATTR) or (writer or {}).get(VERSION_ATTR) or {"N": "0"}
+        version = int(pdel["N"])
+        at = write_time(version, _approximate(d))
+        for name, av in before.items():
+            entry = av.get("M") or {}
+            if name not in after and not entry.get(DELETED_ATTR, {}).get("BOOL"):
+                out.append(_child_delete(child, name, entry, version, seq, at))
+    return out
+
+
+def _child_delete(child: ChildRoute, name: str, old_entry: dict[str, Any] | None, version: int, seq: str,
+                  at: float) -> Translated:
+    row = None
+    if old_entry and not old_entry.get(DELETED_ATTR, {}).get("BOOL"):
+        try:
+            row = child.embedded.to_row(old_entry)
+        except (MappingError, ValueError, ArithmeticError, TypeError):
+            row = None
+    if row is None or any(row.get(c) is None for c in child.plan.pk):
+        row = child.name_row(name)
+    if row is None:
+        return Skipped("delete_of_absent")
+    pk = child.plan.pk_params(row)
+    return Change(child.source, "delete", pk, child.embedded.child.key_text(row), pk, version, seq, at)
+
+
+def _child_upsert(child: ChildRoute, name: str, entry: dict[str, Any], version: int, seq: str,
+                  at: float) -> Translated:
+    plan = child.plan
+    allowed = set(plan.mapper.attributes.values()) | set(METADATA_ATTRS) | {
+        a.name for a in plan.mapper.key_attributes}
+    key_row = child.name_row(name) or {}
+    key_text = plan.mapper.key_text(key_row) if key_row else name
+
+    def rejected(reason: str, what: str) -> Rejected:
+        pk = plan.pk_params(key_row) if key_row else ()
+        return Rejected(child.source, pk, key_text, reason, f"{child.source} key ({key_text}): {what}",
+                        version, seq, at)
+
+    extra = sorted(set(entry) - allowed)
+    if extra:
+        return rejected("attribute_without_column", f"attribute(s) {extra} have no MySQL column")
+    try:
+        row, params = plan.read_item(entry)
+    except (MappingError, ValueError, ArithmeticError, TypeError) as exc:
+        return rejected("undecodable", f"the entry does not read back as a row: {exc}")
+    if child.embedded.entry_name(row) != name:
+        return rejected("key_mismatch", "the entry's columns give another primary key than its name")
+    if plan.fit_columns:
+        try:
+            check_row_fits(plan.mapper, {c: row[c] for c in plan.fit_columns})
+        except MappingError as exc:
+            return rejected(exc.reason, str(exc))
+    return Change(child.source, "upsert", plan.pk_of(params), plan.mapper.key_text(row), params, version,
+                  seq, at)
+
+
 def translate(record: dict[str, Any], target: Target) -> Translated:
-    """What one stream record asks of MySQL (module docstring)."""
+    """What one stream record asks of MySQL for the item's own row (module docstring)."""
     name = record.get("eventName")
     d = record.get("dynamodb") or {}
     keys: dict[str, Any] = d.get("Keys") or {}
@@ -301,12 +430,6 @@ def _upsert(route: Route, keys: dict[str, Any], image: dict[str, Any], version: 
 def check_reversible(plan: TablePlan) -> None:
     """A mapping the reverse replication can write back by primary key, else :class:`ConfigError`."""
     where = f"tables[source={plan.source}]"
-    mapping = plan.mapper.mapping
-    if mapping.embed is not None or mapping.children_as:
-        what = f"is embedded in {mapping.embed.parent}" if mapping.embed else "has embedded children"
-        raise ConfigError(f"{where} {what}; reverse replication does not turn embedded entries back into "
-                          f"rows yet (docs/model.md): map the embedded table as a table of its own to use "
-                          f"phase 5")
     if not plan.pk:
         raise ConfigError(f"{where}: the MySQL table has no primary key; reverse replication writes rows "
                           f"by primary key")

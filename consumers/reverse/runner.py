@@ -37,7 +37,7 @@ from consumers.reverse.model import SUPERSEDED, Change, Rejected
 from consumers.reverse.pages import Fetched, Page, ShardState, TableStream, coalesce
 from consumers.reverse.ports import RowSink, StreamSource
 from consumers.reverse.progress import Progress
-from consumers.reverse.records import Target, generation_of, translate
+from consumers.reverse.records import Target, generation_of, translate_all
 from consumers.reverse.shards import Checkpoint, readable
 from replicator.adapters.dynamodb import EXPIRED_ITERATOR, TRIMMED_DATA
 from replicator.backoff import Backoff
@@ -259,7 +259,7 @@ class ReverseReplicator:
     # ----------------------------------------------------------------- pages
 
     def _page(self, ts: TableStream, records: list[dict[str, Any]]) -> Page:
-        entries, superseded, skipped = coalesce(translate(r, ts.target) for r in records)
+        entries, superseded, skipped = coalesce(x for r in records for x in translate_all(r, ts.target))
         for s in skipped:
             self.metrics.skipped.labels(s.reason).inc()
         self.metrics.coalesced.inc(superseded)

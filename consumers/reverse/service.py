@@ -9,7 +9,7 @@ import structlog
 
 from consumers.reverse.metrics import ReverseMetrics
 from consumers.reverse.plan import TablePlan
-from consumers.reverse.records import Route, Target, check_reversible, check_shared
+from consumers.reverse.records import ChildRoute, Route, Target, check_reversible, check_shared
 from consumers.reverse.runner import ReverseOptions, ReverseReplicator
 from consumers.reverse.sink import MySQLSink
 from consumers.reverse.streams import DynamoStreams
@@ -19,6 +19,7 @@ from replicator.control import ControlStore, open_control_store
 from replicator.errors import ConfigError
 from replicator.lifecycle import stop_on_signals
 from replicator.mapping import TableMapper
+from replicator.mapping.embedded import EmbeddedMapper
 from replicator.metrics import Health, serve_metrics
 from replicator.settings import Settings
 
@@ -31,15 +32,25 @@ def build_targets(settings: Settings, sink: MySQLSink) -> list[Target]:
     Fills ``sink.plans``. A mapping that cannot be written back is a :class:`ConfigError`."""
     if not settings.tables:
         raise ConfigError("no tables to replicate: add a tables: section to the config file")
-    routes: dict[str, list[Route]] = {}
+    plans: dict[str, TablePlan] = {}
     for t in settings.tables:
         facts = sink.facts(t.source)
         mapper = TableMapper(t, facts.shape.columns, facts.shape.pk)
         mapper.validate()
         plan = TablePlan(mapper, unique_keys=facts.unique_keys, not_null=facts.not_null)
         check_reversible(plan)
-        sink.plans[t.source] = plan
-        routes.setdefault(settings.dynamodb.table_prefix + t.target_name, []).append(Route(plan))
+        plans[t.source] = sink.plans[t.source] = plan
+    children: dict[str, list[ChildRoute]] = {}
+    for t in settings.tables:  # an embedded table's rows are entries of its parent's items
+        if t.embed is not None:
+            embedded = EmbeddedMapper(plans[t.source].mapper, plans[t.embed.parent].mapper)
+            embedded.validate()
+            children.setdefault(t.embed.parent, []).append(ChildRoute(plans[t.source], embedded))
+    routes: dict[str, list[Route]] = {}
+    for t in settings.tables:
+        if t.embed is None:
+            route = Route(plans[t.source], children.get(t.source, ()))
+            routes.setdefault(settings.dynamodb.table_prefix + t.target_name, []).append(route)
     targets = [Target(name, rs) for name, rs in routes.items()]
     for target in targets:
         check_shared(target)

@@ -24,13 +24,12 @@ BACKFILL_COMPLETE = "backfill_complete"
 VALIDATION_ERROR_RATE = "validation_error_rate"
 DYNAMODB_READ_ERRORS = "dynamodb_read_error_rate"
 REPLICATION_LAG = "replication_lag_zero"
-MODEL_REVERSIBLE = "model_reversible"
 
 GATES_FOR: dict[int, tuple[str, ...]] = {
     2: (TABLES_EXIST, WRITER_CONNECTED),
     3: (SOAK_TIME, DUAL_WRITE_SUCCESS, BACKFILL_COMPLETE),
     4: (SOAK_TIME, VALIDATION_ERROR_RATE),
-    5: (SOAK_TIME, DYNAMODB_READ_ERRORS, REPLICATION_LAG, MODEL_REVERSIBLE),
+    5: (SOAK_TIME, DYNAMODB_READ_ERRORS, REPLICATION_LAG),
 }
 
 
@@ -122,17 +121,6 @@ def validation_error_rate(
 
 def dynamodb_read_errors(ok: int, failed: int, max_rate: float, window_s: float) -> GateResult:
     return _error_rate(DYNAMODB_READ_ERRORS, "DynamoDB reads", ok, failed, max_rate, window_s, 1)
-
-
-def model_reversible(embedded: list[str]) -> GateResult:
-    """Phase 5 needs a way back: reverse replication writes DynamoDB items back to MySQL rows,
-    and it does not yet turn the entries of embedded children back into rows (docs/model.md)."""
-    if embedded:
-        return _fail(MODEL_REVERSIBLE, f"embedded tables {embedded}", "no embedded table",
-                     "reverse replication (the way back from phase 5) does not carry embedded children "
-                     "yet; phase 4 (DynamoDB reads, MySQL writes) works with them. To reach phase 5, map "
-                     "them as tables of their own (remove tables[].embed)")
-    return GateResult(MODEL_REVERSIBLE, True, "no embedded table", "no embedded table", None)
 
 
 def tables_exist(expected: list[str], missing: list[str]) -> GateResult:

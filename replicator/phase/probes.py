@@ -208,6 +208,4 @@ class GateChecker:
                                               max_behind=cut.gate_max_messages_behind,
                                               writer_events_per_s=None if pace is None else float(pace),
                                               max_drain_s=None if pace is None else cut.max_write_pause_s / 2)
-        if name == gates.MODEL_REVERSIBLE:
-            return gates.model_reversible([t.source for t in self._s.tables if t.embed is not None])
         raise ValueError(f"unknown gate {name!r}")

@@ -12,12 +12,22 @@ import pytest
 from consumers.reverse.model import Change, Rejected, Skipped
 from consumers.reverse.pages import coalesce
 from consumers.reverse.plan import TablePlan, sql_value
-from consumers.reverse.records import check_reversible, check_shared, translate, write_time
+from consumers.reverse.records import (
+    ChildRoute,
+    Route,
+    Target,
+    check_reversible,
+    check_shared,
+    translate,
+    translate_all,
+    write_time,
+)
 from replicator.errors import ConfigError
 from replicator.events import JsonDoc, Row, Temporal
 from replicator.mapping import ORIGIN_APP, ORIGIN_CDC, ORIGIN_SNAPSHOT, TableMapper
 from replicator.mapping.coltypes import parse_column_type
 from replicator.mapping.conditional import metadata
+from replicator.mapping.embedded import EmbeddedMapper
 from replicator.mapping.names import TABLE_ATTR
 from replicator.settings import TableMapping
 from tests.consumers.reverse.fakes import app_version, item, record, target, tomb, users_plan
@@ -259,3 +269,70 @@ def test_the_two_halves_of_a_move_coalesce_to_the_upsert_in_either_order(order_o
     later = record(3, plan.mapper.key(new), tomb(plan, new, V + 1), item(plan, new, V))
     entries, _, _ = coalesce(translate(r, shop) for r in [*halves, later])
     assert [(e.op, e.version) for e in entries if isinstance(e, Change)] == [("delete", V + 1)]
+
+
+# --------------------------------------------------------------------------- embedded children
+
+ITEM_COLS = (("id", "bigint(20)"), ("order_id", "int(11)"), ("user_id", "int(11)"), ("sku", "varchar(20)"))
+
+
+def embedded_target() -> tuple[Target, TablePlan, TablePlan, EmbeddedMapper]:
+    parent = TablePlan(TableMapper(TableMapping(source="shop.orders", target="shop",
+                                                key={"pk": "USER#{user_id}", "sk": "ORDER#{id}"}),
+                                   ORDER_COLS, ("id",)))
+    child_mapping = TableMapping.model_validate(
+        {"source": "shop.items", "embed": {"parent": "shop.orders", "as": "items",
+                                            "on": {"order_id": "id", "user_id": "user_id"}}})
+    child = TablePlan(TableMapper(child_mapping, ITEM_COLS, ("id",)))
+    embedded = EmbeddedMapper(child.mapper, parent.mapper)
+    embedded.validate()
+    return Target("shop", [Route(parent, [ChildRoute(child, embedded)])]), parent, child, embedded
+
+
+def order_item(parent: TablePlan, embedded: EmbeddedMapper, version: int, origin: str,
+               entries: dict[int, tuple[int, str | None, str | None]]) -> dict[str, Any]:
+    """An order's item; entries: child id -> (version, sku or None for a tombstone, entry origin)."""
+    it = parent.mapper.to_item(order(), metadata=metadata(version, origin, "shop.orders"))
+    m: dict[str, Any] = {}
+    for i, (v, sku, entry_origin) in entries.items():
+        value = (embedded.entry({"id": i, "order_id": 7, "user_id": 3, "sku": sku}, v) if sku is not None
+                 else embedded.entry_tombstone(v))
+        if entry_origin:
+            value["_origin"] = {"S": entry_origin}
+        m[str(i)] = {"M": value}
+    it["items"] = {"M": m}
+    return it
+
+
+def test_a_parent_item_written_in_phase_5_gives_the_children_the_application_changed() -> None:
+    shop, parent, _, embedded = embedded_target()
+    old = order_item(parent, embedded, V, ORIGIN_CDC,
+                     {1: (5, "a", None), 2: (5, "b", None), 4: (5, "d", None)})
+    new = order_item(parent, embedded, V, ORIGIN_CDC, {1: (V + 1, "a2", "app"), 2: (V + 1, None, "app"),
+                                                      3: (V + 1, "c", "app"), 4: (5, "d", None)})
+    out = translate_all(record(1, parent.mapper.key(order()), new, old), shop)
+    assert [(x.source, x.op, x.pk) for x in out if isinstance(x, Change)] == [
+        ("shop.items", "delete", (2,)), ("shop.items", "upsert", (1,)), ("shop.items", "upsert", (3,))]
+    assert Skipped("entries_only") in out  # the order itself did not change
+    upsert = next(x for x in out if isinstance(x, Change) and x.pk == (1,))
+    assert dict(zip(("id", "order_id", "user_id", "sku"), upsert.params, strict=True)) == {
+        "id": 1, "order_id": 7, "user_id": 3, "sku": "a2"}
+
+
+def test_a_parent_deleted_in_phase_5_deletes_its_children_before_itself() -> None:
+    shop, parent, _, embedded = embedded_target()
+    old = order_item(parent, embedded, V, ORIGIN_APP, {1: (V, "a", "app"), 2: (5, "b", None)})
+    tombstone = tomb(parent, order(), V + 1)
+    tombstone.update({"_table": {"S": "shop.orders"}, "_pdel": {"N": str(V + 1)}, "items": {"M": {}}})
+    out = translate_all(record(1, parent.mapper.key(order()), tombstone, old), shop)
+    assert [(x.source, x.op, x.pk, x.version) for x in out if isinstance(x, Change)] == [
+        ("shop.items", "delete", (1,), V + 1), ("shop.items", "delete", (2,), V + 1),
+        ("shop.orders", "delete", (7,), V + 1)]
+
+
+def test_entries_the_pipeline_wrote_are_not_the_applications_even_in_an_item_it_wrote() -> None:
+    shop, parent, _, embedded = embedded_target()
+    old = order_item(parent, embedded, V, ORIGIN_APP, {1: (V, "a", "app")})
+    new = order_item(parent, embedded, V, ORIGIN_APP, {1: (V + 9, "late", None)})  # a CDC write after 5 -> 4
+    assert [x for x in translate_all(record(1, parent.mapper.key(order()), new, old), shop)
+            if isinstance(x, Change)] == []

@@ -229,7 +229,7 @@ def _wait_for_tables(settings: Settings, timeout_s: float) -> None:
     from replicator.adapters.dynamodb import dynamodb_client
 
     client = dynamodb_client(settings.dynamodb)
-    wanted = {settings.dynamodb.table_prefix + t.target_name for t in settings.tables}
+    wanted = {settings.dynamodb.table_prefix + t.target_name for t in settings.tables if t.embed is None}
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         names = set(client.list_tables(Limit=100)["TableNames"])

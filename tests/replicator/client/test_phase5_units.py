@@ -7,11 +7,11 @@ import time
 from types import SimpleNamespace
 from typing import Any
 
-from replicator.client.phase5 import Phase5Batch
-from replicator.events import with_generation
 import pytest
 
+from replicator.client.phase5 import Phase5Batch
 from replicator.errors import KeyShapeError
+from replicator.events import with_generation
 from replicator.mapping import DELETED_ATTR, ORIGIN_ATTR, TTL_ATTR, VERSION_ATTR, TableMapper
 from replicator.mapping.embedded import EmbeddedMapper
 from replicator.mapping.names import PARENT_DELETED_ATTR, REVISION_ATTR
