@@ -23,8 +23,11 @@ The reverse replication writes rows by primary key, read from the item's attribu
 may be made of any columns (``USER#{user_id}`` / ``ORDER#{created_at:%Y-%m-%d}#{id}``): a row
 that moves between two items when a key column changes reaches MySQL in the right order through
 the versions the sink keeps per row (:mod:`.order`). :func:`check_reversible` refuses, naming
-it, a mapping whose rows cannot be written back (no primary key, key columns excluded, embedded
-children: not yet).
+it, a mapping whose rows cannot be written back (no primary key, primary-key columns excluded).
+
+An item of a parent with embedded children (docs/model.md) is several rows:
+:func:`translate_all` reads a record of it as the parent's own change, when the parent row
+changed, and the changes of the entries the application wrote (their own ``_origin``).
 """
 
 from __future__ import annotations
