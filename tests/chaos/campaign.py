@@ -33,8 +33,10 @@ from tests.chaos.run import Run, RunResult, now
 
 def summarize(results: list[RunResult], wall_s: float) -> dict[str, object]:
     faults: Counter[str] = Counter()
+    switches: Counter[str] = Counter()
     for r in results:
         faults.update(r.faults)
+        switches.update(r.switches)
     return {
         "runs": len(results), "failed_runs": [r.seed for r in results if not r.ok],
         "wall_s": round(wall_s, 1), "faults": dict(sorted(faults.items())),
@@ -43,6 +45,8 @@ def summarize(results: list[RunResult], wall_s: float) -> dict[str, object]:
         "acknowledged_writes": sum(r.acknowledged for r in results),
         "lost": sum(r.lost for r in results), "regressed": sum(r.regressed for r in results),
         "duplicated": sum(r.duplicated for r in results),
+        "switches": dict(sorted(switches.items())),
+        "phase5_writes": sum(r.phase5_writes for r in results),
     }
 
 
@@ -71,7 +75,8 @@ def campaign(runs: int, seed: int, budget_s: float, out: Path, say: Any = print,
         print(f"[chaos] run {i + 1} seed {r.seed} {verdict} in {r.wall_s:.0f} s: faults {dict(r.faults)}, "
               f"rows compared {r.rows_compared}, events {r.events}, acknowledged writes {r.acknowledged} "
               f"(unknown outcome {r.unknown}), lost {r.lost}, regressed {r.regressed}, duplicated "
-              f"{r.duplicated}", flush=True)
+              f"{r.duplicated}, switches {dict(r.switches)} (phase-5 writes seen {r.phase5_writes})",
+              flush=True)
         for line in r.notes:
             print(f"[chaos]   note: {line}", flush=True)
         for line in r.problems:

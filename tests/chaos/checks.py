@@ -3,7 +3,10 @@
 - **convergence**: MySQL against DynamoDB row for row through the mapping (the reconcile's
   readers and diff), until equal or a deadline; what still differs then is *lost* (a row or a
   change missing, a deleted row still there, a value behind);
-- **versions**: every item's ``_version`` sampled through the run never went down (*regressed*);
+- **versions**: every item's ``_version`` sampled through the run never went down (*regressed*).
+  Phase 5 keeps this simple: the application's phase-5 writes carry a higher generation than
+  every binlog version before them, and the switch back bumps it again, so ``_version`` rises
+  across both switches too. The scans also count the phase-5 writes they saw (``_origin = app``);
 - **topics**: each table topic read whole by a ``read_committed`` consumer: a change event
   (op c/u/d) seen twice with the same key and version is *duplicated*; one seen after a higher
   version of its key is out of order;
@@ -31,7 +34,7 @@ from replicator.backfill.source import SnapshotSource
 from replicator.diff import Difference, describe, diff_tables
 from replicator.errors import ReplicatorError
 from replicator.mapping.mapper import TableMapper
-from replicator.mapping.names import DELETED_ATTR, VERSION_ATTR
+from replicator.mapping.names import DELETED_ATTR, ORIGIN_APP, ORIGIN_ATTR, VERSION_ATTR
 from replicator.mapping.size import MAX_ITEM_BYTES
 from replicator.settings import Settings
 from replicator.topics import dead_letter_topic, table_topic
@@ -90,12 +93,14 @@ def short(diffs: list[Difference], n: int = 5) -> list[str]:
 
 class VersionWatch:
     """Scans the tables every ``every_s`` (straight to DynamoDB Local, past the proxies) and
-    records each item whose ``_version`` is lower than one seen before."""
+    records each item whose ``_version`` is lower than one seen before; ``app_writes`` are the
+    phase-5 writes seen (an item's ``(key, _version)`` with ``_origin = app``), a lower bound."""
 
     def __init__(self, settings: Settings, every_s: float = 1.5) -> None:
         self.settings, self.every_s = settings, every_s
         self.highest: dict[tuple[str, str], int] = {}
         self.regressions: list[str] = []
+        self.app_writes: set[tuple[tuple[str, str], int]] = set()
         self.scans = 0
         self.errors = 0
         self._client = dynamodb_client(settings.dynamodb)
@@ -128,6 +133,8 @@ class VersionWatch:
                 key = (table, orjson.dumps({k: v for k, v in sorted(item.items()) if k == "id"}).decode())
                 version = int(item.get(VERSION_ATTR, {}).get("N", "0"))
                 before = self.highest.get(key, 0)
+                if item.get(ORIGIN_ATTR, {}).get("S") == ORIGIN_APP:
+                    self.app_writes.add((key, version))
                 if version < before:
                     deleted = item.get(DELETED_ATTR, {}).get("BOOL", False)
                     self.regressions.append(f"{key}: _version {before} -> {version} (tombstone: {deleted})")

@@ -7,6 +7,7 @@ seed replays the schedule: ``CHAOS_SEED=<seed> CHAOS_RUNS=1 make chaos``).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import random
@@ -33,13 +34,15 @@ from tests.chaos import checks, ledger
 from tests.chaos.app import compared
 from tests.chaos.pipeline import ROOT, Proc, Processes
 from tests.chaos.proxies import DynamoFaultProxy, Toxiproxy
-from tests.chaos.schedule import LINKS, Action, draw, next_phase
+from tests.chaos.schedule import LINKS, REVERSE, Action, draw, next_phase
+from tests.chaos.switch import Switches
 
 SERVER_IDS = 7_500_000  # the runs' readers' server_ids: this plus a number from the run's id
 START_WAIT_S = 90.0
 DRAIN_DEADLINE_S = 240.0
 BACKFILL_DEADLINE_S = 240.0
 BIG_BLOB = 420 * 1024  # over DynamoDB's 400 KB item limit: the row must be dead-lettered
+MAX_WRITE_PAUSE_S = 5.0  # cutover.max_write_pause_s: the 4 <-> 5 switches on a loaded 2-core machine
 
 SCHEMA = (
     """CREATE TABLE items (
@@ -55,6 +58,8 @@ class RunResult:
     run_id: str
     faults: Counter[str] = field(default_factory=Counter)
     actions: Counter[str] = field(default_factory=Counter)
+    switches: Counter[str] = field(default_factory=Counter)  # "4->5", "5->4", "4->5 aborted", ...
+    phase5_writes: int = 0  # the application's phase-5 writes the version scans saw (a lower bound)
     rows_compared: int = 0
     lost: int = 0
     regressed: int = 0
@@ -72,7 +77,8 @@ class RunResult:
 
     def as_dict(self) -> dict[str, Any]:
         return {"seed": self.seed, "run_id": self.run_id, "ok": self.ok, "wall_s": round(self.wall_s, 1),
-                "faults": dict(self.faults), "actions": dict(self.actions),
+                "faults": dict(self.faults), "actions": dict(self.actions), "switches": dict(self.switches),
+                "phase5_writes": self.phase5_writes,
                 "rows_compared": self.rows_compared,
                 "lost": self.lost, "regressed": self.regressed, "duplicated": self.duplicated,
                 "events": self.events, "acknowledged_writes": self.acknowledged,
@@ -82,12 +88,14 @@ class RunResult:
 def run_settings(base: Settings, run_id: str, admin_user: str, admin_password: str) -> Settings:
     return load_settings(
         kafka={**base.kafka.model_dump(), "topic_prefix": run_id},
-        dynamodb={**base.dynamodb.model_dump(), "table_prefix": f"{run_id}-", "streams": False},
+        dynamodb={**base.dynamodb.model_dump(), "table_prefix": f"{run_id}-", "streams": True},
         control={**base.control.model_dump(), "namespace": run_id},
         mysql={**base.mysql.model_dump(), "password": base.mysql.password.get_secret_value(),
                "server_id": SERVER_IDS + int(uuid.uuid5(uuid.NAMESPACE_DNS, run_id)) % 1_000_000},
         client={**base.client.model_dump(), "mysql_user": admin_user, "mysql_password": admin_password},
-        cutover={**base.cutover.model_dump(), "fence_table": f"{run_id}.fence", "lease_ttl_s": 5.0},
+        cutover={**base.cutover.model_dump(), "fence_table": f"{run_id}.fence", "lease_ttl_s": 5.0,
+                 "reverse_versions_table": f"{run_id}.reverse_versions",
+                 "max_write_pause_s": MAX_WRITE_PAUSE_S},
         gates={**base.gates.model_dump(), "window_2_3_s": 0, "window_3_4_s": 0, "window_4_5_s": 0,
                "min_validations": 0},
         tables=[{"source": f"{run_id}.items", "target": "items",
@@ -110,12 +118,14 @@ class Run:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.ledger_path = self.dir / "ledger.jsonl"
         self.rng = random.Random(seed * 7919 + 1)
+        self.switch_rng = random.Random(f"{seed}:phase5:run")  # phase 5's draws, apart from rng's
         self.result = RunResult(seed, self.run_id)
         self.phase = 1
         self.blobs_big: set[int] = set()
         self.blob_next = 1
         self.ddl_n = 0
         self.conn: Any = None
+        self.switches = Switches(self.settings, self.admin, say)
 
     # ----------------------------------------------------------------- the run
 
@@ -138,11 +148,15 @@ class Run:
         except (ReplicatorError, OSError, TimeoutError, subprocess.SubprocessError) as exc:
             self.result.problems.append(f"the run could not go on: {type(exc).__name__}: {exc}")
         finally:
+            with contextlib.suppress(TimeoutError):  # a switch still running when the run broke off
+                self.switches.join()
             procs.stop_all()
             dynamo.stop()
             toxi.stop()
             if self.conn is not None:
                 self.conn.close()
+            self.result.switches.update(self.switches.counts)
+            self.result.notes += self.switches.notes
             self.result.notes += [f"{name} exited by itself {n}x" for name, n in procs.exited.items()]
             self.result.notes += [f"{name} first exited after: {line}" for name, line in procs.why.items()]
             self.result.wall_s = time.monotonic() - t0
@@ -204,6 +218,7 @@ class Run:
         procs.add(Proc("writer-a", ["write", "--create-tables", "--instance-id", "a"], LINKS["writer-a"]))
         self._wait("the writer to create the tables", lambda: self._tables_exist(), procs)
         procs.add(Proc("writer-b", ["write", "--instance-id", "b"], LINKS["writer-b"]))
+        procs.add(Proc(REVERSE, ["reverse"], LINKS[REVERSE]))  # the tables have their streams now
         procs.add(Proc("validator", ["validate"], LINKS["validator"]))
         self._set_phase(2, "chaos: dual writes")
         procs.add(Proc("app", ["--ledger", str(self.ledger_path), "--table", f"{self.run_id}.items",
@@ -268,12 +283,26 @@ class Run:
             self._sleep(a.hold_s, procs)
             toxi.heal(a.target)
         elif a.kind == "phase":
-            target = next_phase(self.rng, self.phase)
+            self._join_switch()
+            target = next_phase(self.rng, self.phase, self.switch_rng)
             self.say(f"      phase {self.phase} -> {target}")
+            if {self.phase, target} == {4, 5}:
+                self.switches.start(self.phase, target)
+                return
             self._set_phase(target, f"chaos: {self.phase} -> {target}")
             if target == 1:  # the writers pause in phase 1: back to dual writes soon
                 self._sleep(self.rng.uniform(1.0, 4.0), procs)
                 self._set_phase(2, "chaos: dual writes again")
+        elif a.kind == "switch":
+            self._join_switch()
+            if a.target == "5" and self.phase < 5:
+                for step in range(max(self.phase + 1, 2), 5):  # forward to 4, forced past the soak gates
+                    self._set_phase(step, f"chaos: towards the switch ({step})")
+                self.switches.start(4, 5)
+            elif a.target == "4" and self.phase == 5:
+                self.switches.start(5, 4)
+            else:
+                self.say(f"      nothing to switch in phase {self.phase}")
         elif a.kind == "ddl":
             self.ddl_n += 1
             self._sql(f"ALTER TABLE items ADD COLUMN extra{self.ddl_n} INT NULL")
@@ -297,6 +326,12 @@ class Run:
             time.sleep(min(left, 0.5))
             if supervise:
                 procs.supervise()
+
+    def _join_switch(self) -> None:
+        """Wait for the switch in progress (if any) and take the phase it left."""
+        phase = self.switches.join()
+        if phase is not None:
+            self.phase = phase
 
     def _restart_server(self, server: str) -> None:
         cmd = [sys.executable, str(ROOT / "scripts" / "stack.py"), "restart", server]
@@ -327,6 +362,15 @@ class Run:
         toxi.heal_all()
         procs.resume_all()
         procs.supervise()
+        self._join_switch()
+        frozen = self.switches.frozen()
+        if frozen is not None:
+            raise ReplicatorError(f"the phase document is left frozen (no switch runs): {frozen}")
+        if self.phase == 5:  # the checks need every phase-5 write in MySQL
+            self.phase = self.switches.back_to_4(procs.supervise)
+            if self.phase == 5:
+                raise ReplicatorError("the run could not switch back from phase 5 to 4; see the notes "
+                                      f"and {self.dir / 'reverse.log'}")
         if self.phase == 1:
             self._set_phase(2, "chaos: the writers apply the backlog")
         code = procs.stop("app")
@@ -344,6 +388,7 @@ class Run:
         r.lost += len(result.differences)
         r.problems += [f"lost: {d}" for d in checks.short(result.differences)]
         r.regressed = len(watch.regressions)
+        r.phase5_writes = len(watch.app_writes)
         r.problems += [f"regressed: {x}" for x in watch.regressions[:5]]
         topics = checks.check_topics(self.settings)
         r.events = topics.events

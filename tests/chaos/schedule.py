@@ -17,8 +17,14 @@ Fault kinds (the ``kind`` counted in the report):
   server, for ``hold_s``.
 
 Operator actions: ``phase`` (forward one step or a rollback, rollbacks to 1 included, forced
-past the soak gates), ``ddl`` (a column added to the live table), ``blob`` (a row too big for
+past the soak gates; from 4 sometimes the switch to 5, from 5 the switch back to 4), ``switch``
+(the write target: to phase 5, walking forward to 4 first, or back from 5 to 4, on the switch
+protocol of DESIGN §3.6), ``ddl`` (a column added to the live table), ``blob`` (a row too big for
 DynamoDB, which must reach the dead-letter topic) and ``blob_small``.
+
+Phase 5 came later: its actions (the switches, one fault of the reverse replication) are drawn
+from a second stream of the seed and inserted into the schedule the first stream draws, so a
+seed's faults and operator actions from before are all still there, in the same order.
 """
 
 from __future__ import annotations
@@ -26,7 +32,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-PROCESSES = ("reader", "writer-a", "writer-b", "validator", "backfill", "app")
+PROCESSES = ("reader", "writer-a", "writer-b", "validator", "backfill", "app")  # the first stream's
+REVERSE = "reverse"  # the reverse replication (phase 5): its faults come from the second stream
 LINKS = {  # the servers each process reaches (Kafka is not proxied: see proxies.py)
     "reader": ("mysql", "redis"),
     "writer-a": ("dynamodb", "redis"),
@@ -34,6 +41,7 @@ LINKS = {  # the servers each process reaches (Kafka is not proxied: see proxies
     "validator": ("mysql", "dynamodb", "redis"),
     "backfill": ("mysql", "redis"),
     "app": ("mysql", "dynamodb", "redis"),
+    REVERSE: ("mysql", "dynamodb", "redis"),
 }
 FAULT_WEIGHTS = {
     "kill9": 6, "pause": 2, "restart_kafka": 1, "restart_mariadb": 1, "restart_redis": 1,
@@ -41,6 +49,10 @@ FAULT_WEIGHTS = {
 }
 FAULT_KINDS = tuple(FAULT_WEIGHTS)
 PAUSE_S = (11.0, 14.0)  # above the writers' session.timeout.ms (10 s) and cutover.lease_ttl_s
+REVERSE_FAULTS = ("kill9", "pause", "net_cut", "net_blackhole", "net_latency")
+SWITCH_SHARE = 0.7  # runs with a switch to phase 5 (of those, SWITCH_BACK_SHARE switch back on schedule)
+SWITCH_BACK_SHARE = 0.6
+PHASE5_FROM_4 = 0.5  # a ``phase`` action in phase 4 that switches to 5
 
 
 @dataclass(frozen=True)
@@ -63,19 +75,19 @@ class Action:
         return f"{self.kind}{target} hold={self.hold_s:.1f}s{extra}"
 
 
-def _fault(rng: random.Random, kinds: tuple[str, ...]) -> Action:
+def _fault(rng: random.Random, kinds: tuple[str, ...], processes: tuple[str, ...] = PROCESSES) -> Action:
     kind = rng.choices(kinds, weights=[FAULT_WEIGHTS[k] for k in kinds])[0]
     gap = rng.uniform(0.5, 3.0)
     if kind == "kill9":
-        return Action(kind, rng.choice(PROCESSES), rng.uniform(0.2, 3.0), gap)
+        return Action(kind, rng.choice(processes), rng.uniform(0.2, 3.0), gap)
     if kind == "pause":
-        return Action(kind, rng.choice(PROCESSES), rng.uniform(*PAUSE_S), gap)
+        return Action(kind, rng.choice(processes), rng.uniform(*PAUSE_S), gap)
     if kind.startswith("restart_"):
         return Action(kind, kind.removeprefix("restart_"), 0.0, gap)
     if kind.startswith("dynamodb_"):
         share = round(rng.uniform(0.3, 0.95), 2)
         return Action(kind, "dynamodb", rng.uniform(3.0, 8.0), gap, {"share": share})
-    proc = rng.choice(PROCESSES)
+    proc = rng.choice(processes)
     link = f"{proc}.{rng.choice(LINKS[proc])}"
     if kind == "net_latency":
         return Action(kind, link, rng.uniform(3.0, 8.0), gap,
@@ -92,18 +104,44 @@ def _operator(rng: random.Random) -> list[Action]:
     return acts
 
 
-def draw(seed: int, faults: tuple[int, int] = (3, 6), *, restarts: bool = True) -> list[Action]:
+def _phase5(rng: random.Random) -> list[Action]:
+    """The second stream's actions: one fault of the reverse replication, and the switches."""
+    acts = [_fault(rng, REVERSE_FAULTS, (REVERSE,))]
+    if rng.random() < SWITCH_SHARE:
+        acts.append(Action("switch", "5", 0.0, rng.uniform(0.5, 2.0)))
+        if rng.random() < SWITCH_BACK_SHARE:
+            acts.append(Action("switch", "4", 0.0, rng.uniform(0.5, 2.0)))
+    return acts
+
+
+def draw(seed: int, faults: tuple[int, int] = (3, 6), *, restarts: bool = True,
+         phase5: bool = True) -> list[Action]:
     """The schedule of one run: faults and operator actions, interleaved at random. Without
-    ``restarts`` (a stack whose servers the campaign cannot restart) no server is restarted."""
+    ``restarts`` (a stack whose servers the campaign cannot restart) no server is restarted;
+    without ``phase5``, the schedule as it was before phase 5 joined (no switch, no fault of the
+    reverse replication). The phase-5 actions keep their order: a switch back follows its switch."""
     rng = random.Random(seed)
     kinds = tuple(k for k in FAULT_KINDS if restarts or not k.startswith("restart_"))
     acts = [_fault(rng, kinds) for _ in range(rng.randint(*faults))] + _operator(rng)
     rng.shuffle(acts)
+    if not phase5:
+        return acts
+    second = random.Random(f"{seed}:phase5")
+    extra = _phase5(second)
+    spots = sorted(second.randint(0, len(acts)) for _ in extra)
+    for offset, (spot, act) in enumerate(zip(spots, extra, strict=True)):
+        acts.insert(spot + offset, act)
     return acts
 
 
-def next_phase(rng: random.Random, current: int) -> int:
-    """Forward one step (up to 4), or back to any lower phase; a run never goes to phase 5."""
+def next_phase(rng: random.Random, current: int, switch_rng: random.Random | None = None) -> int:
+    """Forward one step, or back to any lower phase. Phase 5 only with ``switch_rng`` (which alone
+    decides it, so that ``rng`` draws what it drew before phase 5 joined): from 4 a switch to 5
+    (``PHASE5_FROM_4`` of the time), from 5 the switch back to 4 (lower needs acknowledgements)."""
+    if current >= 5:
+        return 4
+    if current == 4 and switch_rng is not None and switch_rng.random() < PHASE5_FROM_4:
+        return 5
     if current <= 1:
         return 2
     if current >= 4 or rng.random() < 0.4:

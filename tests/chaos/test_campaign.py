@@ -1,8 +1,9 @@
 """The short fault campaign inside the suite: two runs of ``make chaos``'s campaign, fewer faults.
 
-Each run starts the reader, two writers, the validator, the backfill and the application through
-the client, applies its seed's random faults (kill -9, SIGSTOP past the session timeout, server
-restarts, DynamoDB throttling and 5xx storms, link cuts and latency) and checks the whole state.
+Each run starts the reader, two writers, the validator, the backfill, the reverse replication and
+the application through the client, applies its seed's random faults (kill -9, SIGSTOP past the
+session timeout, server restarts, DynamoDB throttling and 5xx storms, link cuts and latency) and
+phase changes (most runs switch the write target to phase 5 and back), and checks the whole state.
 The seed is printed; ``CHAOS_SEED`` replays it (``CHAOS_SEED=<seed> CHAOS_RUNS=1 make chaos``).
 """
 
@@ -38,3 +39,5 @@ def test_a_short_campaign_loses_regresses_and_duplicates_nothing(
     failures = {r.seed: r.problems for r in results if not r.ok}
     assert not failures, f"seeds that failed (replay: CHAOS_SEED=<seed> CHAOS_RUNS=1 make chaos): {failures}"
     assert (total["lost"], total["regressed"], total["duplicated"]) == (0, 0, 0)
+    kinds = {k.split(" ")[0] for k in total["switches"]}  # type: ignore[attr-defined]
+    assert kinds <= {"4->5", "5->4"}, f"a switch other than 4 <-> 5: {total['switches']}"

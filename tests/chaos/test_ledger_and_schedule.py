@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import random
 
 from tests.chaos.ledger import parse
-from tests.chaos.schedule import draw, next_phase
+from tests.chaos.schedule import REVERSE, draw, next_phase
 
 A = {"grp": "1", "name": "a", "amount": "1.00"}
 B = {"grp": "2", "name": "b", "amount": "2.00"}
@@ -52,12 +53,37 @@ def test_a_seed_draws_the_same_schedule_and_without_restarts_no_server_restarts(
         assert not any(a.kind.startswith("restart_") for a in draw(seed, restarts=False))
 
 
-def test_phase_changes_stay_below_phase_5_and_leave_phase_1_forward() -> None:
-    import random
-
+def test_phase_changes_without_the_switch_stream_stay_below_phase_5_and_leave_phase_1_forward() -> None:
     rng = random.Random(1)
     for current in (1, 2, 3, 4):
         for _ in range(50):
             target = next_phase(rng, current)
             assert 1 <= target <= 4 and target != current
     assert next_phase(rng, 1) == 2
+
+
+def test_with_the_switch_stream_phase_4_sometimes_switches_to_5_and_5_always_goes_back_to_4() -> None:
+    rng, switch_rng = random.Random(1), random.Random(2)
+    from_4 = {next_phase(rng, 4, switch_rng) for _ in range(100)}
+    assert 5 in from_4 and from_4 - {5} and from_4 <= {1, 2, 3, 5}
+    assert {next_phase(rng, 5, switch_rng) for _ in range(20)} == {4}  # lower needs acknowledgements
+    for current in (1, 2, 3):
+        assert all(next_phase(rng, current, switch_rng) != 5 for _ in range(50))
+
+
+def test_phase_5_adds_to_a_seeds_schedule_and_keeps_the_rest_in_order() -> None:
+    switched = 0
+    for seed in range(40):
+        before, after = draw(seed, phase5=False), draw(seed)
+        added = list(after)
+        for act in before:  # the schedule before phase 5, in order, inside the new one
+            added.remove(act)
+        assert [a for a in after if a in before] == before
+        faults = [a for a in added if a.is_fault]
+        assert len(faults) == 1, "every run has one fault of the reverse replication"
+        assert faults[0].target.split(".")[0] == REVERSE
+        targets = [a.target for a in added if a.kind == "switch"]
+        assert targets in ([], ["5"], ["5", "4"])  # a switch back follows its switch
+        assert len(added) == 1 + len(targets)
+        switched += bool(targets)
+    assert 0 < switched < 40
