@@ -1,11 +1,12 @@
 """The shop: a sample application that does all its data access through :mod:`replicator.client`.
 
-Users and orders behind a small HTTP JSON API, on the demo shop's schema
-(:mod:`replicator.demo.workload`), so that it runs unchanged through every migration phase:
+Users, orders and their items behind a small HTTP JSON API, on the demo shop's schema
+(:mod:`replicator.demo.workload`) mapped the single-table way (docs/model.md), so that it runs
+unchanged through every migration phase:
 
-- :mod:`.service`: the use cases (create, read, change and delete users; place an order and
-  debit the user's balance in one transaction; list a user's orders by the ``by_user`` access
-  pattern), on a :class:`~replicator.client.Client`;
+- :mod:`.service`: the use cases (create, read, change and delete users; place an order with its
+  items and debit the user's balance in one transaction; list a user's orders, the user's
+  collection; read an order with its items), on a :class:`~replicator.client.Client`;
 - :mod:`.server`: the HTTP API (``ThreadingHTTPServer``) and how errors map to status codes;
 - :mod:`.load`: a load generator that reports errors and latency per migration phase;
 - :mod:`.schema`: creates and seeds the shop's database for a local run.

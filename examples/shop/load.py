@@ -2,9 +2,10 @@
 
 ``python -m examples.shop.load --url http://127.0.0.1:8080 --threads 8 --seconds 30``
 
-Threads send a mix of reads (``GET /users/<id>``, ``GET /users/<id>/orders``) and writes. The
-writes are the demo workload's operations (:class:`replicator.demo.workload.ShopWorkload`: new
-users, visits, orders, deletes, id changes) sent as API calls. Every answer is filed under the
+Threads send a mix of reads (``GET /users/<id>``, ``GET /users/<id>/orders``: the user's
+collection, ``GET /users/<id>/orders/<order>``: an order with its items) and writes. The writes
+are the demo workload's operations (:class:`replicator.demo.workload.ShopWorkload`: new users,
+visits, orders with their items, deletes, id changes) sent as API calls. Every answer is filed under the
 migration phase the service was in (its ``X-Migration-Phase`` / ``X-Migration-Epoch`` headers),
 so the report has one row per phase visited, in order: requests, errors and latency p50/p99.
 
@@ -67,8 +68,9 @@ def call_for(op: Operation) -> Call:
         case TouchUser():
             return Call("write", "PATCH", f"/users/{op.id}", {"profile": {"visits": op.visits}})
         case PlaceOrder():
+            items = [{"sku": line.sku, "qty": line.qty, "price": line.price} for line in op.items]
             return Call("write", "POST", "/orders",
-                        {"id": op.id, "user_id": op.user_id, "total": op.total, "note": op.note})
+                        {"id": op.id, "user_id": op.user_id, "items": items, "note": op.note})
         case DeleteUser():
             return Call("write", "DELETE", f"/users/{op.id}")
         case RekeyUser():
@@ -285,10 +287,13 @@ class LoadGenerator:
         with self._cond:
             rng = self._rng
             if self._paused or rng.random() < self.read_share:
-                uid = rng.randrange(1, self._workload.next_id)
-                if rng.random() < 0.7:
+                uid, r = rng.randrange(1, self._workload.next_id), rng.random()
+                if r < 0.6:
                     return Call("read", "GET", f"/users/{uid}")
-                return Call("read", "GET", f"/users/{uid}/orders?limit=20")
+                if r < 0.85:
+                    return Call("read", "GET", f"/users/{uid}/orders?limit=20")
+                oid, owner = self._workload.order_to_read()
+                return Call("read", "GET", f"/users/{owner}/orders/{oid}")
             self._in_flight += 1
             return call_for(self._workload.next_operation())
 

@@ -1,14 +1,17 @@
 """The shop's HTTP JSON API on the standard library's ``ThreadingHTTPServer``.
 
-==========================  ======================================================
-``GET /health``             the client's phase snapshot: phase, epoch, flags
-``POST /users``             create a user -> 201 ``{"id": ...}``
-``GET /users/<id>``         one user
-``PATCH /users/<id>``       change email, name, password, profile, status or id
-``DELETE /users/<id>``      delete a user
-``POST /orders``            place an order (and debit the user's balance) -> 201
-``GET /users/<id>/orders``  the user's orders, newest first (``?limit=``, default 50)
-==========================  ======================================================
+==================================  ==================================================
+``GET /health``                     the client's phase snapshot: phase, epoch, flags
+``POST /users``                     create a user -> 201 ``{"id": ...}``
+``GET /users/<id>``                 one user
+``PATCH /users/<id>``               change email, name, password, profile, status or id
+``DELETE /users/<id>``              delete a user
+``POST /orders``                    place an order with its items (and debit the user's
+                                    balance) -> 201
+``GET /users/<id>/orders``          the user's orders, newest first (``?limit=``, default
+                                    50): the user's collection
+``GET /users/<id>/orders/<order>``  one order of the user, with its items
+==================================  ==================================================
 
 Every answer is JSON and carries ``X-Migration-Phase`` and ``X-Migration-Epoch``: the client's
 phase snapshot when the request arrived. Errors are ``{"error": code, "message": text}``:
@@ -88,6 +91,13 @@ def _id(req: Request) -> int:
     return int(raw)
 
 
+def _order_id(req: Request) -> int:
+    raw = req.params["oid"]
+    if not raw.isdigit() or int(raw) < 1:
+        raise BadRequest(f"an order id is a positive integer, got {raw!r}")
+    return int(raw)
+
+
 def _health(svc: ShopService, req: Request) -> Answer:
     return Answer(200, svc.health())
 
@@ -111,6 +121,10 @@ def _delete_user(svc: ShopService, req: Request) -> Answer:
     return Answer(200, {"deleted": 1})
 
 
+def _user_order(svc: ShopService, req: Request) -> Answer:
+    return Answer(200, {"order": svc.get_order(_id(req), _order_id(req))})
+
+
 def _place_order(svc: ShopService, req: Request) -> Answer:
     return Answer(201, {"order": svc.place_order(req.body)})
 
@@ -129,6 +143,7 @@ ROUTES: list[tuple[str, re.Pattern[str], str, Route]] = [
     ("PATCH", re.compile(r"/users/(?P<id>[^/]+)"), "user", _update_user),
     ("DELETE", re.compile(r"/users/(?P<id>[^/]+)"), "user", _delete_user),
     ("GET", re.compile(r"/users/(?P<id>[^/]+)/orders"), "user_orders", _user_orders),
+    ("GET", re.compile(r"/users/(?P<id>[^/]+)/orders/(?P<oid>[^/]+)"), "user_order", _user_order),
     ("POST", re.compile(r"/orders"), "orders", _place_order),
 ]
 

@@ -1,13 +1,15 @@
 """The shop's use cases, written against :mod:`replicator.client` and nothing else.
 
-Users and their orders, on the demo shop's schema (:data:`replicator.demo.workload.SCHEMA`).
-Every read and write goes through the client, so the service runs unchanged in every phase
-of the migration: the client decides which store answers. Errors the caller made are
+Users, their orders and the orders' items, on the demo shop's schema
+(:data:`replicator.demo.workload.SCHEMA`), mapped the single-table way (docs/model.md): a user's
+orders are the user's collection (one Query in DynamoDB), an order's items are embedded in the
+order's item. Every read and write goes through the client, so the service runs unchanged in
+every phase of the migration: the client decides which store answers. Errors the caller made are
 :class:`BadRequest` / :class:`NotFound`; the client's own errors (:mod:`replicator.errors`)
 pass through for the HTTP layer to map.
 
 A balance is money: an order debits its total from the user's balance in the same
-transaction as the order's insert. The client offers no read inside a transaction, so the
+transaction as the inserts of the order and its items. The client offers no read inside a transaction, so the
 balance is read first and written back under a per-user lock; that serialises the orders of
 one user within this process. Several processes of this service would need an optimistic
 check instead (and the client, in phase 5, retries lost version conditions itself).
@@ -32,11 +34,20 @@ STATUSES = ("active", "locked")
 #: Fields an application may send; ``password`` is stored as its SHA-256 (``password_hash``).
 CREATE_FIELDS = frozenset({"id", "email", "name", "password", "balance", "profile", "status"})
 UPDATE_FIELDS = frozenset({"id", "email", "name", "password", "profile", "status"})
-ORDER_FIELDS = frozenset({"id", "user_id", "total", "note"})
+ORDER_FIELDS = frozenset({"id", "user_id", "total", "note", "items"})
+LINE_FIELDS = frozenset({"sku", "qty", "price"})
+#: An order's items are numbered within it: item id = order id * ITEM_IDS_PER_ORDER + line (1, 2, ...).
+ITEM_IDS_PER_ORDER = 100
+MAX_LINES = ITEM_IDS_PER_ORDER - 1
 #: Ids the service allocates when the caller sends none: above any seeded id, JSON-safe.
 _ALLOCATED_IDS = (2**40, 2**53)
+#: Order ids stay below 10**12: DynamoDB keys an order ORDER#{id:012d}, twelve digits that sort as
+#: the ids do (a longer id could not be mapped); the service allocates them from this range.
+MAX_ORDER_ID = 10**12 - 1
+_ALLOCATED_ORDER_IDS = (10**11, 10**12)
 _LOCK_STRIPES = 64
-BY_USER = "by_user"  # the access pattern of a user's orders (tables[].indexes)
+COLLECTION = "collection"  # a user with their orders, one partition (tables[].collections)
+ITEMS = "items"  # an order's items, embedded in the order (tables[].embed.as)
 
 
 class ShopError(Exception):
@@ -56,21 +67,24 @@ class NotFound(ShopError):
     code = "not_found"
 
 
-def shop_tables(settings: Settings, database: str | None = None) -> tuple[str, str]:
-    """The ``(users, orders)`` sources of the shop in the mapping (``database`` when given)."""
+SHOP_TABLES = ("users", "orders", "order_items")
+
+
+def shop_tables(settings: Settings, database: str | None = None) -> tuple[str, str, str]:
+    """The ``(users, orders, order_items)`` sources of the shop in the mapping (``database`` when
+    given)."""
     sources = {t.source for t in settings.tables}
     if database is not None:
         candidates = [database]
     else:
-        candidates = sorted({s.split(".")[0] for s in sources
-                             if s.endswith(".users") and s.replace(".users", ".orders") in sources})
-    found = [(f"{db}.users", f"{db}.orders") for db in candidates
-             if {f"{db}.users", f"{db}.orders"} <= sources]
+        candidates = sorted({s.split(".")[0] for s in sources if s.endswith(".users")})
+    found = [(f"{db}.users", f"{db}.orders", f"{db}.order_items") for db in candidates
+             if {f"{db}.{t}" for t in SHOP_TABLES} <= sources]
     if len(found) != 1:
         mapped = ", ".join(sorted(sources)) or "none"
         which = f"for {database}" if database else "of exactly one database"
-        raise ConfigError(f"the configuration must map <database>.users and <database>.orders ({which}); "
-                          f"mapped: {mapped}")
+        raise ConfigError(f"the configuration must map <database>.users, <database>.orders and "
+                          f"<database>.order_items ({which}); mapped: {mapped}")
     return found[0]
 
 
@@ -94,13 +108,19 @@ class ShopService:
 
     def __init__(self, client: Client, database: str | None = None) -> None:
         self.client = client
-        users, orders = shop_tables(client.settings, database)
+        users, orders, items = shop_tables(client.settings, database)
         self.users: Table = client.table(users)
         self.orders: Table = client.table(orders)
-        if not any(ix.name == BY_USER for ix in self.orders.mapper.indexes):
-            raise ConfigError(f"the shop lists a user's orders by the access pattern {BY_USER!r}: declare "
-                              f"it in tables[source={orders}].indexes as "
-                              f"{{name: {BY_USER}, pk: user_id, sk: placed_at}}")
+        self.items: Table = client.table(items)
+        collection = next((c for c in self.users.mapper.mapping.collections if c.name == COLLECTION), None)
+        if collection is None or orders not in collection.members:
+            raise ConfigError(f"the shop lists a user's orders by the collection {COLLECTION!r}: declare "
+                              f"it in tables[source={users}].collections as "
+                              f"{{name: {COLLECTION}, members: {{{orders}: {{user_id: id}}}}}}")
+        if ITEMS not in self.orders.children:
+            raise ConfigError(f"the shop reads an order with its items: embed {items} in {orders} with "
+                              f"tables[source={items}].embed = {{parent: {orders}, as: {ITEMS}, "
+                              f"on: {{order_id: id, user_id: user_id}}}}")
         self._locks = [threading.Lock() for _ in range(_LOCK_STRIPES)]
 
     # ----------------------------------------------------------------- health
@@ -167,14 +187,23 @@ class ShopService:
     # ----------------------------------------------------------------- orders
 
     def place_order(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        """Insert the order and debit its total from the user's balance, in one transaction."""
+        """Insert the order and its items and debit its total from the user's balance, in one
+        transaction. The total is the items' sum (a ``total`` sent with ``items`` must equal it);
+        an order without items needs its ``total``. Item ids are ``order id * 100 + line``."""
         _only(body, ORDER_FIELDS)
         user_id = _user_id(_required(body, "user_id"))
-        total = _money(_required(body, "total"), "total")
-        order = {
-            "id": _user_id(body["id"]) if body.get("id") is not None else _allocate(),
-            "user_id": user_id, "total": total, "placed_at": utc_now(3), "note": body.get("note"),
-        }
+        lines = _lines(body.get("items"))
+        total = sum((line["qty"] * line["price"] for line in lines), Decimal("0.00"))
+        if not lines:
+            total = _money(_required(body, "total"), "total")
+        elif body.get("total") is not None and _money(body["total"], "total") != total:
+            raise BadRequest(f"field 'total' is {body['total']!r} but the items sum to {total}: send either "
+                             "the items alone or their exact sum")
+        oid = _order_id(body["id"]) if body.get("id") is not None else _allocate(_ALLOCATED_ORDER_IDS)
+        order = {"id": oid, "user_id": user_id, "total": total, "placed_at": utc_now(3),
+                 "note": body.get("note")}
+        items = [{"id": oid * ITEM_IDS_PER_ORDER + n, "order_id": oid, "user_id": user_id, **line}
+                 for n, line in enumerate(lines, start=1)]
         with self._lock(user_id):
             user = self.users.get({"id": user_id})
             if user is None:
@@ -182,14 +211,29 @@ class ShopService:
             balance = Decimal(user["balance"]) - total
             with self.client.transaction() as tx:
                 tx.table(self.orders.source).insert(order)
+                for item in items:
+                    tx.table(self.items.source).insert(item)
                 if not tx.table(self.users.source).update({"id": user_id}, {"balance": balance}):
-                    raise NotFound(f"no user {user_id}")  # deleted meanwhile: the insert rolls back
-        return {"id": order["id"], "user_id": user_id, "total": str(total), "balance": str(balance)}
+                    raise NotFound(f"no user {user_id}")  # deleted meanwhile: the inserts roll back
+        return {"id": oid, "user_id": user_id, "total": str(total), "balance": str(balance),
+                "items": len(items)}
+
+    def get_order(self, user_id: int, order_id: int) -> dict[str, Any]:
+        """One order of the user with its items (one item in DynamoDB, the items embedded in it)."""
+        row = self.orders.get({"id": order_id, "user_id": user_id}, include=[ITEMS])
+        if row is None:
+            raise NotFound(f"user {user_id} has no order {order_id}")
+        return {**public_order(row), ITEMS: [public_order(r) for r in row[ITEMS]]}
 
     def user_orders(self, user_id: int, limit: int = 50) -> list[dict[str, Any]]:
-        """The user's orders, newest first (the ``by_user`` access pattern, read backwards)."""
-        rows = self.orders.query(BY_USER, {"user_id": user_id})
-        return [public_order(r) for r in reversed(rows[-limit:] if limit else [])]
+        """The user's orders, newest first: the user's collection (one Query in DynamoDB, in the
+        order of the orders' ids), sorted by when they were placed."""
+        found = self.users.query(COLLECTION, {"id": user_id})
+        if not found:
+            raise NotFound(f"no user {user_id}")
+        rows = sorted(found[0][self.orders.mapper.mapping.table], key=lambda r: (r["placed_at"], r["id"]),
+                      reverse=True)
+        return [public_order(r) for r in rows[:limit]]
 
     def _lock(self, user_id: int) -> threading.Lock:
         return self._locks[hash(user_id) % _LOCK_STRIPES]
@@ -245,6 +289,29 @@ def _user_id(value: Any) -> int:
     return _int(value, "id")
 
 
+def _order_id(value: Any) -> int:
+    n = _int(value, "id")
+    if n > MAX_ORDER_ID:
+        raise BadRequest(f"field 'id': an order id is at most {MAX_ORDER_ID} (twelve digits), got {n}")
+    return n
+
+
+def _lines(value: Any) -> list[dict[str, Any]]:
+    """An order's items: a list of ``{"sku", "qty", "price"}``, at most MAX_LINES."""
+    if value is None:
+        return []
+    if not isinstance(value, list) or not 1 <= len(value) <= MAX_LINES:
+        raise BadRequest(f"field 'items' must be a list of 1 to {MAX_LINES} items")
+    lines = []
+    for n, line in enumerate(value, start=1):
+        if not isinstance(line, dict) or set(line) != LINE_FIELDS:
+            raise BadRequest(f"item {n} must be an object with exactly the fields {sorted(LINE_FIELDS)}")
+        lines.append({"sku": _text(line["sku"], f"items[{n}].sku"),
+                      "qty": _int(line["qty"], f"items[{n}].qty"),
+                      "price": _money(line["price"], f"items[{n}].price")})
+    return lines
+
+
 def _int(value: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise BadRequest(f"field {name!r} must be an integer")
@@ -287,6 +354,7 @@ def _status(value: Any) -> str:
     return str(value)
 
 
-def _allocate(randbelow: Callable[[int], int] = secrets.randbelow) -> int:
-    low, high = _ALLOCATED_IDS
+def _allocate(bounds: tuple[int, int] = _ALLOCATED_IDS,
+              randbelow: Callable[[int], int] = secrets.randbelow) -> int:
+    low, high = bounds
     return low + randbelow(high - low)

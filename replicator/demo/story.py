@@ -1,7 +1,10 @@
 """The demo's story: the migration guide's phases, told step by step on the local stack.
 
-A small shop database and a sample application that uses it through the client
-(``examples/shop``: an HTTP service and its load generator, injected as a :class:`SampleApp`);
+A small shop database (users, orders, order items) mapped to one DynamoDB table the way the
+workshop models it (each user's partition holds the user and their orders, each order's items
+are embedded in the order's item: :func:`demo_settings`) and a sample application that uses it
+through the client (``examples/shop``: an HTTP service and its load generator, injected as a
+:class:`SampleApp`);
 the real reader and writer run as processes; the backfill copies what existed while the shop
 writes; a row-by-row comparison proves DynamoDB equals MySQL; and the phase controller walks
 the guide's phases 1 -> 2 -> 3 -> 4 on its measured gates, with what the shop's users saw at
@@ -25,7 +28,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from pydantic import SecretStr
 from rich.console import Console
@@ -47,7 +50,14 @@ from replicator.demo.printing import (
     visit_line,
 )
 from replicator.demo.processes import Pipeline
-from replicator.demo.workload import MySQLExecutor, ShopWorkload, create_app_user, create_schema, seed
+from replicator.demo.workload import (
+    MySQLExecutor,
+    PlaceOrder,
+    ShopWorkload,
+    create_app_user,
+    create_schema,
+    seed,
+)
 from replicator.diff import Difference
 from replicator.errors import ReplicatorError, SourceUnavailable, SwitchAborted
 from replicator.health import run_probes
@@ -97,9 +107,23 @@ class DemoOptions:
     threads: int = 8
 
 
+def shop_tables(db: str) -> list[dict[str, Any]]:
+    """The shop's single-table model (docs/model.md): users and their orders in one DynamoDB table,
+    one partition per user (``users.query("collection", ...)``: the user and their orders in one
+    Query), each order's items a map in the order's item (``orders.get(..., include=["items"])``)."""
+    return [
+        {"source": f"{db}.users", "target": "shop", "key": {"pk": "USER#{id}", "sk": "#PROFILE"},
+         "collections": [{"name": "collection", "members": {f"{db}.orders": {"user_id": "id"}}}]},
+        {"source": f"{db}.orders", "target": "shop",
+         "key": {"pk": "USER#{user_id}", "sk": "ORDER#{id:012d}"}},
+        {"source": f"{db}.order_items",
+         "embed": {"parent": f"{db}.orders", "as": "items", "on": {"order_id": "id", "user_id": "user_id"}}},
+    ]
+
+
 def demo_settings(base: Settings, run_id: str, soak_s: float) -> Settings:
-    """The base settings, namespaced by ``run_id``, mapping the shop's two tables (with the access
-    pattern the shop queries), with short gates. The reader presents a server_id of its own, so
+    """The base settings, namespaced by ``run_id``, mapping the shop's tables on the single-table
+    model (:func:`shop_tables`), with short gates. The reader presents a server_id of its own, so
     that it never displaces another reader of the same server (MySQL allows one per id)."""
     return load_settings(
         kafka={**base.kafka.model_dump(), "topic_prefix": run_id},
@@ -109,15 +133,13 @@ def demo_settings(base: Settings, run_id: str, soak_s: float) -> Settings:
         mysql={**base.mysql.model_dump(), "password": base.mysql.password.get_secret_value(),
                "server_id": DEMO_SERVER_IDS + int(uuid.uuid5(uuid.NAMESPACE_DNS, run_id)) % 1_000_000},
         # The fence row of the write-target switch lives in the run's own database, where the
-        # shop's user may read it (every client write transaction does) and the clean-up drops it.
-        cutover={**base.cutover.model_dump(), "fence_table": f"{run_id}.fence"},
+        # shop's user may read it (every client write transaction does) and the clean-up drops it;
+        # so does the reverse replication's table of the versions it applied to MySQL's rows.
+        cutover={**base.cutover.model_dump(), "fence_table": f"{run_id}.fence",
+                 "reverse_versions_table": f"{run_id}.reverse_versions"},
         gates={**base.gates.model_dump(), "window_2_3_s": soak_s, "window_3_4_s": soak_s,
                "window_4_5_s": soak_s, "min_validations": 100},
-        tables=[
-            {"source": f"{run_id}.users", "target": "users", "key": {"pk": "USER#{id}"}},
-            {"source": f"{run_id}.orders", "target": "orders",
-             "indexes": [{"name": "by_user", "pk": "user_id", "sk": "placed_at"}]},
-        ],
+        tables=shop_tables(run_id),
         log=base.log.model_dump(),
     )
 
@@ -197,13 +219,19 @@ class Demo:
             create_schema(seeder.conn, self.db)
             secret = self.client_settings.client.mysql_password
             create_app_user(seeder.conn, self.db, self.app_user, secret.get_secret_value() if secret else "",
-                            fence_table=self.client_settings.cutover.fence_table)
-            seeder.apply_many(seed(o.rows))
+                            fence_table=self.client_settings.cutover.fence_table,
+                            versions_table=self.client_settings.cutover.reverse_versions_table)
+            ops = list(seed(o.rows))
+            seeder.apply_many(ops)
             head = seeder.binlog_head()
         finally:
             seeder.close()
-        self.say(f"  {o.rows} users and {2 * o.rows} orders already exist; "
+        items = sum(len(op.items) for op in ops if isinstance(op, PlaceOrder))
+        self.say(f"  {o.rows} users, {2 * o.rows} orders and {items} order items already exist; "
                  f"binlog head {head[0]}:{head[1]}")
+        self.say(f"  in DynamoDB one table, {self.settings.dynamodb.table_prefix}shop: a partition per user "
+                 "(USER#<id>) holding the user (#PROFILE) and their orders (ORDER#<id>), each order's "
+                 "items embedded in its item")
         self.client = connect(self.client_settings, name="shop-api")
         self.service = self.app.serve(self.client)
         rng = random.Random(42)  # noqa: S311 - a workload, not cryptography
@@ -228,8 +256,8 @@ class Demo:
             self.pipeline.spawn("reverse", "reverse")
             self.wait_for("waiting for the reverse replication to start",
                           lambda: store.get_marker(names.REVERSE_HEARTBEAT) is not None)
-        self.say(f"  reader and writer running (the writer created the tables, the by_user GSI and their "
-                 f"streams), and the reverse replication for the way back; logs in {self.pipeline.logs}")
+        self.say(f"  reader and writer running (the writer created the shop's table and its stream), and "
+                 f"the reverse replication for the way back; logs in {self.pipeline.logs}")
 
     def _backfill(self) -> None:
         self.step(5, "backfill the rows that existed before the stream, while the shop writes")

@@ -1,8 +1,9 @@
 """The shop on the real stack: its HTTP API in phase 1 and phase 4, its errors, and a load across phases.
 
-One shop for the module: a database with the demo schema and a few seeded rows, the real reader
-and writer (``replicator run`` / ``replicator write --create-tables``, which creates the
-``by_user`` GSI), a client as the shop's own MySQL user and the service on a free port. The
+One shop for the module: a database with the demo schema and a few seeded rows, mapped like the
+demo's (one DynamoDB table: users with their orders as a collection, order items embedded in
+their order), the real reader and writer (``replicator run`` / ``replicator write
+--create-tables``), a client as the shop's own MySQL user and the service on a free port. The
 reader starts from the binlog position before the seed, so the seed reaches DynamoDB by the
 stream (no backfill needed). Phases move through the controller like an operator would (one
 step at a time, gates forced and audited: the soak windows are the guide's days).
@@ -34,6 +35,7 @@ from replicator.control import open_control_store
 from replicator.control.watermark import PipelineWatermark
 from replicator.demo.cleanup import remove_demo_resources
 from replicator.demo.processes import Pipeline
+from replicator.demo.story import shop_tables
 from replicator.demo.workload import MySQLExecutor, ShopWorkload, create_app_user, create_schema, seed
 from replicator.phase import open_phase_controller
 from replicator.settings import Settings, load_settings
@@ -41,6 +43,7 @@ from replicator.settings import Settings, load_settings
 pytestmark = pytest.mark.integration
 
 SEEDED_USERS = 20
+LINE = {"sku": "A", "qty": 1, "price": "4.00"}
 
 
 @dataclass
@@ -102,9 +105,7 @@ def _shop(stack_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -
         mysql={"server_id": 8_000_000 + uuid.uuid4().int % 1_000_000},  # no other reader's
         kafka={"topic_prefix": unique, "partitions": 2}, dynamodb={"table_prefix": f"{unique}-"},
         control={"namespace": unique}, cutover={"fence_table": f"{unique}.fence"},  # the shop's user reads it
-        tables=[{"source": f"{unique}.users", "target": "users", "key": {"pk": "USER#{id}"}},
-                {"source": f"{unique}.orders", "target": "orders",
-                 "indexes": [{"name": "by_user", "pk": "user_id", "sk": "placed_at"}]}],
+        tables=shop_tables(unique),
         client={"mysql_user": app_user, "mysql_password": app_password, "read_your_writes_wait_s": 2.0},
         log={"level": "warning"})
     admin_cfg = settings.mysql.model_copy(update={
@@ -138,7 +139,7 @@ def _shop(stack_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -
 
 def _wait_for_tables(settings: Settings, timeout_s: float) -> None:
     ddb = dynamodb_client(settings.dynamodb)
-    wanted = {settings.dynamodb.table_prefix + n for n in ("users", "orders")}
+    wanted = {settings.dynamodb.table_prefix + "shop"}
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if wanted <= set(ddb.list_tables(Limit=100)["TableNames"]):
@@ -160,21 +161,26 @@ def test_the_api_gives_the_same_answers_in_phase_1_and_phase_4(shop: Shop) -> No
            "profile": {"tier": "gold"}}
     assert shop.call("POST", "/users", ada)[:2] == (201, {"id": 501})
     assert shop.call("PATCH", "/users/501", {"name": "Ada L."})[0] == 200
-    for oid, total in ((9001, "12.50"), (9002, "7.25")):
-        status, body, _ = shop.call("POST", "/orders", {"id": oid, "user_id": 501, "total": total})
-        assert status == 201 and body["order"]["id"] == oid
+    lines = [{"sku": "PEN", "qty": 2, "price": "3.00"}, {"sku": "INK", "qty": 1, "price": "6.50"}]
+    for oid, items in ((9001, lines), (9002, [{"sku": "PAD", "qty": 1, "price": "7.25"}])):
+        status, body, _ = shop.call("POST", "/orders", {"id": oid, "user_id": 501, "items": items})
+        assert status == 201 and (body["order"]["id"], body["order"]["items"]) == (oid, len(items))
     assert shop.call("POST", "/users", {"id": 502, "email": "gone@shop.test", "password": "pw"})[0] == 201
     assert shop.call("DELETE", "/users/502")[0] == 200
     assert shop.call("POST", "/users", {"id": 503, "email": "new@shop.test", "password": "pw"})[0] == 201
     reads = ["/users/501", "/users/501/orders", "/users/501/orders?limit=1", "/users/503",
-             "/users/503/orders"]
+             "/users/503/orders", "/users/501/orders/9001", "/users/501/orders/9002"]
     in_phase_1 = {path: shop.call("GET", path) for path in reads}
     assert all(status == 200 and phase == 1 for status, _, phase in in_phase_1.values())
     user = in_phase_1["/users/501"][1]["user"]
     assert (user["name"], user["balance"], user["profile"]) == ("Ada L.", "80.25", {"tier": "gold"})
     assert "password_hash" not in user
     assert [o["id"] for o in in_phase_1["/users/501/orders"][1]["orders"]] == [9002, 9001]  # newest first
+    order = in_phase_1["/users/501/orders/9001"][1]["order"]
+    assert (order["total"], [(i["id"], i["sku"], i["qty"], i["price"]) for i in order["items"]]) == (
+        "12.50", [(900101, "PEN", 2, "3.00"), (900102, "INK", 1, "6.50")])
     assert shop.call("GET", "/users/502")[0] == 404
+    assert shop.call("GET", "/users/503/orders/9001")[0] == 404  # another user's order
 
     shop.phase(2)  # the writer applies nothing in phase 1 (DynamoDB is no write target there)
     shop.applied()
@@ -212,6 +218,9 @@ def test_bad_input_duplicates_and_missing_rows_are_400_409_404_in_json(shop: Sho
         ("POST", "/users", {"email": "a@b.c", "password": "pw", "admin": True}, 400, "bad_request"),
         ("PATCH", f"/users/{uid}", {"name": 12}, 400, "bad_request"),
         ("POST", "/orders", {"user_id": uid, "total": "-3"}, 400, "bad_request"),
+        ("POST", "/orders", {"user_id": uid, "total": "5.00", "items": [LINE]}, 400, "bad_request"),  # sum
+        ("POST", "/orders", {"user_id": uid, "items": [{**LINE, "qty": 0}]}, 400, "bad_request"),
+        ("POST", "/orders", {"id": 10**12, "user_id": uid, "total": "1.00"}, 400, "bad_request"),
         ("GET", "/users/x1", None, 400, "bad_request"),
         ("GET", "/users/999999", None, 404, "not_found"),
         ("PATCH", "/users/999999", {"name": "nobody"}, 404, "not_found"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import random
+import re
 import threading
 import time
 from collections import Counter
@@ -18,7 +19,15 @@ from examples.shop.load import Call, LoadGenerator, call_for, outcome, percentil
 from examples.shop.server import EPOCH_HEADER, PHASE_HEADER, ShopServer, error_answer
 from examples.shop.service import BadRequest, NotFound
 from replicator.control import PhaseState
-from replicator.demo.workload import DeleteUser, InsertUser, PlaceOrder, RekeyUser, ShopWorkload, TouchUser
+from replicator.demo.workload import (
+    DeleteUser,
+    InsertUser,
+    OrderLine,
+    PlaceOrder,
+    RekeyUser,
+    ShopWorkload,
+    TouchUser,
+)
 from replicator.errors import (
     DuplicateKeyError,
     KeyShapeError,
@@ -77,6 +86,10 @@ class FakeService:
     def user_orders(self, user_id: int, limit: int = 50) -> list[dict[str, Any]]:
         self._called("user_orders")
         return []
+
+    def get_order(self, user_id: int, order_id: int) -> dict[str, Any]:
+        self._called("get_order")
+        return {"id": order_id, "user_id": user_id, "items": []}
 
 
 @pytest.fixture()
@@ -153,6 +166,8 @@ def test_the_health_endpoint_reports_the_phase_snapshot(server: ShopServer, fake
     ("GET", "/users/abc", None, 400, "bad_request"),
     ("GET", "/users/0", None, 400, "bad_request"),
     ("GET", "/users/5/orders?limit=0", None, 400, "bad_request"),
+    ("GET", "/users/5/orders/x", None, 400, "bad_request"),
+    ("GET", "/users/5/orders/7/items", None, 404, "not_found"),
     ("GET", "/nope", None, 404, "not_found"),
     ("PUT", "/users/5", b"{}", 405, "not_allowed"),
     ("POST", "/users/5", b"{}", 405, "not_allowed"),
@@ -185,8 +200,9 @@ def test_each_workload_operation_is_one_api_call() -> None:
         "write", "POST", "/users",
         {"id": 7, "email": "u7@x", "name": "U", "password": "pw", "balance": "0", "profile": {"a": 1}})
     assert call_for(TouchUser(7, 3)) == Call("write", "PATCH", "/users/7", {"profile": {"visits": 3}})
-    assert call_for(PlaceOrder(9, 7, "1.50")) == Call(
-        "write", "POST", "/orders", {"id": 9, "user_id": 7, "total": "1.50", "note": None})
+    assert call_for(PlaceOrder(9, 7, (OrderLine("A-1", 2, "0.75"),))) == Call(
+        "write", "POST", "/orders",
+        {"id": 9, "user_id": 7, "items": [{"sku": "A-1", "qty": 2, "price": "0.75"}], "note": None})
     assert call_for(DeleteUser(7)) == Call("write", "DELETE", "/users/7")
     assert call_for(RekeyUser(7, 8)) == Call("write", "PATCH", "/users/7", {"id": 8})
 
@@ -245,12 +261,26 @@ def test_paused_writes_leave_reads_only(server: ShopServer, fake: FakeService) -
         _wait_for(lambda: _writes(fake) > 0)
     finally:
         gen.stop()
-    assert set(paused) <= {"get_user", "user_orders"}, paused
+    assert set(paused) <= READS, paused
+
+
+def test_reads_ask_for_users_their_orders_and_single_orders_of_their_owners() -> None:
+    gen = LoadGenerator("http://127.0.0.1:9", read_share=1.0, workload=ShopWorkload(random.Random(6), 101),
+                        seed=6)
+    paths = [gen._next_call().path for _ in range(2000)]  # never started: no request is sent
+    kinds = Counter(re.sub(r"\d+", "N", p) for p in paths)
+    assert kinds.keys() == {"/users/N", "/users/N/orders?limit=N", "/users/N/orders/N"}, kinds
+    for path in paths:  # the seed's order i belongs to user i % 100 + 1
+        if m := re.fullmatch(r"/users/(\d+)/orders/(\d+)", path):
+            assert int(m.group(1)) == int(m.group(2)) % 100 + 1, path
+
+
+READS = {"get_user", "user_orders", "get_order"}
 
 
 def _writes(fake: FakeService) -> int:
     with fake.lock:
-        return sum(1 for c in fake.calls if c not in ("get_user", "user_orders"))
+        return sum(1 for c in fake.calls if c not in READS)
 
 
 def _requests_in(gen: LoadGenerator, epoch: int) -> int:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -22,15 +23,18 @@ from replicator.demo.app import ClientFigures
 from replicator.demo.cleanup import delete_dynamodb_tables
 from replicator.demo.printing import load_table, visit_line
 from replicator.demo.workload import (
+    FIRST_LIVE_ORDER_ID,
+    ITEM_IDS_PER_ORDER,
     DeleteUser,
     InsertUser,
     Operation,
+    OrderLine,
     PlaceOrder,
     RekeyUser,
     ShopWorkload,
     TouchUser,
     seed,
-    statement,
+    statements,
 )
 from replicator.diff import Difference
 from replicator.settings import Settings, load_settings
@@ -70,20 +74,46 @@ def test_the_mix_has_every_kind_of_change_in_its_stated_share() -> None:
 
 
 def test_each_statement_has_one_placeholder_per_parameter() -> None:
-    ops: list[Operation] = [InsertUser(1, "a@x", None, "1"), TouchUser(1, 5), PlaceOrder(9, 1, "1.50"),
-                            DeleteUser(1), RekeyUser(1, 2)]
+    ops: list[Operation] = [InsertUser(1, "a@x", None, "1"), TouchUser(1, 5),
+                            PlaceOrder(9, 1, (OrderLine("A", 1, "1.50"),)), DeleteUser(1), RekeyUser(1, 2)]
     for op in ops:
-        sql, params = statement(op)
-        assert sql.count("%s") == len(params), op
+        for sql, params in statements(op):
+            assert sql.count("%s") == len(params), op
 
 
-def test_the_seed_has_users_then_twice_as_many_orders_of_existing_users() -> None:
+def test_an_order_is_its_row_then_its_items_rows_numbered_in_the_order_under_its_user() -> None:
+    op = PlaceOrder(7, 3, (OrderLine("A", 2, "1.25"), OrderLine("B", 1, "10.00")), "note")
+    (order_sql, order), *items = statements(op)
+    assert "INTO orders" in order_sql and order == (7, 3, "12.50", "note")
+    assert all("INTO order_items" in sql for sql, _ in items)
+    assert [params for _, params in items] == [(7 * ITEM_IDS_PER_ORDER + 1, 7, 3, "A", 2, "1.25"),
+                                               (7 * ITEM_IDS_PER_ORDER + 2, 7, 3, "B", 1, "10.00")]
+
+
+def test_the_seed_has_users_then_twice_as_many_orders_of_existing_users_with_one_to_three_items() -> None:
     ops = list(seed(10))
     users = [op for op in ops if isinstance(op, InsertUser)]
     orders = [op for op in ops if isinstance(op, PlaceOrder)]
     assert ops == users + orders
     assert [u.id for u in users] == list(range(1, 11)) and len(orders) == 20
     assert {o.user_id for o in orders} <= {u.id for u in users}
+    assert {len(o.items) for o in orders} == {1, 2, 3}
+    item_ids = [i for o in orders for i in o.item_ids()]
+    assert len(set(item_ids)) == len(item_ids)
+    assert all(Decimal(o.total) == sum(line.qty * Decimal(line.price) for line in o.items) > 0
+               for o in orders)
+
+
+def test_live_orders_take_unique_ids_above_the_seed_and_are_read_back_with_their_user() -> None:
+    w = ShopWorkload(random.Random(4), 11)
+    orders = [op for op in (w.next_operation() for _ in range(2000)) if isinstance(op, PlaceOrder)]
+    assert [o.id for o in orders] == list(range(FIRST_LIVE_ORDER_ID, FIRST_LIVE_ORDER_ID + len(orders)))
+    assert {len(o.items) for o in orders} == {1, 2, 3}
+    seeded = {(o.id, o.user_id) for o in seed(10) if isinstance(o, PlaceOrder)}
+    placed = {(o.id, o.user_id) for o in orders}
+    reads = Counter("placed" if r in placed else "seeded" if r in seeded else "neither"
+                    for r in (w.order_to_read() for _ in range(1000)))
+    assert reads.keys() == {"placed", "seeded"}, reads
 
 
 # --------------------------------------------------------------------------- story and cleanup, no I/O
@@ -127,11 +157,18 @@ def _not_started(*args: Any) -> Any:
 NO_APP = SampleApp(serve=_not_started, load=_not_started)
 
 
-def test_the_demo_declares_the_access_pattern_the_shop_queries() -> None:
+def test_the_demo_maps_the_shop_on_one_table_with_the_collection_and_the_embedded_items_it_reads() -> None:
     demo = Demo(load_settings(), DemoOptions("admin", ""), compare=lambda s: [], app=NO_APP)
-    orders = demo.settings.table(f"{demo.run_id}.orders")
-    assert orders is not None
-    assert [(ix.name, ix.pk, ix.sk) for ix in orders.indexes] == [("by_user", "user_id", "placed_at")]
+    db = demo.run_id
+    users, orders, items = (demo.settings.table(f"{db}.{t}") for t in ("users", "orders", "order_items"))
+    assert users is not None and orders is not None and items is not None
+    assert (users.target, users.key.pk, users.key.sk) == ("shop", "USER#{id}", "#PROFILE")
+    assert (orders.target, orders.key.pk, orders.key.sk) == ("shop", "USER#{user_id}", "ORDER#{id:012d}")
+    assert [(c.name, c.members) for c in users.collections] == [
+        ("collection", {f"{db}.orders": {"user_id": "id"}})]
+    assert items.embed is not None
+    assert (items.embed.parent, items.embed.as_, items.embed.on) == (
+        f"{db}.orders", "items", {"order_id": "id", "user_id": "user_id"})
     # The shop's own MySQL user, not the pipeline's; the pipeline's config never carries it.
     assert demo.client_settings.client.mysql_user == f"{demo.run_id}_app" != demo.settings.mysql.user
     assert demo.settings.client.mysql_user is None
