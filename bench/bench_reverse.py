@@ -5,8 +5,9 @@ Same run, same stream, same MySQL table, same statements:
   turned into parameters by hand, one PyMySQL ``executemany`` of the same
   ``INSERT ... ON DUPLICATE KEY UPDATE`` per page, one commit per page;
 - the reverse replication (``consumers.reverse``): the same reads, the origin filter, the inverse
-  mapping, the MySQL fit check, coalescing, the upserts, a checkpoint marker per page and the
-  heartbeat in the control store, until it reports itself caught up.
+  mapping, the MySQL fit check, coalescing, the rows' versions (read FOR UPDATE and written with
+  the rows), the upserts, a checkpoint marker per page and the heartbeat in the control store,
+  until it reports itself caught up.
 The MySQL table is emptied before every pass and the reverse replication starts each pass
 without a checkpoint, so each pass applies the whole stream. Passes alternate (baseline
 first, then reverse first) so drift on this shared machine hits both alike. Target: the
@@ -67,6 +68,7 @@ class Bench:
             kafka={"topic_prefix": self.unique}, dynamodb={"table_prefix": f"{self.unique}-"},
             control={"namespace": self.unique}, tables=[{"source": f"{self.unique}.users"}],
             client={"mysql_user": admin.user, "mysql_password": admin.password.get_secret_value()},
+            cutover={"reverse_versions_table": f"{self.unique}.reverse_versions"},
             log={"level": "warning"})
         self.mapper = TableMapper(self.settings.tables[0], COLUMNS, ("id",))
         self.table = f"{self.unique}-users"
@@ -98,6 +100,8 @@ class Bench:
     def _empty(self) -> None:
         with self.admin.cursor() as cur:
             cur.execute(f"TRUNCATE TABLE `{self.unique}`.users")
+            # The rows' versions too: else a pass would find every change already applied.
+            cur.execute(f"DROP TABLE IF EXISTS `{self.unique}`.reverse_versions")
         with open_control_store(self.settings) as store:
             for name in store.list_markers(names.REVERSE_CHECKPOINT_PREFIX):
                 store.delete_marker(name)

@@ -51,6 +51,11 @@ def build_targets(settings: Settings, sink: MySQLSink) -> list[Target]:
         if t.embed is None:
             route = Route(plans[t.source], children.get(t.source, ()))
             routes.setdefault(settings.dynamodb.table_prefix + t.target_name, []).append(route)
+    for rs in routes.values():  # the rows that can move between items are ordered by version
+        for route in rs:
+            if not route.key_is_pk:
+                sink.versioned.add(route.source)
+            sink.versioned.update(child.source for child in route.children.values())
     targets = [Target(name, rs) for name, rs in routes.items()]
     for target in targets:
         check_shared(target)

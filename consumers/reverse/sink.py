@@ -6,11 +6,14 @@ application's). The session runs in UTC (TIMESTAMP values are UTC in DynamoDB) w
 ``sql_mode``: a value MySQL cannot hold is an error (a dead letter), never truncated or
 rounded in silence; ``NO_AUTO_VALUE_ON_ZERO`` keeps a primary key of 0 as 0.
 
-Each row's last applied version is kept in a table of its own (``cutover.reverse_versions_table``,
-``replicator.reverse_versions`` by default; created at start-up): in the page's transaction the
-versions of its rows are read ``FOR UPDATE``, a change not newer than its row's is superseded
-(:mod:`.order`: the halves of a moved row reach the reverse in any order), and the new versions
-are written with the rows, so they commit or roll back together.
+The rows of the tables whose rows can move between items (a DynamoDB key over other columns than
+the primary key, embedded children: :attr:`MySQLSink.versioned`) have their last applied version
+kept in a table of their own (``cutover.reverse_versions_table``, ``replicator.reverse_versions``
+by default; created at start-up): in the page's transaction the versions of its rows are read
+``FOR UPDATE``, a change not newer than its row's is superseded (:mod:`.order`: the halves of a
+moved row reach the reverse in any order), and the new versions are written with the rows, so
+they commit or roll back together. A row that is always one item needs none of it: its records
+are one item's, in stream order.
 
 One page is one transaction. Fast path: consecutive changes of one table and kind go as one
 ``executemany`` (one multi-row statement for upserts), in stream order. If MySQL refuses any
@@ -87,6 +90,8 @@ class MySQLSink:
         db, name = versions_table.split(".", 1)
         self.versions_table = versions_table
         self._versions = f"{quote_ident(db)}.{quote_ident(name)}"
+        #: The sources whose rows can move between items: their changes are ordered by version.
+        self.versioned: set[str] = set()
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -153,11 +158,15 @@ class MySQLSink:
         try:
             try:
                 with conn.cursor() as cur:
-                    applies, final = newer(changes, self._stored(cur, changes))
+                    tracked = [c for c in changes if c.source in self.versioned]
+                    newest, final = newer(tracked, self._stored(cur, tracked))
+                    verdicts = iter(newest)
+                    applies = [next(verdicts) if c.source in self.versioned else True for c in changes]
                     todo = [c for c, a in zip(changes, applies, strict=True) if a]
                     for (source, op), run in groupby(todo, key=lambda c: (c.source, c.op)):
                         self._run(cur, self.plans[source], op, list(run))
-                    self._record(cur, final, {row_digest(c.source, c.pk): c.source for c in todo})
+                    self._record(cur, final, {row_digest(c.source, c.pk): c.source for c in todo
+                                              if c.source in self.versioned})
                 with mysql_errors("committing"):
                     conn.commit()
                 return [APPLIED if a else SUPERSEDED for a in applies]
@@ -200,6 +209,8 @@ class MySQLSink:
     def _stored(self, cur: Any, changes: Sequence[Change]) -> dict[bytes, Stamp]:
         """The versions of the page's rows, locked until the transaction ends."""
         digests = sorted({row_digest(c.source, c.pk) for c in changes})
+        if not digests:
+            return {}
         marks = ", ".join(["%s"] * len(digests))
         with mysql_errors(f"reading {len(digests)} row version(s) from {self.versions_table}", self.cfg):
             cur.execute(f"SELECT row_digest, version, op_rank FROM {self._versions} "  # noqa: S608
@@ -219,19 +230,21 @@ class MySQLSink:
     def _one_by_one(self, conn: Connection[Any], changes: Sequence[Change]) -> list[Outcome]:
         outcomes: list[Outcome] = []
         with conn.cursor() as cur:
-            current = self._stored(cur, changes)
+            current = self._stored(cur, [c for c in changes if c.source in self.versioned])
             applied: dict[bytes, str] = {}
             for c in changes:
-                digest = row_digest(c.source, c.pk)
-                was = current.get(digest)
+                versioned = c.source in self.versioned
+                digest = row_digest(c.source, c.pk) if versioned else b""
+                was = current.get(digest) if versioned else None
                 if was is not None and stamp(c) <= was:
                     outcomes.append(SUPERSEDED)
                     continue
                 try:
                     self._run(cur, self.plans[c.source], c.op, [c])
                     outcomes.append(APPLIED)
-                    current[digest] = stamp(c)
-                    applied[digest] = c.source
+                    if versioned:
+                        current[digest] = stamp(c)
+                        applied[digest] = c.source
                 except StatementRejected as exc:
                     if exc.code in RETRY_CODES:
                         outcomes.append(Outcome("retry", RETRY_CODES[exc.code], str(exc)))
