@@ -161,7 +161,7 @@ class DynamoFaultProxy:
         self._storm: tuple[str, float] | None = None  # ("throttle" | "5xx", share of requests)
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
-        self.answered: dict[str, int] = {"forwarded": 0, "throttle": 0, "5xx": 0}
+        self.answered: dict[str, int] = {"forwarded": 0, "throttle": 0, "5xx": 0, "client_gone": 0}
         self._server: ThreadingHTTPServer | None = None
         self._local = threading.local()
         self._upstreams: list[http.client.HTTPConnection] = []  # closed at stop()
@@ -174,6 +174,13 @@ class DynamoFaultProxy:
 
             def log_message(self, format: str, *args: Any) -> None:
                 return
+
+            def handle(self) -> None:
+                try:
+                    super().handle()
+                except (BrokenPipeError, ConnectionResetError):  # the client went away (killed): counted
+                    with proxy._lock:
+                        proxy.answered["client_gone"] += 1
 
             def do_POST(self) -> None:
                 proxy._handle(self)
