@@ -303,8 +303,9 @@ class CutoverSettings(_Section):
                                         "versions); the pipeline reads its binlog events, not a mapped table")
     reverse_versions_table: str = Field(
         "replicator.reverse_versions",
-        description="database.table where reverse replication keeps each MySQL row's last applied version "
-                    "(created at its start-up)")
+        description="database.table where reverse replication keeps the last applied version of each MySQL "
+                    "row that can move between items (keys over other columns than the primary key, "
+                    "embedded children); created at its start-up when such a mapping exists")
     lease_ttl_s: float = Field(
         5.0, gt=0, description="a client whose lease is older than this is not waited for, and refuses "
                                "to write")

@@ -56,6 +56,8 @@ def build_targets(settings: Settings, sink: MySQLSink) -> list[Target]:
             if not route.key_is_pk:
                 sink.versioned.add(route.source)
             sink.versioned.update(child.source for child in route.children.values())
+    if sink.versioned:
+        sink.create_versions_table()
     targets = [Target(name, rs) for name, rs in routes.items()]
     for target in targets:
         check_shared(target)

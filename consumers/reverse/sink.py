@@ -96,6 +96,10 @@ class MySQLSink:
     # ----------------------------------------------------------------- lifecycle
 
     def start(self) -> None:
+        self._connection()
+
+    def create_versions_table(self) -> None:
+        """Create the versions table (idempotent): at start-up, when :attr:`versioned` is not empty."""
         conn = self._connection()
         try:
             with mysql_errors(f"creating the versions table {self.versions_table}", self.cfg), \
