@@ -19,13 +19,15 @@ import secrets
 import sys
 import time
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from replicator.errors import ReplicatorError
 from replicator.health import run_probes
 from replicator.logs import configure_logging
-from replicator.settings import load_settings
+from replicator.settings import Settings, load_settings
 from tests.chaos.pipeline import ROOT
 from tests.chaos.proxies import ChaosSetupError
 from tests.chaos.run import Run, RunResult, now
@@ -50,6 +52,47 @@ def summarize(results: list[RunResult], wall_s: float) -> dict[str, object]:
     }
 
 
+# scripts/stack.py's own defaults: the servers it restarts without STACK_* variables (.stack's)
+STACK_DEFAULT_PORTS = {"mysql": 13306, "redis": 16379, "kafka": 19092, "dynamodb": 18000}
+_STACK_PORT_VARS = {"mysql": "STACK_MYSQL_PORT", "redis": "STACK_REDIS_PORT", "kafka": "STACK_KAFKA_PORT",
+                    "dynamodb": "STACK_DYNAMODB_PORT"}
+
+
+def endpoint_ports(mysql_port: int | str, kafka: str, dynamodb_url: str,
+                   redis_url: str) -> dict[str, int | None]:
+    """The port of each server, from its endpoint."""
+    first = kafka.split(",")[0]
+    return {"mysql": int(mysql_port), "redis": urlsplit(redis_url).port,
+            "kafka": int(first.rsplit(":", 1)[1]) if ":" in first else None,
+            "dynamodb": urlsplit(dynamodb_url).port}
+
+
+def stack_mismatch(env: Mapping[str, str], base: Settings) -> str | None:
+    """Why ``scripts/stack.py restart`` under ``env`` would restart other servers than those the
+    run uses (``base``), or None. It restarts the stack of ``STACK_DIR`` (default ``.stack``) on
+    the ``STACK_*_PORT`` ports (default .stack's): a stack's env file sets neither, so sourcing
+    it alone points the runs at one stack and their restarts at another."""
+    ours = endpoint_ports(base.mysql.port, base.kafka.bootstrap_servers, base.dynamodb.endpoint_url or "",
+                          base.control.redis_url)
+    restarted = {k: int(env.get(var) or STACK_DEFAULT_PORTS[k]) for k, var in _STACK_PORT_VARS.items()}
+    stack_dir = Path(env.get("STACK_DIR") or ROOT / ".stack")
+    differ = [f"{k} {ours[k]} vs {restarted[k]}" for k in ours if ours[k] != restarted[k]]
+    env_file = stack_dir / "env"
+    if not differ and env_file.exists():
+        listed = dict(line.split("=", 1) for line in env_file.read_text().splitlines() if "=" in line)
+        try:
+            theirs = endpoint_ports(*(listed[f"REPLICATOR_{k}"] for k in (
+                "MYSQL__PORT", "KAFKA__BOOTSTRAP_SERVERS", "DYNAMODB__ENDPOINT_URL", "CONTROL__REDIS_URL")))
+        except (KeyError, ValueError) as exc:
+            return f"{env_file} does not list the stack's endpoints ({exc}): is STACK_DIR a stack directory?"
+        differ = [f"{k} {ours[k]} vs {theirs[k]} in {env_file}" for k in ours if ours[k] != theirs[k]]
+    if not differ:
+        return None
+    return (f"the servers scripts/stack.py would restart (STACK_DIR={stack_dir}, STACK_*_PORT) are not the "
+            f"ones the REPLICATOR_* variables point to ({', '.join(differ)}): export the stack's STACK_DIR "
+            "and STACK_*_PORT variables with its env file, or the runs' restart faults hit another stack")
+
+
 def campaign(runs: int, seed: int, budget_s: float, out: Path, say: Any = print,
              faults: tuple[int, int] = (3, 6)) -> list[RunResult]:
     """``runs`` runs from ``seed`` (fewer if ``budget_s`` runs out first); their results. The
@@ -60,6 +103,10 @@ def campaign(runs: int, seed: int, budget_s: float, out: Path, say: Any = print,
         raise ChaosSetupError("the stack does not answer: " + "; ".join(down)
                               + " -- start it (make stack-up) or export its REPLICATOR_* variables")
     env = dict(os.environ)
+    if env.get("STACK_KIND", "processes") == "processes":  # the runs restart servers: which ones?
+        wrong = stack_mismatch(env, base)
+        if wrong:
+            raise ChaosSetupError(wrong)
     admin = (env.get("STACK_MYSQL_ADMIN_USER", "admin"), env.get("STACK_MYSQL_ADMIN_PASSWORD", ""))
     out.mkdir(parents=True, exist_ok=True)
     results: list[RunResult] = []

@@ -1,10 +1,13 @@
-"""The campaign's pure parts: the application's ledger and the seeded schedule."""
+"""The campaign's pure parts: the application's ledger, the seeded schedule, the stack it restarts."""
 
 from __future__ import annotations
 
 import json
 import random
+from pathlib import Path
 
+from replicator.settings import load_settings
+from tests.chaos.campaign import stack_mismatch
 from tests.chaos.ledger import parse
 from tests.chaos.schedule import REVERSE, draw, next_phase
 
@@ -87,3 +90,23 @@ def test_phase_5_adds_to_a_seeds_schedule_and_keeps_the_rest_in_order() -> None:
         assert len(added) == 1 + len(targets)
         switched += bool(targets)
     assert 0 < switched < 40
+
+
+def test_restarts_are_refused_unless_stack_py_would_restart_the_servers_the_runs_use(tmp_path: Path) -> None:
+    base = load_settings(mysql={"port": 53306}, kafka={"bootstrap_servers": "127.0.0.1:59092"},
+                         dynamodb={"endpoint_url": "http://127.0.0.1:58000"},
+                         control={"redis_url": "redis://127.0.0.1:56379/0"})
+    ports = {"STACK_MYSQL_PORT": "53306", "STACK_REDIS_PORT": "56379", "STACK_KAFKA_PORT": "59092",
+             "STACK_DYNAMODB_PORT": "58000"}
+    (tmp_path / "env").write_text("REPLICATOR_MYSQL__PORT=53306\n"
+                                  "REPLICATOR_KAFKA__BOOTSTRAP_SERVERS=127.0.0.1:59092\n"
+                                  "REPLICATOR_DYNAMODB__ENDPOINT_URL=http://127.0.0.1:58000\n"
+                                  "REPLICATOR_CONTROL__REDIS_URL=redis://127.0.0.1:56379/0\n")
+    assert stack_mismatch({**ports, "STACK_DIR": str(tmp_path)}, base) is None
+    only_env_file = stack_mismatch({"STACK_DIR": str(tmp_path)}, base)  # ports: .stack's defaults
+    assert only_env_file is not None and "mysql 53306 vs 13306" in only_env_file
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "env").write_text((tmp_path / "env").read_text().replace("53306", "13306"))
+    wrong_dir = stack_mismatch({**ports, "STACK_DIR": str(other)}, base)
+    assert wrong_dir is not None and "mysql 53306 vs 13306 in" in wrong_dir
