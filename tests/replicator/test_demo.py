@@ -294,6 +294,10 @@ def test_demo_walks_the_phases_with_the_shop_error_free_and_cleans_up(
     assert "drain_pipeline" in out and "drain_reverse" in out
     assert len(re.findall(r"what the shop saw: longest write \d+ ms, 0 errors", out)) == 2, out[-5000:]
     assert out.count("MySQL and DynamoDB are equal row for row") == 3
+    # Each comparison covers the three tables, the order items entry by entry in their orders' items.
+    for table in ("users", "orders", "order_items"):
+        compared = re.findall(rf"demo[0-9a-f]{{6}}\.{table}\s+│ (\d+)\s+│ (\d+)\s+│ \d+\s+│ 0 ", out)
+        assert len(compared) == 3 and all(int(m) == int(d) > 0 for m, d in compared), (table, out[-5000:])
     assert "cleanup incomplete" not in out
     # Nothing is left behind: the run's database and MySQL user, and its topics, consumer groups,
     # DynamoDB tables and control keys (named by the run's id, or by this test's namespace: the
