@@ -42,6 +42,7 @@ START_WAIT_S = 90.0
 DRAIN_DEADLINE_S = 240.0
 BACKFILL_DEADLINE_S = 240.0
 BIG_BLOB = 420 * 1024  # over DynamoDB's 400 KB item limit: the row must be dead-lettered
+BACKFILL_BEFORE_SWITCH_S = 60.0  # how long a switch to phase 5 waits for the backfill to complete
 MAX_WRITE_PAUSE_S = 5.0  # cutover.max_write_pause_s: the 4 <-> 5 switches on a loaded 2-core machine
 
 SCHEMA = (
@@ -286,6 +287,8 @@ class Run:
             self._join_switch()
             target = next_phase(self.rng, self.phase, self.switch_rng)
             self.say(f"      phase {self.phase} -> {target}")
+            if target == 5 and not self._backfilled(procs):
+                return
             if {self.phase, target} == {4, 5}:
                 self.switches.start(self.phase, target)
                 return
@@ -296,6 +299,8 @@ class Run:
         elif a.kind == "switch":
             self._join_switch()
             if a.target == "5" and self.phase < 5:
+                if not self._backfilled(procs):
+                    return
                 for step in range(max(self.phase + 1, 2), 5):  # forward to 4, forced past the soak gates
                     self._set_phase(step, f"chaos: towards the switch ({step})")
                 self.switches.start(4, 5)
@@ -326,6 +331,23 @@ class Run:
             time.sleep(min(left, 0.5))
             if supervise:
                 procs.supervise()
+
+    def _backfilled(self, procs: Processes) -> bool:
+        """Has the backfill completed (waited for, bounded)? Only then may writes move to
+        DynamoDB: before, it lacks rows MySQL has, and the application's phase-5 updates and
+        deletes of those rows find no item and change nothing, acknowledged all the same. The
+        2 -> 3 gate checks it, and the campaign forces the gates, so it waits here; a switch it
+        cannot wait for is skipped (counted ``4->5 skipped``)."""
+        deadline = time.monotonic() + BACKFILL_BEFORE_SWITCH_S
+        while not procs.procs["backfill"].finished:
+            if time.monotonic() > deadline:
+                self.switches.counts["4->5 skipped"] += 1
+                self.result.notes.append(f"the backfill had not completed after "
+                                         f"{BACKFILL_BEFORE_SWITCH_S:.0f} s: no switch to phase 5")
+                return False
+            procs.supervise()
+            time.sleep(0.5)
+        return True
 
     def _join_switch(self) -> None:
         """Wait for the switch in progress (if any) and take the phase it left."""
