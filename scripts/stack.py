@@ -179,6 +179,11 @@ class Service:
             os.kill(pid, signal.SIGKILL)
             while pid_alive(pid):
                 time.sleep(0.1)
+        # The process is gone, but its group (a JVM's) may hold the port a little longer: a
+        # restart right after must not find it taken.
+        deadline = time.monotonic() + 30
+        while any(port_open(p) for p in self.ports) and time.monotonic() < deadline:
+            time.sleep(0.2)
         self.pidfile.unlink(missing_ok=True)
         return f"{self.name}: stopped (pid {pid})"
 
