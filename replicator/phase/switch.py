@@ -29,12 +29,21 @@ from typing import Any, Protocol
 import structlog
 
 from replicator.control import ControlStore, Freeze, HistoryEntry, PhaseState
-from replicator.errors import ReplicatorError, SwitchAborted, TransitionError
+from replicator.errors import (
+    ControlStoreUnavailable,
+    EpochConflict,
+    ReplicatorError,
+    SwitchAborted,
+    TransitionError,
+)
 
 log = structlog.get_logger("replicator.phase")
 
 LEASE_PREFIX = "client.lease."
 PROGRESS_MARKER = "cutover.progress"
+#: How long a write of the phase document inside a switch is tried again while the control store
+#: does not answer (a Redis restart takes seconds): a switch must never leave the phase frozen.
+CAS_RETRY_S = 30.0
 
 
 class Fences(Protocol):
@@ -215,11 +224,37 @@ class SwitchProtocol:
             details["pause_s"] = report.pause_s
         if new.freeze is not None:
             details["freeze"] = new.freeze.to_doc()
-        self.store.compare_and_set(new, HistoryEntry(
-            epoch=new.epoch, at=new.updated_at, actor=new.updated_by,
-            from_phase=current.phase if from_phase is None else from_phase, to_phase=new.phase,
-            reason=new.reason, details=details))
-        return new
+        entry = HistoryEntry(epoch=new.epoch, at=new.updated_at, actor=new.updated_by,
+                             from_phase=current.phase if from_phase is None else from_phase,
+                             to_phase=new.phase, reason=new.reason, details=details)
+        # A control store that restarts under a switch must not leave the phase frozen for good:
+        # the write is tried again (bounded). An attempt whose answer was lost may have landed:
+        # the epoch it wrote is then the current one, and it counts as done.
+        deadline = self._clock() + CAS_RETRY_S
+        attempt = 0
+        while True:
+            try:
+                self.store.compare_and_set(new, entry)
+                return new
+            except EpochConflict:
+                if attempt and self._landed(new):
+                    return new
+                raise
+            except ControlStoreUnavailable as exc:
+                attempt += 1
+                if self._clock() >= deadline:
+                    raise
+                log.warning("switch_phase_write_retry", attempt=attempt, error=str(exc), epoch=new.epoch,
+                            frozen=new.frozen)
+                self._sleep(min(0.2 * attempt, 2.0))
+
+    def _landed(self, new: PhaseState) -> bool:
+        try:
+            stored = self.store.get_phase()
+        except ControlStoreUnavailable:
+            return False
+        return (stored.epoch, stored.phase, stored.generation, stored.frozen) == (
+            new.epoch, new.phase, new.generation, new.frozen)
 
     def _await_acks(self, epoch: int, deadline: float) -> list[str]:
         while True:

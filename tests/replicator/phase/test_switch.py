@@ -7,7 +7,7 @@ import time
 import pytest
 
 from replicator.control import HistoryEntry, PhaseState
-from replicator.errors import SwitchAborted, TransitionError
+from replicator.errors import ControlStoreUnavailable, SwitchAborted, TransitionError
 from replicator.phase.switch import LEASE_PREFIX, PROGRESS_MARKER, SwitchProtocol
 from replicator.testing import MemoryControlStore
 
@@ -142,3 +142,50 @@ def test_a_second_switch_is_refused_while_one_is_in_progress() -> None:
     with pytest.raises(TransitionError, match="already in progress"):
         SwitchProtocol(store, Fences([]), Drains([]), max_pause_s=1.0).run(5, actor="op", reason="go")
 
+
+
+class RestartingStore(MemoryControlStore):
+    """A control store whose phase writes fail while it 'restarts': the writes after the first
+    ``healthy_writes`` fail ``outages`` times; with ``lose_answer`` the first failing write lands
+    and only its answer is lost."""
+
+    def __init__(self, healthy_writes: int, outages: int, *, lose_answer: bool = False) -> None:
+        super().__init__()
+        self.healthy, self.outages, self.lose_answer = healthy_writes, outages, lose_answer
+
+    def compare_and_set(self, new: PhaseState, entry: HistoryEntry) -> None:
+        if self.healthy > 0:
+            self.healthy -= 1
+            return super().compare_and_set(new, entry)
+        if self.outages > 0:
+            self.outages -= 1
+            if self.lose_answer:
+                self.lose_answer = False
+                super().compare_and_set(new, entry)
+            raise ControlStoreUnavailable("Redis restarting: Error 111 connecting")
+        return super().compare_and_set(new, entry)
+
+
+def test_a_control_store_restart_during_an_abort_does_not_leave_the_phase_frozen() -> None:
+    log: list[str] = []
+    store = RestartingStore(healthy_writes=2, outages=3)  # the set-up and the freeze land
+    store.compare_and_set(PhaseState(phase=4, epoch=1, generation=0),
+                          HistoryEntry(epoch=1, at=0.0, actor="t", from_phase=1, to_phase=4, reason="t"))
+    protocol = SwitchProtocol(store, Fences(log), Drains(log, applied=False), max_pause_s=2.0,
+                              sleep=lambda _s: None)
+    with pytest.raises(SwitchAborted, match="did not apply"):
+        protocol.run(5, actor="op", reason="go")
+    state = store.get_phase()
+    assert (state.phase, state.frozen, state.generation) == (4, False, 2)
+    assert store.outages == 0
+
+
+def test_a_flip_whose_answer_was_lost_counts_as_done() -> None:
+    log: list[str] = []
+    store = RestartingStore(healthy_writes=2, outages=1, lose_answer=True)
+    store.compare_and_set(PhaseState(phase=4, epoch=1, generation=0),
+                          HistoryEntry(epoch=1, at=0.0, actor="t", from_phase=1, to_phase=4, reason="t"))
+    report = SwitchProtocol(store, Fences(log), Drains(log), max_pause_s=2.0,
+                            sleep=lambda _s: None).run(5, actor="op", reason="go")
+    state = store.get_phase()
+    assert (state.phase, state.frozen, state.generation, report.generation) == (5, False, 1, 1)
