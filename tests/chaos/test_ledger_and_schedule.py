@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 from pathlib import Path
+
+import pytest
 
 from replicator.settings import load_settings
 from tests.chaos.campaign import stack_mismatch
@@ -92,7 +95,10 @@ def test_phase_5_adds_to_a_seeds_schedule_and_keeps_the_rest_in_order() -> None:
     assert 0 < switched < 40
 
 
-def test_restarts_are_refused_unless_stack_py_would_restart_the_servers_the_runs_use(tmp_path: Path) -> None:
+def test_restarts_are_refused_unless_stack_py_would_restart_the_servers_the_runs_use(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [n for n in os.environ if n.startswith("REPLICATOR_")]:  # the suite's own stack's
+        monkeypatch.delenv(name)
     base = load_settings(mysql={"port": 53306}, kafka={"bootstrap_servers": "127.0.0.1:59092"},
                          dynamodb={"endpoint_url": "http://127.0.0.1:58000"},
                          control={"redis_url": "redis://127.0.0.1:56379/0"})
