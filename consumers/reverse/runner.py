@@ -55,6 +55,11 @@ from replicator.metrics import Health
 log = structlog.get_logger("consumers.reverse")
 
 
+#: At most one reading of the tables' shapes again per this many seconds (an attribute that has no
+#: column for good must not cost a reload per page).
+RELOAD_EVERY_S = 10.0
+
+
 @dataclass(frozen=True)
 class ReverseOptions:
     page_size: int = 1000  # GetRecords limit (DynamoDB's maximum)
@@ -87,6 +92,10 @@ class ReverseReplicator:
                                  clock=clock)
         self.dead_letters = DeadLetters(store, self.metrics)
         self.streams: list[TableStream] = []
+        #: Reads the MySQL tables' shapes again and returns fresh targets (a column added after
+        #: start-up); None: the targets never change.
+        self.reload: Callable[[], list[Target]] | None = None
+        self._reloaded_at = float("-inf")
         self._phase: PhaseState | None = None
         self._phase_at = float("-inf")
         self._backoff = Backoff(base_s=0.1, cap_s=2.0)
@@ -259,7 +268,19 @@ class ReverseReplicator:
     # ----------------------------------------------------------------- pages
 
     def _page(self, ts: TableStream, records: list[dict[str, Any]]) -> Page:
-        entries, superseded, skipped = coalesce(x for r in records for x in translate_all(r, ts.target))
+        translated = [x for r in records for x in translate_all(r, ts.target)]
+        if (self.reload is not None and self.monotonic() - self._reloaded_at >= RELOAD_EVERY_S
+                and any(isinstance(x, Rejected) and x.reason == "attribute_without_column"
+                        for x in translated)):
+            self._reloaded_at = self.monotonic()
+            # A column added to MySQL after start-up (the application, or the pipeline, writes
+            # it): read the tables' shapes again once, then judge the page again.
+            fresh = {t.name: t for t in self.reload()}
+            for stream in self.streams:
+                stream.target = fresh.get(stream.name, stream.target)
+            log.info("reverse_table_shapes_reloaded", table=ts.name)
+            translated = [x for r in records for x in translate_all(r, ts.target)]
+        entries, superseded, skipped = coalesce(translated)
         for s in skipped:
             self.metrics.skipped.labels(s.reason).inc()
         self.metrics.coalesced.inc(superseded)

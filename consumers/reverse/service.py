@@ -73,7 +73,9 @@ def build_reverse(settings: Settings, store: ControlStore, *, options: ReverseOp
         targets = build_targets(settings, sink)
         streams = DynamoStreams(dynamodb_client(settings.dynamodb),
                                 dynamodbstreams_client(settings.dynamodb))
-        return ReverseReplicator(targets, streams, sink, store, metrics, options)
+        rev = ReverseReplicator(targets, streams, sink, store, metrics, options)
+        rev.reload = lambda: build_targets(settings, sink)
+        return rev
     except BaseException:
         sink.close()
         raise

@@ -153,3 +153,16 @@ def test_a_lasting_duplicate_on_a_unique_key_is_retried_then_dead_lettered(rever
         assert rev.metrics.retries.labels("duplicate_key")._value.get() >= 1
     assert heartbeat(env)["deadletter_keys"] == [f"{env.db}.items id=2"]
     assert env.mysql_row(1) is not None and env.mysql_row(2) is None
+
+
+def test_a_column_added_to_mysql_after_start_up_is_read_again_not_dead_lettered(reverse_env: Any) -> None:
+    env: ReverseEnv = reverse_env(ITEMS, "items", exclude=["secret"])
+    with env.reverse() as rev:
+        drain(rev)
+        with env.admin.cursor() as cur:  # what a migration adds while phase 5 runs
+            cur.execute("ALTER TABLE items ADD COLUMN nickname VARCHAR(20) NULL")
+        env.put(values(8), nickname={"S": "added later"})
+        drain(rev)
+        assert heartbeat(env)["deadletters"] == 0
+    row = env.mysql_row(8)
+    assert row is not None and row["nickname"] == "added later"
