@@ -243,7 +243,12 @@ class ReverseReplicator:
             state.prefetch = self._fetcher.submit(self.source.records, ts.name, nxt, self.options.page_size)
         if records:
             self.metrics.read.labels(ts.name).inc(len(records))
-            state.page = self._page(ts, records)
+            try:
+                state.page = self._page(ts, records)
+            except SourceUnavailable:  # MySQL lost while reading the shapes again: nothing applied,
+                state.prefetch = None  # so read the page again from the checkpoint next round
+                state.iterator, state.at_end, state.closed = None, False, False
+                raise
         elif state.closed:
             self._finish(ts, state)
         return bool(records)
