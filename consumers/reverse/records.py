@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -309,18 +309,8 @@ def _entries(child: ChildRoute, record: dict[str, Any], new: dict[str, Any] | No
 
 def _child_delete(child: ChildRoute, name: str, old_entry: dict[str, Any] | None, version: int, seq: str,
                   at: float) -> Translated:
-    row = None
-    if old_entry and not old_entry.get(DELETED_ATTR, {}).get("BOOL"):
-        try:
-            row = child.embedded.to_row(old_entry)
-        except (MappingError, ValueError, ArithmeticError, TypeError):
-            row = None
-    if row is None or any(row.get(c) is None for c in child.plan.pk):
-        row = child.name_row(name)
-    if row is None:
-        return Skipped("delete_of_absent")
-    pk = child.plan.pk_params(row)
-    return Change(child.source, "delete", pk, child.embedded.child.key_text(row), pk, version, seq, at)
+    live = old_entry if old_entry and not old_entry.get(DELETED_ATTR, {}).get("BOOL") else None
+    return _delete_of(child.plan, live, lambda: child.name_row(name), version, seq, at)
 
 
 def _child_upsert(child: ChildRoute, name: str, entry: dict[str, Any], version: int, seq: str,
@@ -381,20 +371,27 @@ def translate(record: dict[str, Any], target: Target) -> Translated:
 
 def _delete(route: Route, keys: dict[str, Any], old: dict[str, Any] | None, version: int, seq: str,
             at: float) -> Translated:
+    live = old if old and not is_tombstone(old) else None
+    return _delete_of(route.plan, live, lambda: route.key_row(keys), version, seq, at)
+
+
+def _delete_of(plan: TablePlan, live: dict[str, Any] | None, from_key: Callable[[], Row | None], version: int,
+               seq: str, at: float) -> Translated:
+    """A delete by primary key, the row read from the live old image, else from the key."""
     row = None
-    if old and not is_tombstone(old):
+    if live is not None:
         try:
-            row = route.mapper.to_row(old)
+            row = plan.mapper.to_row(live)
         except (MappingError, ValueError, ArithmeticError, TypeError):
             row = None
-    if row is None or any(row.get(c) is None for c in route.plan.pk):
-        row = route.key_row(keys)
+    if row is None or any(row.get(c) is None for c in plan.pk):
+        row = from_key()
     if row is None:
         # No live row image and a key that does not read back: the item was absent already
         # (a tombstone over a tombstone), so MySQL has no row to delete.
         return Skipped("delete_of_absent")
-    pk = route.plan.pk_params(row)
-    return Change(route.source, "delete", pk, route.mapper.key_text(row), pk, version, seq, at)
+    pk = plan.pk_params(row)
+    return Change(plan.source, "delete", pk, plan.mapper.key_text(row), pk, version, seq, at)
 
 
 def _upsert(route: Route, keys: dict[str, Any], image: dict[str, Any], version: int, seq: str,
