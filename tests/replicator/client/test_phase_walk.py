@@ -60,6 +60,8 @@ class Worker(threading.Thread):
             self.expected[uid] = name
         elif r < 0.35:
             name = f"n{self.rng.randrange(10**6)}"
+            if name == known:  # the same value changes no row: update() would rightly count 0
+                name += "'"
             assert users.update({"id": uid}, {"name": name}) == 1
             self.expected[uid] = name
         elif r < 0.45:
