@@ -10,8 +10,10 @@ difference is reported only once it cannot be replication lag. Each key goes thr
 2. **compare.** MySQL's row is read in a consistent snapshot at binlog version ``H`` (after the
    item was read, so the item is never newer than the row). Equal: **passed**.
 3. **settle.** A difference may be a change the row had after the event, still in flight: wait
-   until the pipeline has applied everything before ``H`` (:class:`WatermarkSnapshot`), bounded
-   by ``recheck_wait_s`` (else unverified), then read the item again. If its version's binlog
+   until the pipeline has applied everything before ``H`` (:class:`WatermarkSnapshot`) on every
+   topic that can write the row's item (``topics``: not only the row's own table's — a parent's
+   delete removes its embedded children and reproduces ``ON DELETE CASCADE`` from the parent's
+   topic), bounded by ``recheck_wait_s`` (else unverified), then read the item again. If its version's binlog
    base is below ``H``'s, the item is the result of the row's last change before ``H``, so it
    must equal the row read at ``H``: equal is **passed**, different is **failed**. If the item is
    newer than ``H`` the row moved on: read MySQL again and go back to 2, at most ``attempts``
@@ -126,8 +128,12 @@ class LagAwareChecker:
 
     def __init__(self, stores: KeyStores, watermark: Callable[[], WatermarkSnapshot],
                  options: CheckerOptions | None = None, *, clock: Callable[[], float],
-                 sleep: Callable[[float], object], stop: threading.Event | None = None) -> None:
+                 sleep: Callable[[float], object], stop: threading.Event | None = None,
+                 topics: Sequence[str] = ()) -> None:
+        """``topics``: the table topics the settle step waits for (every mapped table's; empty:
+        each check's own topic only)."""
         self.stores = stores
+        self.topics = tuple(topics)
         self.watermark = watermark
         self.options = options or CheckerOptions()
         self.clock = clock
@@ -173,7 +179,7 @@ class LagAwareChecker:
             settling = [c for c in group if c.stage == "settle"]
             ready = []
             for c in settling:
-                if snap is not None and snap.applied_through([c.topic], version=c.position):
+                if snap is not None and snap.applied_through(self.topics or [c.topic], version=c.position):
                     ready.append(c)
                 elif now >= c.deadline:
                     out.verdicts.append(self._verdict(c, "unverified", "lag", now))

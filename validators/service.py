@@ -38,7 +38,8 @@ def build_validator(settings: Settings, control: ControlStore, *, instance_id: s
     checker = LagAwareChecker(
         stores, watermark.snapshot, CheckerOptions(recheck_wait_s=settings.validation.recheck_wait_s,
                                                    poll_s=poll_s),
-        clock=time.time, sleep=stop.wait, stop=stop)  # a wait that a stop interrupts
+        clock=time.time, sleep=stop.wait, stop=stop,  # a wait that a stop interrupts
+        topics=topics)  # a parent's topic writes its children's items too (embedded, cascades)
 
     def reset() -> None:
         stores.close()

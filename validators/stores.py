@@ -22,7 +22,7 @@ from replicator.events import Row, binlog_version
 from replicator.mapping.conditional import is_tombstone, owned_by
 from replicator.mapping.embedded import EmbeddedMapper, entry_version
 from replicator.mapping.mapper import TableMapper
-from replicator.mapping.names import VERSION_ATTR
+from replicator.mapping.names import PARENT_DELETED_ATTR, VERSION_ATTR
 from replicator.settings import Settings
 from validators.checks import StoredItem
 
@@ -144,6 +144,11 @@ class Stores:
             item = items.get(_identity(embedded.item_key(image), names), {})
             entry = item.get(embedded.attribute, {}).get("M", {}).get(embedded.entry_name(image), {}).get("M")
             if entry is None:
+                # Taken by its parent's delete: the entry's state is as new as that delete (so a
+                # delete after the MySQL read is seen as the row moving on, not as a lost row).
+                pdel = item.get(PARENT_DELETED_ATTR)
+                if pdel is not None:
+                    out[embedded.child.key_text(image)] = StoredItem(None, int(pdel["N"]))
                 continue
             live = not entry.get("_deleted", {}).get("BOOL")
             out[embedded.child.key_text(image)] = StoredItem(embedded.to_row(entry) if live else None,

@@ -211,3 +211,59 @@ def test_a_batch_resolves_each_key_on_its_own() -> None:
         [check(1, 100), check(2, 100), check(3, 100, offset=7)])
     assert sorted((v.check.key, v.outcome) for v in verdicts) == [
         ("id=1", "passed"), ("id=2", "failed"), ("id=3", "unverified")]
+
+
+PARENT_TOPIC = "cdc.db.orders"
+
+
+def test_a_child_the_parents_topic_has_not_deleted_yet_is_waited_for_not_failed() -> None:
+    # An order item (id=1) changed at v100; its order was then deleted at v900 and ON DELETE
+    # CASCADE removed the item below the binlog. MySQL (read at v1000) has no row. The order
+    # items' topic is applied through v1000, but the order's delete — which takes its children —
+    # is on the orders topic, still behind: the settle step must wait for that topic too, not
+    # report the child as an extra row. Once the delete is applied the entry is gone, as new as
+    # the delete (its parent's ``_pdel``), and the comparison passes.
+    stores = FakeStores({}, {"id=1": StoredItem(row(1, "a"), 100)}, head=1000)
+    parent_applied = False
+
+    def watermark() -> WatermarkSnapshot:
+        reader = ReaderMark("", 1000, {(TOPIC, 0): 5, (PARENT_TOPIC, 0): 3})
+        return WatermarkSnapshot(reader, {(TOPIC, 0): 6, (PARENT_TOPIC, 0): 4 if parent_applied else 3})
+
+    def the_parents_delete_lands(now: float) -> None:
+        nonlocal parent_applied
+        if now >= 2.0:
+            parent_applied = True
+            stores.items["id=1"] = StoredItem(None, 900)
+
+    clock = ManualClock()
+
+    def sleep(s: float) -> None:
+        clock.sleep(s)
+        the_parents_delete_lands(clock.at)
+
+    checker_ = LagAwareChecker(stores, watermark, CheckerOptions(recheck_wait_s=5.0, poll_s=0.5), clock=clock,
+                               sleep=sleep, topics=(TOPIC, PARENT_TOPIC))
+    [v] = checker_.resolve([check(1, 100)])
+    assert (v.outcome, v.reason) == ("passed", "equal"), v
+    assert clock.at >= 2.0
+
+
+def test_a_child_its_parents_delete_took_after_the_mysql_read_makes_mysql_be_read_again() -> None:
+    # MySQL read at v1000 still has the order item; by the settle read, its parent's delete at
+    # v1100 (after the read) has taken the entry: not a lost row — the row moved on. MySQL is read
+    # again (now without the row) and the two agree.
+    stores = FakeStores({"id=1": row(1, "a")}, {"id=1": StoredItem(row(1, "b"), 100)}, head=1000)
+    wm = FakeWatermark(through=1000, applied=6)
+    stores_read = stores.dynamodb
+
+    def dynamodb(source: str, images: Sequence[Row]) -> dict[str, StoredItem]:
+        if stores.dynamodb_reads == 1:  # the settle read: the parent's delete has landed
+            stores.items["id=1"] = StoredItem(None, 1100)
+            del stores.rows["id=1"]
+            stores.head = 1200
+        return stores_read(source, images)
+
+    stores.dynamodb = dynamodb  # type: ignore[method-assign]
+    [v] = checker(stores, wm, ManualClock()).resolve([check(1, 100)])
+    assert (v.outcome, v.reason) == ("passed", "equal") and stores.mysql_reads == 2
