@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import typer
 
-from replicator.commands import backfill, check, demo, phase, reconcile, reverse, run, status, validate, write
+from replicator.commands import (
+    backfill,
+    check,
+    compact,
+    demo,
+    phase,
+    reconcile,
+    reverse,
+    run,
+    status,
+    validate,
+    write,
+)
 
 app = typer.Typer(
     name="replicator",
@@ -21,7 +33,7 @@ app = typer.Typer(
     rich_markup_mode="markdown",
 )
 
-for module in (run, write, reverse, validate, backfill, reconcile, phase, status, demo, check):
+for module in (run, write, reverse, validate, backfill, reconcile, compact, phase, status, demo, check):
     module.register(app)
 
 

@@ -247,7 +247,7 @@ class ConditionalApplier:
             with dynamo_errors("reading an item", w.table):
                 stored = self.client.get_item(TableName=w.table, Key=w.key, ConsistentRead=True).get("Item")
             if w.op == "parent_delete":
-                decided = parent_delete(stored, w.table, w.key, w.item, w.version, w.children)
+                decided = parent_delete(stored, w.table, w.key, w.item, w.version, w.children, time.time())
                 step = None if isinstance(decided, str) else ("put_item", decided)
             else:
                 assert w.entry is not None

@@ -60,7 +60,7 @@ from replicator.mapping import (
     is_tombstone,
 )
 from replicator.mapping.conditional import metadata
-from replicator.mapping.embedded import entry_version
+from replicator.mapping.embedded import entry_version, is_expired_tombstone
 from replicator.mapping.names import PARENT_DELETED_ATTR, REVISION_ATTR, TABLE_ATTR, VERSION_ATTR
 
 if TYPE_CHECKING:
@@ -345,12 +345,15 @@ class Phase5Batch:
         for attribute, child in slot.table.children.items():
             assert child.embedded is not None
             kept: dict[str, Any] = {}
+            now = time.time()
             for name, av in stored.get(attribute, {}).get("M", {}).items():
                 e = slot.entries.get((attribute, name))
                 if e is not None and e.changed:
                     continue  # written below
                 if parent_deleted and (entry_version(av.get("M")) or 0) <= version:
                     continue  # taken by the parent's delete
+                if is_expired_tombstone(av.get("M"), now):
+                    continue  # kept as long as item tombstones are (dynamodb.tombstone_ttl_s)
                 kept[name] = av
                 live_children |= not av.get("M", {}).get(DELETED_ATTR, {}).get("BOOL", False)
             for (a, name), e in slot.entries.items():
@@ -363,7 +366,7 @@ class Phase5Batch:
                 elif parent_deleted:
                     continue  # taken by the parent's delete (_pdel): no tombstone entry needed
                 else:
-                    value = child.embedded.entry_tombstone(v)
+                    value = child.embedded.entry_tombstone(v, int(now) + self._ttl_s)
                 value[ORIGIN_ATTR] = {"S": ORIGIN_APP}
                 kept[name] = {"M": value}
             item[attribute] = {"M": kept}

@@ -144,10 +144,14 @@ def tombstone(mapper: TableMapper, table: str, row: Row, version: int, origin: s
 
 
 def entry_write(embedded: EmbeddedMapper, table: str, row: Row, version: int, *,
-                deleted: bool) -> ConditionalWrite:
-    """One embedded child's upsert (or tombstone entry) in its parent's item."""
+                deleted: bool, expires_at: int | None = None) -> ConditionalWrite:
+    """One embedded child's upsert (or tombstone entry, kept until ``expires_at``) in its parent's item."""
     key = embedded.item_key(row)
-    value = embedded.entry_tombstone(version) if deleted else embedded.entry(row, version)
+    if deleted:
+        assert expires_at is not None, "a tombstone entry needs its expiry"
+        value = embedded.entry_tombstone(version, expires_at)
+    else:
+        value = embedded.entry(row, version)
     change = EntryChange(embedded.attribute, embedded.entry_name(row), value)
     return ConditionalWrite(table, key, value, version, tombstone=deleted, op="entry", entry=change,
                             parent_source=embedded.parent.table,
@@ -162,10 +166,10 @@ def writes_for_event(mapper: TableMapper | EmbeddedMapper, table: str, event: Ch
     moves the item: a tombstone of the old key and a put of the new one, at the same version
     (an embedded child moves its entry the same way, between entries or parent items).
     """
-    if isinstance(mapper, EmbeddedMapper):
-        return _entry_writes(mapper, table, event)
-    origin = ORIGIN_SNAPSHOT if event.op == "r" else ORIGIN_CDC
     expires = int(now) + tombstone_ttl_s
+    if isinstance(mapper, EmbeddedMapper):
+        return _entry_writes(mapper, table, event, expires)
+    origin = ORIGIN_SNAPSHOT if event.op == "r" else ORIGIN_CDC
     if event.op == "d":
         return [tombstone(mapper, table, event.row, event.version, origin, expires)]
     put = upsert(mapper, table, event.row, event.version, origin)
@@ -207,13 +211,14 @@ def combine_entries(writes: list[ConditionalWrite]) -> list[ConditionalWrite]:
     return out
 
 
-def _entry_writes(embedded: EmbeddedMapper, table: str, event: ChangeEvent) -> list[ConditionalWrite]:
+def _entry_writes(embedded: EmbeddedMapper, table: str, event: ChangeEvent,
+                  expires: int) -> list[ConditionalWrite]:
     if event.op == "d":
-        return [entry_write(embedded, table, event.row, event.version, deleted=True)]
+        return [entry_write(embedded, table, event.row, event.version, deleted=True, expires_at=expires)]
     put = entry_write(embedded, table, event.row, event.version, deleted=False)
     if event.op == "u" and event.before is not None:
         try:
-            old = entry_write(embedded, table, event.before, event.version, deleted=True)
+            old = entry_write(embedded, table, event.before, event.version, deleted=True, expires_at=expires)
         except MappingError:
             return [put]
         if old.identity != put.identity:

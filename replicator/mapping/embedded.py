@@ -10,7 +10,9 @@ idempotent and never regress, whatever order the parent's and the children's top
 - a child upsert sets its entry (``_version`` v) if the entry is older, and if the parent's
   last delete (``_pdel``) is older than v: a child event from before the parent's delete cannot
   resurrect the child, even after the parent was inserted again;
-- a child delete leaves a tombstone entry (``_version``, ``_deleted``), as item tombstones do;
+- a child delete leaves a tombstone entry (``_version``, ``_deleted``, ``_ttl``), as item
+  tombstones do; once expired it is removed by ``replicator compact`` (:func:`compact_entries`),
+  and left out by any read-then-write of the item;
 - a parent upsert is an UpdateItem of the parent's own attributes: the children stay;
 - a parent delete reads the item and replaces it with a tombstone that keeps only the entries
   newer than the delete, conditional on the item's revision (``_rev``, bumped by every write)
@@ -121,8 +123,11 @@ class EmbeddedMapper:
         return value
 
     @staticmethod
-    def entry_tombstone(version: int) -> Item:
-        return {VERSION_ATTR: {"N": str(version)}, DELETED_ATTR: {"BOOL": True}}
+    def entry_tombstone(version: int, expires_at: int) -> Item:
+        """A deleted child's entry: its version, kept until ``expires_at`` (epoch seconds, as an
+        item tombstone's ``_ttl``), after which :func:`compact_entries` may remove it."""
+        return {VERSION_ATTR: {"N": str(version)}, DELETED_ATTR: {"BOOL": True},
+                TTL_ATTR: {"N": str(expires_at)}}
 
     def to_row(self, entry: dict[str, Any]) -> Row:
         return self.child.to_row(entry)
@@ -139,6 +144,47 @@ def entry_version(entry: dict[str, Any] | None) -> int | None:
     if entry is None or VERSION_ATTR not in entry:
         return None
     return int(entry[VERSION_ATTR]["N"])
+
+
+def is_expired_tombstone(entry: dict[str, Any] | None, now: float) -> bool:
+    """A tombstone entry whose ``_ttl`` has passed (one written without ``_ttl`` never expires:
+    before entry tombstones carried one, they were kept for good)."""
+    if not entry or not entry.get(DELETED_ATTR, {}).get("BOOL") or TTL_ATTR not in entry:
+        return False
+    return int(entry[TTL_ATTR]["N"]) < now
+
+
+def expired_entries(item: dict[str, Any], attribute: str, now: float) -> dict[str, int]:
+    """The expired tombstone entries of one map attribute: entry name -> its version."""
+    out = {}
+    for name, av in item.get(attribute, {}).get("M", {}).items():
+        entry = av.get("M")
+        if is_expired_tombstone(entry, now):
+            out[name] = entry_version(entry) or 0
+    return out
+
+
+#: Entries removed by one compaction request at most (DynamoDB limits an expression to 4 KB).
+MAX_COMPACTED_ENTRIES = 25
+
+
+def compact_entries(table: str, key: Item, attribute: str, expired: dict[str, int]) -> dict[str, Any]:
+    """Remove expired tombstone entries of one map, each only if it is still the tombstone read
+    (same ``_version``, still deleted): a child written again since keeps its entry. Bumps the
+    item's revision like every write, so a read-then-write of the item (a parent delete, the
+    phase-5 client) reads it again rather than put the entries back."""
+    names: dict[str, str] = {"#m": attribute, "#v": VERSION_ATTR, "#d": DELETED_ATTR, "#rev": REVISION_ATTR}
+    values: dict[str, Any] = {":yes": {"BOOL": True}, ":one": {"N": "1"}}
+    removes, conditions = [], []
+    for i, (name, version) in enumerate(sorted(expired.items())):
+        names[f"#e{i}"] = name
+        values[f":v{i}"] = {"N": str(version)}
+        removes.append(f"#m.#e{i}")
+        conditions.append(f"(#m.#e{i}.#v = :v{i} AND #m.#e{i}.#d = :yes)")
+    return {"TableName": table, "Key": key,
+            "UpdateExpression": "REMOVE " + ", ".join(removes) + " ADD #rev :one",
+            "ConditionExpression": " AND ".join(conditions), "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values}
 
 
 # --------------------------------------------------------------------------- requests
@@ -254,13 +300,14 @@ def parent_update(table: str, key: Item, item: Item, version: int, mapper: Table
 
 
 def parent_delete(stored: dict[str, Any] | None, table: str, key: Item, tombstone: Item, version: int,
-                  children: tuple[str, ...]) -> dict[str, Any] | str:
+                  children: tuple[str, ...], now: float) -> dict[str, Any] | str:
     """A parent delete given the item as stored now (see the module docstring).
 
     ``"replayed"`` when a delete at least as new already took the children. Otherwise the put
     that removes every entry older than the delete and records it in ``_pdel``: the tombstone,
     or, when the parent's own attributes are newer (its re-insert was applied first), the
-    stored item minus those entries; conditional on the revision read.
+    stored item minus those entries (and minus the tombstone entries expired at ``now``);
+    conditional on the revision read.
     """
     pdel = None if stored is None else stored.get(PARENT_DELETED_ATTR)
     if pdel is not None and int(pdel["N"]) >= version:
@@ -272,7 +319,7 @@ def parent_delete(stored: dict[str, Any] | None, table: str, key: Item, tombston
     kept_any = False
     for attr in children:
         kept = {name: av for name, av in ((stored or {}).get(attr, {}).get("M", {})).items()
-                if (entry_version(av.get("M")) or 0) > version}
+                if (entry_version(av.get("M")) or 0) > version and not is_expired_tombstone(av.get("M"), now)}
         kept_any = kept_any or bool(kept)
         item[attr] = {"M": kept}
     if kept_any:

@@ -74,6 +74,10 @@ def test_roles_run_as_the_guide_wants_them() -> None:
     assert set(by_kind(docs, "Service")) == set(deployments)
     job = by_kind(docs, "Job")["backfill"]["spec"]["template"]["spec"]
     assert job["containers"][0]["args"][0] == "backfill" and job["restartPolicy"] == "OnFailure"
+    cron = by_kind(docs, "CronJob")["compact"]["spec"]
+    assert cron["concurrencyPolicy"] == "Forbid" and cron["schedule"]
+    compact = cron["jobTemplate"]["spec"]["template"]["spec"]
+    assert compact["containers"][0]["args"][:3] == ["compact", "--config", "/etc/replicator/config.yaml"]
     for name, d in deployments.items():
         pod = d["spec"]["template"]["spec"]
         (c,) = pod["containers"]

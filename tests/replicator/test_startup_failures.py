@@ -60,6 +60,7 @@ COMMANDS: dict[str, tuple[tuple[str, ...], frozenset[str]]] = {
     "validate": (("validate",), frozenset({"mysql", "kafka", "dynamodb", "control", "tables", "grants"})),
     "backfill": (("backfill", "--no-wait"), frozenset({"mysql", "kafka", "control", "tables", "grants"})),
     "reconcile": (("reconcile",), frozenset({"mysql", "dynamodb", "control", "tables", "grants"})),
+    "compact": (("compact",), frozenset({"dynamodb"})),
     "phase status": (("phase", "status"), frozenset({"control"})),
     "phase set": (("phase", "set", "2", "--reason", "startup test"), frozenset({"control"})),
     "phase rollback": (("phase", "rollback", "1", "--reason", "startup test"), frozenset({"control"})),

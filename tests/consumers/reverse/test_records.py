@@ -296,7 +296,7 @@ def order_item(parent: TablePlan, embedded: EmbeddedMapper, version: int, origin
     m: dict[str, Any] = {}
     for i, (v, sku, entry_origin) in entries.items():
         value = (embedded.entry({"id": i, "order_id": 7, "user_id": 3, "sku": sku}, v) if sku is not None
-                 else embedded.entry_tombstone(v))
+                 else embedded.entry_tombstone(v, 2**31))
         if entry_origin:
             value["_origin"] = {"S": entry_origin}
         m[str(i)] = {"M": value}

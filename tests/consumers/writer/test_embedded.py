@@ -84,19 +84,20 @@ class History:
             self.writes.append(entry_write(self.items_m, self.table, row, self._v(), deleted=False))
         elif op == "delete_child":
             row = self.children.pop(rnd.choice(kids)["id"])
-            self.writes.append(entry_write(self.items_m, self.table, row, self._v(), deleted=True))
+            self.writes.append(entry_write(self.items_m, self.table, row, self._v(), deleted=True,
+                                           expires_at=2**31))
         elif op == "move" and (3 - pid) in self.parents:
             old = rnd.choice(kids)
             new = {**old, "order_id": 3 - pid}
             self.children[new["id"]] = new
             v = self._v()  # one update event: a tombstone entry in the old parent, the entry in the new
-            self.writes.append(entry_write(self.items_m, self.table, old, v, deleted=True))
+            self.writes.append(entry_write(self.items_m, self.table, old, v, deleted=True, expires_at=2**31))
             self.writes.append(entry_write(self.items_m, self.table, new, v, deleted=False))
         elif op == "delete_parent":
             if rnd.random() < 0.5:  # the application deletes the children first (binlog events)
                 for kid in kids:
                     self.writes.append(entry_write(self.items_m, self.table, self.children.pop(kid["id"]),
-                                                   self._v(), deleted=True))
+                                                   self._v(), deleted=True, expires_at=2**31))
             else:  # ON DELETE CASCADE: InnoDB removes them below the binlog, no event
                 for kid in kids:
                     self.children.pop(kid["id"])

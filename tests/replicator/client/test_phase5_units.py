@@ -163,3 +163,23 @@ def test_a_parent_with_children_cannot_change_its_key_columns() -> None:
     with pytest.raises(KeyShapeError, match="embedded children"):
         batch.update(parent, parent.mapper.key(order), {"user_id": 4})
     assert batch.update(parent, parent.mapper.key(order), {"note": "z"}) == 1
+
+
+def test_a_child_deleted_in_phase_5_leaves_a_tombstone_that_expires_and_expired_ones_are_dropped() -> None:
+    # Entry tombstones are kept as long as item tombstones (dynamodb.tombstone_ttl_s), then go:
+    # a whole-item write of the phase-5 client leaves the expired ones out.
+    parent, child, side = *aggregate(), Items()
+    order = {"id": 7, "user_id": 3, "note": "x"}
+    stored_order(side, parent, child, order, 100, {1: 100, 2: 150})
+    stored = side.get("p-shop", parent.mapper.key(order))
+    assert stored is not None
+    stored["items"]["M"]["8"] = {"M": child.embedded.entry_tombstone(120, int(time.time()) - 5)}  # expired
+    stored["items"]["M"]["9"] = {"M": child.embedded.entry_tombstone(130, int(time.time()) + 3600)}
+    batch = Phase5Batch(side, tombstone_ttl_s=60, generation=GENERATION)  # type: ignore[arg-type]
+    assert batch.entry_delete(child, {"id": 1, "order_id": 7, "user_id": 3}) == 1
+    (put,) = batch.puts()
+    entries = put.item["items"]["M"]
+    assert sorted(entries) == ["1", "2", "9"]
+    gone = entries["1"]["M"]
+    assert gone[DELETED_ATTR] == {"BOOL": True}
+    assert time.time() + 50 < int(gone[TTL_ATTR]["N"]) <= time.time() + 61
