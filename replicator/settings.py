@@ -306,6 +306,12 @@ class CutoverSettings(_Section):
         description="database.table where reverse replication keeps the last applied version of each MySQL "
                     "row that can move between items (keys over other columns than the primary key, "
                     "embedded children); created at its start-up when such a mapping exists")
+    reverse_versions_retention_s: float = Field(
+        172_800.0, ge=90_000.0,
+        description="reverse replication deletes a row's version from reverse_versions_table once it has not "
+                    "changed for this long (hourly, in batches): DynamoDB Streams keep records 24 h and a "
+                    "trimmed shard stops the reverse, so no record older than that can still arrive; at "
+                    "least 25 h")
     lease_ttl_s: float = Field(
         5.0, gt=0, description="a client whose lease is older than this is not waited for, and refuses "
                                "to write")

@@ -19,6 +19,9 @@ class ReverseMetrics:
         self.coalesced = Counter("replicator_reverse_records_coalesced_total",
                                  "Changes superseded by a later change of the same row in the same page",
                                  registry=r)
+        self.versions_pruned = Counter("replicator_reverse_versions_pruned_total",
+                                       "Row versions deleted from cutover.reverse_versions_table after "
+                                       "cutover.reverse_versions_retention_s", registry=r)
         self.superseded = Counter("replicator_reverse_records_superseded_total",
                                   "Changes older than the version MySQL holds for their row (a moved row's "
                                   "tombstone read after its upsert, a replay): not written", registry=r)

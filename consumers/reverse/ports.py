@@ -46,3 +46,7 @@ class RowSink(Protocol):
         """Apply ``changes`` in order and commit; one :class:`Outcome` per change. A failure of
         the server (:class:`SourceUnavailable`) raises, with nothing committed."""
         ...
+
+    def prune_versions(self, older_than_s: float) -> int:
+        """Delete the row versions not changed for ``older_than_s``; how many were deleted."""
+        ...

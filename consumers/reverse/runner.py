@@ -46,6 +46,7 @@ from replicator.errors import (
     ControlStoreUnavailable,
     FatalDataError,
     SourceUnavailable,
+    StatementRejected,
     TargetRejected,
     TargetUnavailable,
     TransientError,
@@ -69,6 +70,8 @@ class ReverseOptions:
     settle_s: float = 0.5  # see consumers.reverse.progress
     heartbeat_s: float = 0.5
     phase_refresh_s: float = 1.0
+    prune_every_s: float = 3600.0  # delete old row versions (cutover.reverse_versions_retention_s)
+    versions_retention_s: float = 172_800.0
 
 
 class ReverseReplicator:
@@ -99,6 +102,9 @@ class ReverseReplicator:
         self._phase: PhaseState | None = None
         self._phase_at = float("-inf")
         self._backoff = Backoff(base_s=0.1, cap_s=2.0)
+        # A minute after start-up (a crash loop stays light), then every prune_every_s.
+        self._prune_at = monotonic() + min(60.0, self.options.prune_every_s)
+        self._prune = True
         self._fetcher = ThreadPoolExecutor(max_workers=4, thread_name_prefix="reverse-prefetch")
 
     # ----------------------------------------------------------------- start-up
@@ -144,9 +150,34 @@ class ReverseReplicator:
                 self._publish(error=f"{type(exc).__name__}: {exc}")  # alive, and why it is not moving
                 self.stop_event.wait(backoff.next())
                 continue
+            self.prune_versions()
             if not worked:
                 self.stop_event.wait(self.options.poll_interval_s)
         log.info("reverse_stopped", applied=self.progress.applied_total, deadletters=self.dead_letters.count)
+
+    def prune_versions(self) -> None:
+        """Every ``prune_every_s``: delete the row versions older than the stream could still
+        carry a record of (:meth:`~consumers.reverse.sink.MySQLSink.prune_versions`). A MySQL
+        user without DELETE on the versions table turns it off, said once; an unreachable MySQL
+        waits for the next time."""
+        if not self._prune or self.monotonic() < self._prune_at:
+            return
+        self._prune_at = self.monotonic() + self.options.prune_every_s
+        try:
+            n = self.sink.prune_versions(self.options.versions_retention_s)
+        except StatementRejected as exc:
+            self._prune = False
+            log.warning("reverse_versions_not_pruned", error=str(exc),
+                        hint="grant the reverse's MySQL user (client.mysql_user) DELETE on "
+                             "cutover.reverse_versions_table; until then it only grows")
+            return
+        except TransientError as exc:
+            log.warning("reverse_versions_prune_failed", error=str(exc),
+                        retry_in_s=self.options.prune_every_s)
+            return
+        self.metrics.versions_pruned.inc(n)
+        if n:
+            log.info("reverse_versions_pruned", rows=n, older_than_s=self.options.versions_retention_s)
 
     def step(self) -> bool:
         """One round over every readable shard; True when it read or applied anything."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 
 import structlog
 
@@ -73,6 +74,8 @@ def build_reverse(settings: Settings, store: ControlStore, *, options: ReverseOp
         targets = build_targets(settings, sink)
         streams = DynamoStreams(dynamodb_client(settings.dynamodb),
                                 dynamodbstreams_client(settings.dynamodb))
+        options = replace(options or ReverseOptions(),
+                          versions_retention_s=settings.cutover.reverse_versions_retention_s)
         rev = ReverseReplicator(targets, streams, sink, store, metrics, options)
         rev.reload = lambda: build_targets(settings, sink)
         return rev

@@ -111,7 +111,8 @@ class MySQLSink:
             raise ConfigError(
                 f"reverse replication keeps each row's last applied version in {self.versions_table}, and "
                 f"MySQL refused to create it for user {self.cfg.user}: {exc}. Create it once as an "
-                f"administrator and grant that user SELECT, INSERT, UPDATE on it:\n  {statements}") from exc
+                f"administrator and grant that user SELECT, INSERT, UPDATE, DELETE on it:\n  "
+                f"{statements}") from exc
 
     def close(self) -> None:
         conn, self._conn = self._conn, None
@@ -152,6 +153,38 @@ class MySQLSink:
                               f"MySQL user ({self.cfg.user}) cannot see it; reverse replication writes "
                               f"with that user (client.mysql_user)")
         return TableFacts(shape, unique, not_null)
+
+    #: Rows deleted per statement, and statements per call, by :meth:`prune_versions`.
+    PRUNE_BATCH = 5000
+    PRUNE_BATCHES = 20
+
+    def prune_versions(self, older_than_s: float) -> int:
+        """Delete the versions of rows not written for ``older_than_s`` (in batches, each its own
+        short transaction, at most :attr:`PRUNE_BATCHES` of them: the rest waits for the next
+        call). Safe because DynamoDB Streams keep a record 24 h and a shard trimmed before it was
+        read stops the reverse (``cutover.reverse_versions_retention_s``, at least 25 h): no
+        record older than a pruned version can still be applied."""
+        if not self.versioned:
+            return 0
+        conn = self._connection()
+        total = 0
+        try:
+            for _ in range(self.PRUNE_BATCHES):
+                with mysql_errors(f"deleting old row versions from {self.versions_table}", self.cfg), \
+                        conn.cursor() as cur:
+                    n = int(cur.execute(
+                        f"DELETE FROM {self._versions} WHERE applied_at < "  # noqa: S608
+                        "UTC_TIMESTAMP(3) - INTERVAL %s SECOND LIMIT %s",
+                        (int(older_than_s), self.PRUNE_BATCH)))
+                with mysql_errors("committing"):
+                    conn.commit()
+                total += n
+                if n < self.PRUNE_BATCH:
+                    break
+        except ReplicatorError:
+            self._rollback(conn)
+            raise
+        return total
 
     # ----------------------------------------------------------------- apply
 

@@ -131,6 +131,8 @@ class FakeSink:
         self.refuse: dict[tuple[Any, ...], Outcome] = {}
         self.down = 0  # the next n calls fail as if MySQL were unreachable
         self.calls = 0
+        self.prunes: list[float] = []  # prune_versions calls: their older_than_s
+        self.prune_error: Exception | None = None
 
     def start(self) -> None:
         pass
@@ -156,6 +158,12 @@ class FakeSink:
                 self.rows[(c.source, c.pk)] = c.params
             out.append(APPLIED)
         return out
+
+    def prune_versions(self, older_than_s: float) -> int:
+        self.prunes.append(older_than_s)
+        if self.prune_error is not None:
+            raise self.prune_error
+        return 3
 
 
 class StepClock:

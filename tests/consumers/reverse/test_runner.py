@@ -10,7 +10,7 @@ from consumers.reverse.model import Outcome
 from consumers.reverse.runner import ReverseOptions, ReverseReplicator
 from replicator.control import HistoryEntry, PhaseState, names
 from replicator.control.memory import MemoryControlStore
-from replicator.errors import ControlStoreUnavailable, FatalDataError
+from replicator.errors import ControlStoreUnavailable, FatalDataError, SourceUnavailable, StatementRejected
 from replicator.events import Row
 from replicator.mapping import ORIGIN_CDC
 from tests.consumers.reverse.fakes import (
@@ -238,3 +238,34 @@ def test_a_page_read_ahead_never_makes_caught_up_at_later_than_the_read_that_fou
     assert [c.pk for c in sink.log] == [(1,)]
     until_caught_up(rev)
     assert [c.pk for c in sink.log] == [(1,), (2,)]
+
+
+def test_old_row_versions_are_pruned_a_minute_after_start_then_every_prune_interval() -> None:
+    clock, sink = StepClock(), FakeSink()
+    rev = replicator(FakeStreams({"s1": (None, [])}), sink, clock=clock, prune_every_s=600.0,
+                     versions_retention_s=90_000.0)
+    rev.prune_versions()
+    assert sink.prunes == []  # not at start-up
+    clock.now += 61
+    rev.prune_versions()
+    rev.prune_versions()
+    assert sink.prunes == [90_000.0]
+    assert rev.metrics.versions_pruned._value.get() == 3
+    clock.now += 600
+    rev.prune_versions()
+    assert sink.prunes == [90_000.0, 90_000.0]
+
+
+def test_a_user_without_delete_on_the_versions_table_turns_pruning_off_and_mysql_down_waits() -> None:
+    clock, sink = StepClock(), FakeSink()
+    rev = replicator(FakeStreams({"s1": (None, [])}), sink, clock=clock, prune_every_s=600.0)
+    sink.prune_error = SourceUnavailable("MySQL is down (fake)")
+    clock.now += 61
+    rev.prune_versions()  # logged, tried again at the next interval
+    sink.prune_error = StatementRejected("DELETE command denied", code=1142)
+    clock.now += 600
+    rev.prune_versions()  # logged once, off for good
+    sink.prune_error = None
+    clock.now += 600
+    rev.prune_versions()
+    assert len(sink.prunes) == 2
