@@ -1,6 +1,7 @@
 """``replicator phase``: show, check and change the migration phase.
 
-Sub-commands: status, set N, rollback N, history, check N (DESIGN §7).
+Sub-commands: status, set N, rollback N, history, check N (DESIGN §7), and repair (a switch left
+frozen by a controller that died).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from replicator.errors import EXIT_CHECK_FAILED
 from replicator.phase.controller import ChangeResult, PhaseController, flags_document, open_phase_controller
 from replicator.phase.gates import GateResult, soak_time
 from replicator.phase.rules import DISCARD_PHASE5_FLAG, check_phase_number
-from replicator.phase.switch import LEASE_PREFIX, PROGRESS_MARKER
+from replicator.phase.switch import LEASE_PREFIX, PROGRESS_MARKER, stale_after_s
 from replicator.settings import Settings
 
 PhaseArg = Annotated[int, typer.Argument(metavar="N", help="Phase number, 1-5.", show_default=False)]
@@ -103,7 +104,10 @@ def status_cmd(config: ConfigOption = None, json: JsonOption = False) -> None:
     typer.echo(f"version generation {doc['generation']} "
                f"({'DynamoDB' if doc['generation'] % 2 else 'MySQL'} takes the writes)")
     if doc["freeze"]:
-        typer.echo(f"FROZEN: writes paused for the switch to phase {doc['freeze']['target']}")
+        age = time.time() - float(doc["freeze"].get("since", 0))
+        stale = age > stale_after_s(settings.cutover.max_write_pause_s)
+        typer.echo(f"FROZEN: writes paused for the switch to phase {doc['freeze']['target']} for {age:.0f} s"
+                   + ("; its controller is gone: `replicator phase repair --reason ...`" if stale else ""))
     sw = doc["switch"]
     if sw:
         steps = ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in sw.get("steps", {}).items())
@@ -160,6 +164,32 @@ def rollback_cmd(
         _report(ctl.set_migration_phase(
             n, reason=reason, actor=actor, discard_phase5_writes_not_in_mysql=discard, direction="rollback",
         ))
+
+
+@phase_app.command("repair")
+def repair_cmd(
+    reason: ReasonOption, actor: ActorOption = None,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Repair a freeze younger than the bound a live controller keeps to (the pause bound "
+                        "+ 90 s): only when you know the process running the switch is gone.",
+    )] = False,
+    config: ConfigOption = None,
+) -> None:
+    """End a write-target switch (4 -> 5 or 5 -> 4) left frozen by a controller that died mid-way.
+
+    While frozen, every application write waits and then fails. This aborts the switch as the
+    protocol would have: both fences back to the frozen phase's store at a fresh generation, the
+    phase unfrozen, audited. Nothing is lost: nothing was written to the other store. Exit 0 when
+    repaired or nothing was frozen; 2 when the freeze is too recent (its controller may be alive)."""
+    settings = bootstrap(config)
+    with exit_on_error(), open_phase_controller(settings) as ctl:
+        state = ctl.repair(reason=reason, actor=actor, force=force)
+    if state is None:
+        typer.echo("nothing is frozen: no switch to repair")
+        return
+    typer.echo(f"repaired: phase {state.phase} ({PHASE_NAMES[state.phase]}) unfrozen, epoch {state.epoch}, "
+               f"generation {state.generation} ({'DynamoDB' if state.generation % 2 else 'MySQL'} takes the "
+               f"writes); see `replicator phase history`")
 
 
 def _history_line(h: HistoryEntry) -> str:

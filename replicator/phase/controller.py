@@ -108,6 +108,14 @@ class PhaseController:
         return watcher
 
     # -- changing
+    def repair(self, *, reason: str, actor: str | None = None, force: bool = False) -> PhaseState | None:
+        """``replicator phase repair``: end a switch left frozen (see :meth:`SwitchProtocol.repair`)."""
+        if not reason or not reason.strip():
+            raise ConfigError('a reason is required (--reason "..."): it goes to the audit history')
+        if self.switch is None:
+            raise TransitionError("no write-target switch is configured here: nothing to repair")
+        return self.switch.repair(actor=actor or os_user(), reason=reason, force=force)
+
     def set_migration_phase(
         self, target: int, *, reason: str, actor: str | None = None, force: bool = False,
         discard_phase5_writes_not_in_mysql: bool = False,
@@ -120,6 +128,12 @@ class PhaseController:
             )
         actor = actor or os_user()
         current = self.store.get_phase()
+        if current.freeze is not None:  # a switch runs, or its controller died mid-way
+            raise TransitionError(
+                f"writes are frozen for a switch to phase {current.freeze.target} (since "
+                f"{current.freeze.since:.0f}, epoch {current.epoch}): wait for it to finish, or, if the "
+                "process running it is gone, end it with `replicator phase repair --reason ...`; "
+                "nothing was changed")
         reverse_ok = (self.switch is not None and current.phase == 5 and target < 5
                       and not discard_phase5_writes_not_in_mysql and self.switch.drains.reverse_healthy()[0])
         transition = plan_transition(

@@ -46,6 +46,13 @@ PROGRESS_MARKER = "cutover.progress"
 CAS_RETRY_S = 30.0
 
 
+def stale_after_s(max_pause_s: float) -> float:
+    """How long a freeze can last under a live controller: the pause bound, then an abort's fence
+    (up to 30 s) and the phase document's write retries (:data:`CAS_RETRY_S`, twice). A freeze
+    older than that was left by a controller that is gone (killed mid-switch)."""
+    return max_pause_s + 30.0 + 2 * CAS_RETRY_S
+
+
 class Fences(Protocol):
     def prepare(self) -> None:
         """Create the fence row and the fence item where missing (both open to MySQL at first)."""
@@ -120,6 +127,43 @@ class SwitchProtocol:
         return self._cas(current, PhaseState(
             phase=current.phase, epoch=current.epoch + 1, updated_at=self._wall(), updated_by=actor,
             reason=f"fences back to MySQL without reverse replication: {reason}", generation=gen), report)
+
+    def repair(self, *, actor: str, reason: str, force: bool = False) -> PhaseState | None:
+        """End a switch whose controller is gone: the phase document is frozen and nobody will
+        flip or abort it, so every client waits (and then fails) on its writes. Aborts it the way
+        the protocol would: both fences to the frozen phase's store at a fresh generation (the
+        other store's fence too, in case the controller had opened it just before it died), then
+        the phase unfrozen, audited. Nothing was written to the other store (clients write there
+        only once the phase document says so). Returns None when nothing is frozen; refuses a
+        freeze younger than :func:`stale_after_s` unless ``force`` (its controller may be alive)."""
+        current = self.store.get_phase()
+        if current.freeze is None:
+            return None
+        age = self._wall() - current.freeze.since
+        bound = stale_after_s(self.max_pause_s)
+        if age < bound and not force:
+            raise TransitionError(
+                f"the switch to phase {current.freeze.target} froze writes {age:.0f} s ago; its controller "
+                f"may still finish or abort it (within {bound:.0f} s of the freeze). Wait "
+                f"{bound - age:.0f} s, or, if you know the process running it is gone, repeat with --force")
+        fresh = current.generation + 2  # the frozen phase's store keeps its parity; never reused
+        report = SwitchReport(current.phase, current.phase, fresh)
+        if current.phase == 4:
+            self.fences.fence_dynamodb("mysql", fresh)
+            self.fences.fence_mysql("mysql", fresh, 30.0)
+        else:
+            self.fences.fence_mysql("dynamodb", fresh, 30.0)
+            self.fences.fence_dynamodb("dynamodb", fresh)
+        why = (f"switch to phase {current.freeze.target} left frozen {age:.0f} s ago by a controller that "
+               f"is gone; aborted by repair: {reason}")
+        new = self._cas(current, PhaseState(
+            phase=current.phase, epoch=current.epoch + 1, updated_at=self._wall(), updated_by=actor,
+            reason=why, generation=fresh), report)
+        self._progress(current.freeze.target, "repaired", report, self._clock(), why=why)
+        log.warning("write_target_switch_repaired", marker="Migration phase", phase=current.phase,
+                    abandoned_target=current.freeze.target, frozen_s=round(age, 1), generation=fresh,
+                    actor=actor, reason=reason)
+        return new
 
     # ----------------------------------------------------------------- the protocol
 

@@ -65,6 +65,7 @@ COMMANDS: dict[str, tuple[tuple[str, ...], frozenset[str]]] = {
     "phase set": (("phase", "set", "2", "--reason", "startup test"), frozenset({"control"})),
     "phase rollback": (("phase", "rollback", "1", "--reason", "startup test"), frozenset({"control"})),
     "phase history": (("phase", "history"), frozenset({"control"})),
+    "phase repair": (("phase", "repair", "--reason", "startup test"), frozenset({"control"})),
     "phase check": (("phase", "check", "2"), frozenset({"control"})),
     "status": (("status", "--once"), frozenset({"control"})),
     "demo": (("demo", "--rows", "10"), frozenset({"mysql", "kafka", "dynamodb", "control"})),

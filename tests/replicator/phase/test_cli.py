@@ -137,3 +137,49 @@ def test_status_in_phase_5_shows_the_mysql_retirement_soak(env: dict[str, str], 
     assert doc["gates"]["next_phase"] is None
     assert [r["gate"] for r in doc["gates"]["results"]] == ["soak_time"]
     assert doc["gates"]["results"][0]["window_s"] == settings.gates.window_5_final_s
+
+
+def test_a_switch_left_frozen_by_a_killed_controller_is_repaired_and_writes_go_back_to_mysql(
+    env: dict[str, str], settings: Settings, isolated_env: dict[str, str],
+) -> None:
+    import signal
+
+    from replicator.phase.switch import LEASE_PREFIX
+    from tests.conftest import admin_connect
+
+    for n in (2, 3, 4):
+        assert phase(env, "set", str(n), "--reason", "walk", "--force").returncode == 0
+    with open_control_store(settings) as store:  # a client that never acknowledges the freeze
+        store.put_marker(LEASE_PREFIX + "stuck-app", {"expires_at": time.time() + 600, "acked_epoch": 0})
+    controller = subprocess.Popen(
+        [sys.executable, "-m", "replicator.cli", "phase", "set", "5", "--reason", "go", "--force"],
+        env={**env, "REPLICATOR_CUTOVER__MAX_WRITE_PAUSE_S": "60"}, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        with open_control_store(settings) as store:
+            while not store.get_phase().frozen:
+                assert time.monotonic() < deadline and controller.poll() is None, "the switch never froze"
+                time.sleep(0.05)
+        controller.send_signal(signal.SIGKILL)  # mid-switch: waiting for the client's acknowledgement
+        controller.wait(timeout=30)
+    finally:
+        if controller.poll() is None:
+            controller.kill()
+            controller.wait(timeout=30)
+    refused = phase(env, "rollback", "3", "--reason", "get out")
+    assert refused.returncode == 2 and "phase repair" in refused.stderr, refused.stderr
+    too_soon = phase(env, "repair", "--reason", "controller killed")
+    assert too_soon.returncode == 2 and "--force" in too_soon.stderr, too_soon.stderr
+    with open_control_store(settings) as store:
+        assert store.get_phase().frozen
+    done = phase(env, "repair", "--reason", "controller killed", "--force")
+    assert done.returncode == 0 and "repaired: phase 4" in done.stdout, done.stderr
+    doc = json.loads(phase(env, "status", "--json").stdout)
+    assert (doc["phase"], doc["freeze"], doc["generation"] % 2) == (4, None, 0)
+    fence_db, fence_table = settings.cutover.fence_table.split(".")
+    with admin_connect(isolated_env, fence_db) as conn, conn.cursor() as cur:
+        cur.execute(f"SELECT writes_to, generation FROM `{fence_table}`")
+        assert cur.fetchall() == ((("mysql", doc["generation"]),))
+    assert phase(env, "repair", "--reason", "again").stdout.startswith("nothing is frozen")
+    assert phase(env, "rollback", "3", "--reason", "now it may").returncode == 0

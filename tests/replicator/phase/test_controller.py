@@ -166,3 +166,20 @@ def test_history_is_append_only_and_in_order(ctl: PhaseController) -> None:
     ctl.set_migration_phase(2, reason="back", actor="x")
     h = ctl.history()
     assert [(e.epoch, e.from_phase, e.to_phase) for e in h] == [(1, 1, 2), (2, 2, 3), (3, 3, 4), (4, 4, 2)]
+
+
+def test_no_phase_change_while_a_switch_holds_writes_frozen(store: MemoryControlStore,
+                                                            fake_gates: FakeGates) -> None:
+    # `phase rollback 3` on a phase 4 left frozen would unfreeze it with MySQL perhaps still fenced
+    # to DynamoDB: every application write would fail. It is refused, naming `phase repair`.
+    from replicator.control import Freeze, HistoryEntry, PhaseState
+
+    ctl = PhaseController(store, fake_gates, FixedClock(NOW))
+    walk(ctl, 4)
+    cur = store.get_phase()
+    store.compare_and_set(PhaseState(phase=4, epoch=cur.epoch + 1, freeze=Freeze(5, 1, NOW)),
+                          HistoryEntry(epoch=cur.epoch + 1, at=NOW, actor="t", from_phase=4, to_phase=4,
+                                       reason="freeze"))
+    with pytest.raises(TransitionError, match="phase repair"):
+        ctl.set_migration_phase(3, reason="get me out", actor="ops")
+    assert store.get_phase().frozen and store.get_phase().phase == 4

@@ -189,3 +189,49 @@ def test_a_flip_whose_answer_was_lost_counts_as_done() -> None:
                             sleep=lambda _s: None).run(5, actor="op", reason="go")
     state = store.get_phase()
     assert (state.phase, state.frozen, state.generation, report.generation) == (5, False, 1, 1)
+
+
+def _left_frozen(phase: int, generation: int, since: float) -> MemoryControlStore:
+    """The control store as a controller killed mid-switch leaves it: frozen, nobody to flip it."""
+    from replicator.control import Freeze
+
+    store = _store(phase, generation)
+    cur = store.get_phase()
+    store.compare_and_set(PhaseState(phase=phase, epoch=cur.epoch + 1, generation=generation,
+                                     freeze=Freeze(9 - phase, generation + 1, since)),
+                          HistoryEntry(epoch=cur.epoch + 1, at=since, actor="t", from_phase=phase,
+                                       to_phase=phase, reason="freeze"))
+    return store
+
+
+def test_a_switch_to_5_left_frozen_by_a_dead_controller_is_repaired_back_to_mysql() -> None:
+    # Killed after it fenced MySQL and opened DynamoDB, before the flip: both must go back.
+    log: list[str] = []
+    store, fences = _left_frozen(4, 2, since=time.time() - 500), Fences(log)
+    fences.mysql, fences.dynamodb = ("dynamodb", 3), ("dynamodb", 3)
+    state = SwitchProtocol(store, fences, Drains(log), max_pause_s=10.0).repair(actor="op", reason="killed")
+    assert state is not None and (state.phase, state.frozen, state.generation) == (4, False, 4)
+    assert store.get_phase() == state
+    assert fences.mysql == ("mysql", 4) and fences.dynamodb == ("mysql", 4)
+    assert "left frozen" in store.history()[-1].reason
+    assert store.get_marker(PROGRESS_MARKER)["step"] == "repaired"
+
+
+def test_a_switch_to_4_left_frozen_is_repaired_back_to_dynamodb_with_mysql_fenced_again() -> None:
+    log: list[str] = []
+    store, fences = _left_frozen(5, 3, since=time.time() - 500), Fences(log)
+    fences.mysql, fences.dynamodb = ("mysql", 4), ("mysql", 4)  # killed after it opened MySQL
+    state = SwitchProtocol(store, fences, Drains(log), max_pause_s=10.0).repair(actor="op", reason="killed")
+    assert state is not None and (state.phase, state.frozen, state.generation) == (5, False, 5)
+    assert fences.mysql == ("dynamodb", 5) and fences.dynamodb == ("dynamodb", 5)
+
+
+def test_a_recent_freeze_is_not_repaired_without_force_and_nothing_frozen_is_a_no_op() -> None:
+    log: list[str] = []
+    store, fences = _left_frozen(4, 2, since=time.time() - 5), Fences(log)
+    switch = SwitchProtocol(store, fences, Drains(log), max_pause_s=10.0)
+    with pytest.raises(TransitionError, match="--force"):
+        switch.repair(actor="op", reason="too soon")
+    assert store.get_phase().frozen and log == []
+    assert switch.repair(actor="op", reason="sure", force=True) is not None
+    assert switch.repair(actor="op", reason="again") is None
