@@ -13,7 +13,8 @@ without a checkpoint, so each pass applies the whole stream. Passes alternate (b
 first, then reverse first) so drift on this shared machine hits both alike. Target: the
 reverse replication at >= 0.8 x the bare loop.
 
-Run with the stack's environment: ``.venv/bin/python -m bench bench_reverse``.
+Run with the stack's environment: ``.venv/bin/python -m bench bench_reverse``
+(``BENCH_REVERSE_KEY=moving``: a key over another column, the versions-table path).
 """
 
 from __future__ import annotations
@@ -41,6 +42,13 @@ from replicator.mapping.conditional import metadata
 from replicator.settings import LogSettings, load_settings
 
 ITEMS = int(os.environ.get("BENCH_REVERSE_ITEMS", "5000"))
+#: ``pk`` (default): items keyed by the primary key, each row always one item. ``moving``: keyed
+#: over another column too (``USER#{id}`` / ``EMAIL#{email}``), so its rows could move between
+#: items and the reverse orders them through the versions table (read FOR UPDATE, written with
+#: the rows): that path's cost against the same bare loop.
+KEY = os.environ.get("BENCH_REVERSE_KEY", "pk")
+MAPPING: dict[str, Any] = {} if KEY == "pk" else {"target": "users", "key": {"pk": "USER#{id}",
+                                                                             "sk": "EMAIL#{email}"}}
 PASSES = int(os.environ.get("BENCH_REVERSE_PASSES", "3"))
 PASS_DEADLINE_S = 60 + ITEMS / 100  # per pass; 100 items/s is far below any rate measured here
 BUDGET_S = (2 * PASSES + 2) * PASS_DEADLINE_S  # bench/__main__.py's watchdog
@@ -66,7 +74,7 @@ class Bench:
         admin = admin_mysql(base)
         self.settings = load_settings(
             kafka={"topic_prefix": self.unique}, dynamodb={"table_prefix": f"{self.unique}-"},
-            control={"namespace": self.unique}, tables=[{"source": f"{self.unique}.users"}],
+            control={"namespace": self.unique}, tables=[{"source": f"{self.unique}.users", **MAPPING}],
             client={"mysql_user": admin.user, "mysql_password": admin.password.get_secret_value()},
             cutover={"reverse_versions_table": f"{self.unique}.reverse_versions"},
             log={"level": "warning"})
@@ -195,7 +203,8 @@ def _report(bare: list[float], rev: list[float]) -> dict[str, Any]:
         print(f"{i:<6}{x:>14.0f}{y:>17.0f}{y / x:>8.2f}")
     print(f"median: bare {b:.0f} items/s, reverse {r:.0f} items/s, ratio {ratio:.2f} (target >= 0.8: "
           f"{'met' if ratio >= 0.8 else 'NOT met'})")
-    return {"items": ITEMS, "passes": PASSES, "bare_items_per_s": round(b), "reverse_items_per_s": round(r),
+    return {"items": ITEMS, "passes": PASSES, "key": KEY, "bare_items_per_s": round(b),
+            "reverse_items_per_s": round(r),
             "ratio": round(ratio, 3),
             "ratio_per_pass": [round(y / x, 3) for x, y in zip(bare, rev, strict=True)],
             "target_ratio": 0.8, "target_met": ratio >= 0.8}
