@@ -109,13 +109,20 @@ def compact_table(client: Any, settings: Settings, parent: TableMapping, *, dry_
         for attribute in attributes:
             expired = expired_entries(item, attribute, at)
             expired_n += len(expired)
+            if dry_run:
+                continue
             listed = sorted(expired.items())
-            for start in range(0, 0 if dry_run else len(listed), MAX_COMPACTED_ENTRIES):
+            for start in range(0, len(listed), MAX_COMPACTED_ENTRIES):
                 part = dict(listed[start:start + MAX_COMPACTED_ENTRIES])
                 if _remove(client, table, compact_entries(table, key, attribute, part), pace, stop):
                     removed += len(part)
-                else:
-                    rewritten += len(part)
+                    continue
+                for name, version in part.items():  # one was written again: which? one by one
+                    if _remove(client, table, compact_entries(table, key, attribute, {name: version}), pace,
+                               stop):
+                        removed += 1
+                    else:
+                        rewritten += 1
         return expired_n, removed, rewritten
 
     key_names = _key_names(client, table)

@@ -146,3 +146,37 @@ def test_the_cli_compacts_and_names_a_table_without_children(
                          check=False)
     assert res.returncode == 2 and "s.order_items" in res.stderr and "s.orders" in res.stderr, res.stderr
     assert "Traceback" not in res.stderr
+
+
+class _RewritesAfterScan:
+    """A DynamoDB client whose scan answers, then child 3 is inserted again (newer than its delete)."""
+
+    def __init__(self, client: Any, table: str) -> None:
+        self._client, self._table, self.done = client, table, False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def scan(self, **kwargs: Any) -> Any:
+        page = self._client.scan(**kwargs)
+        if not self.done and page.get("Items"):
+            self.done = True
+            _, items = _model()
+            applier = ConditionalApplier(self._client, mode="put", concurrency=1)
+            applier.start()
+            try:
+                applier.apply([entry_write(items, self._table, _children(3)[2], 40, deleted=False)])
+            finally:
+                applier.close()
+        return page
+
+
+def test_compact_removes_the_other_expired_entries_of_an_item_whose_child_came_back(dynamodb: Any,
+                                                                                   unique: str) -> None:
+    settings, table = _shop(dynamodb, unique)
+    _write(dynamodb, table)
+    report = compact_table(_RewritesAfterScan(dynamodb, table), settings, settings.tables[0], now=NOW,
+                           segments=1)
+    assert (report.entries_expired, report.entries_removed, report.entries_rewritten) == (2, 1, 1)
+    after = _entries(dynamodb, table)
+    assert "4" not in after and after["3"]["_version"] == {"N": "40"} and "_deleted" not in after["3"]
