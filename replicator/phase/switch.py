@@ -148,6 +148,7 @@ class SwitchProtocol:
                 f"{bound - age:.0f} s, or, if you know the process running it is gone, repeat with --force")
         fresh = current.generation + 2  # the frozen phase's store keeps its parity; never reused
         report = SwitchReport(current.phase, current.phase, fresh)
+        self.fences.prepare()
         if current.phase == 4:
             self.fences.fence_dynamodb("mysql", fresh)
             self.fences.fence_mysql("mysql", fresh, 30.0)
