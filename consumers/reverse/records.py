@@ -130,6 +130,8 @@ class ChildRoute:
         self.embedded = embedded
         self.source = plan.source
         self.attribute = embedded.attribute
+        self.allowed = (set(plan.mapper.attributes.values()) | set(METADATA_ATTRS)
+                        | {a.name for a in plan.mapper.key_attributes})
 
     def name_row(self, name: str) -> Row | None:
         """The child's primary key read back from its entry's name; None when it cannot be."""
@@ -316,8 +318,6 @@ def _child_delete(child: ChildRoute, name: str, old_entry: dict[str, Any] | None
 def _child_upsert(child: ChildRoute, name: str, entry: dict[str, Any], version: int, seq: str,
                   at: float) -> Translated:
     plan = child.plan
-    allowed = set(plan.mapper.attributes.values()) | set(METADATA_ATTRS) | {
-        a.name for a in plan.mapper.key_attributes}
     key_row = child.name_row(name) or {}
     key_text = plan.mapper.key_text(key_row) if key_row else name
 
@@ -326,21 +326,31 @@ def _child_upsert(child: ChildRoute, name: str, entry: dict[str, Any], version: 
         return Rejected(child.source, pk, key_text, reason, f"{child.source} key ({key_text}): {what}",
                         version, seq, at)
 
-    extra = sorted(set(entry) - allowed)
+    return _upsert_of(plan, entry, child.allowed, lambda row: child.embedded.entry_name(row) == name,
+                      "entry", "primary key than its name", rejected, version, seq, at)
+
+
+def _upsert_of(plan: TablePlan, image: dict[str, Any], allowed: set[str], same_key: Callable[[Row], bool],
+               noun: str, key_is: str, rejected: Callable[[str, str], Rejected], version: int, seq: str,
+               at: float) -> Translated:
+    """An item's (or an entry's) image as the upsert of its MySQL row, or why MySQL cannot take it:
+    an attribute without a column, an image that does not read back as a row, a row whose key is
+    not the image's own (``same_key``), a value MySQL's column cannot hold."""
+    extra = sorted(set(image) - allowed)
     if extra:
         return rejected("attribute_without_column", f"attribute(s) {extra} have no MySQL column")
     try:
-        row, params = plan.read_item(entry)
+        row, params = plan.read_item(image)
     except (MappingError, ValueError, ArithmeticError, TypeError) as exc:
-        return rejected("undecodable", f"the entry does not read back as a row: {exc}")
-    if child.embedded.entry_name(row) != name:
-        return rejected("key_mismatch", "the entry's columns give another primary key than its name")
+        return rejected("undecodable", f"the {noun} does not read back as a row: {exc}")
+    if not same_key(row):
+        return rejected("key_mismatch", f"the {noun}'s columns give another {key_is}")
     if plan.fit_columns:
         try:
             check_row_fits(plan.mapper, {c: row[c] for c in plan.fit_columns})
         except MappingError as exc:
             return rejected(exc.reason, str(exc))
-    return Change(child.source, "upsert", plan.pk_of(params), plan.mapper.key_text(row), params, version,
+    return Change(plan.source, "upsert", plan.pk_of(params), plan.mapper.key_text(row), params, version,
                   seq, at)
 
 
@@ -406,22 +416,8 @@ def _upsert(route: Route, keys: dict[str, Any], image: dict[str, Any], version: 
         message = what if what.startswith(route.source) else f"{route.source} key ({key_text}): {what}"
         return Rejected(route.source, pk, key_text, reason, message, version, seq, at)
 
-    extra = sorted(set(image) - route.allowed)
-    if extra:
-        return rejected("attribute_without_column", f"attribute(s) {extra} have no MySQL column")
-    try:
-        row, params = plan.read_item(image)
-    except (MappingError, ValueError, ArithmeticError, TypeError) as exc:
-        return rejected("undecodable", f"the item does not read back as a row: {exc}")
-    if not route.same_key(row, keys):
-        return rejected("key_mismatch", "the item's columns give another key than the item's own")
-    if plan.fit_columns:
-        try:
-            check_row_fits(route.mapper, {c: row[c] for c in plan.fit_columns})
-        except MappingError as exc:
-            return rejected(exc.reason, str(exc))
-    return Change(route.source, "upsert", plan.pk_of(params), route.mapper.key_text(row), params, version,
-                  seq, at)
+    return _upsert_of(plan, image, route.allowed, lambda row: route.same_key(row, keys), "item",
+                      "key than the item's own", rejected, version, seq, at)
 
 
 # --------------------------------------------------------------------------- start-up checks
