@@ -54,6 +54,7 @@ class CompactReport:
     entries_removed: int = 0
     entries_rewritten: int = 0  # written again since the scan: kept
     dry_run: bool = False
+    complete: bool = True  # False: stopped (SIGTERM/SIGINT) before the scan's end
     seconds: float = 0.0
 
     def to_doc(self) -> dict[str, Any]:
@@ -133,6 +134,8 @@ def compact_table(client: Any, settings: Settings, parent: TableMapping, *, dry_
         while not stop.is_set():
             page = _retrying(lambda: client.scan(**kwargs), f"scanning {table}", table, stop)
             for item in page.get("Items", []):
+                if stop.is_set():
+                    return
                 if not owned_by(item, parent.source):
                     continue
                 counts = one_item(item, {k: item[k] for k in key_names})
@@ -148,6 +151,7 @@ def compact_table(client: Any, settings: Settings, parent: TableMapping, *, dry_
 
     with ThreadPoolExecutor(segments) as pool:
         list(pool.map(segment, range(segments)))  # re-raises a segment's error
+    report.complete = not stop.is_set()
     report.seconds = round(time.monotonic() - started, 3)
     log.info("compact_table_done", **{k: v for k, v in report.to_doc().items() if k != "attributes"})
     return report

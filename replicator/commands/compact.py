@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import orjson
 import typer
@@ -10,7 +10,10 @@ from rich.console import Console
 from rich.table import Table
 
 from replicator.commands.common import ConfigOption, bootstrap, exit_on_error, start_up
-from replicator.errors import EXIT_USAGE
+
+if TYPE_CHECKING:
+    from consumers.writer.compact import CompactReport
+from replicator.errors import EXIT_CHECK_FAILED, EXIT_USAGE
 
 
 def register(app: typer.Typer) -> None:
@@ -35,8 +38,9 @@ def register(app: typer.Typer) -> None:
         can bring it back; an item cannot be trimmed by TTL, so without this a parent whose children
         come and go grows towards DynamoDB's 400 KB item limit. Each expired entry is removed only if
         it is still the tombstone that was read. Safe in any phase and at any time; run it daily
-        (the Helm chart's compact CronJob). Exit 0 when done (also when nothing was expired), 2 for
-        a --table that has no embedded children or bad configuration.
+        (the Helm chart's compact CronJob). Exit 0 when done (also when nothing was expired), 1 when
+        stopped by SIGTERM/SIGINT before the end (run it again to go on), 2 for a --table that has
+        no embedded children or bad configuration.
         """
         settings = bootstrap(config)
         from consumers.writer.compact import compact_table, parents_with_children
@@ -50,24 +54,35 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(EXIT_USAGE)
         start_up(settings, ("dynamodb",), tables=())
         from replicator.adapters.dynamodb import dynamodb_client
+        from replicator.lifecycle import stop_on_signals
 
         client = dynamodb_client(settings.dynamodb)
+        stopping = stop_on_signals("consumers.writer.compact")  # SIGTERM/SIGINT: stop at the next item
         with exit_on_error():
             reports = [compact_table(client, settings, p, dry_run=dry_run, segments=segments,
-                                     max_writes_per_s=max_writes_per_s) for p in parents]
+                                     max_writes_per_s=max_writes_per_s, stop=stopping)
+                       for p in parents if not stopping.is_set()]
+        complete = not stopping.is_set()
         if as_json:
-            typer.echo(orjson.dumps({"ok": True, "tables": [r.to_doc() for r in reports]},
+            typer.echo(orjson.dumps({"ok": complete, "tables": [r.to_doc() for r in reports]},
                                     option=orjson.OPT_INDENT_2).decode())
-            return
-        if not reports:
+        elif not reports:
             typer.echo("no table has embedded children (tables[].embed): nothing to compact")
-            return
-        out = Table(title="replicator compact" + (" (dry run: nothing removed)" if dry_run else ""))
-        for col in ("parent table", "dynamodb table", "items scanned", "items with expired entries",
-                    "expired entries", "removed", "written again (kept)", "time"):
-            out.add_column(col)
-        for r in reports:
-            out.add_row(r.source, r.table, str(r.items_scanned), str(r.items_compacted),
-                        str(r.entries_expired), str(r.entries_removed), str(r.entries_rewritten),
-                        f"{r.seconds:.1f} s")
-        Console().print(out)
+        else:
+            _print(reports, dry_run)
+        if not complete:
+            typer.echo("stopped before the end: what was removed was expired; run it again to go on",
+                       err=True)
+            raise typer.Exit(EXIT_CHECK_FAILED)
+
+
+def _print(reports: list[CompactReport], dry_run: bool) -> None:
+    out = Table(title="replicator compact" + (" (dry run: nothing removed)" if dry_run else ""))
+    for col in ("parent table", "dynamodb table", "items scanned", "items with expired entries",
+                "expired entries", "removed", "written again (kept)", "time"):
+        out.add_column(col)
+    for r in reports:
+        out.add_row(r.source, r.table, str(r.items_scanned), str(r.items_compacted),
+                    str(r.entries_expired), str(r.entries_removed), str(r.entries_rewritten),
+                    f"{r.seconds:.1f} s")
+    Console().print(out)

@@ -180,3 +180,15 @@ def test_compact_removes_the_other_expired_entries_of_an_item_whose_child_came_b
     assert (report.entries_expired, report.entries_removed, report.entries_rewritten) == (2, 1, 1)
     after = _entries(dynamodb, table)
     assert "4" not in after and after["3"]["_version"] == {"N": "40"} and "_deleted" not in after["3"]
+
+
+def test_a_stopped_run_says_it_is_incomplete_and_removes_nothing_more(dynamodb: Any, unique: str) -> None:
+    import threading
+
+    settings, table = _shop(dynamodb, unique)
+    _write(dynamodb, table)
+    stop = threading.Event()
+    stop.set()  # SIGTERM before the scan: the CLI then exits 1 and says to run it again
+    report = compact_table(dynamodb, settings, settings.tables[0], now=NOW, stop=stop)
+    assert (report.complete, report.entries_removed) == (False, 0)
+    assert sorted(_entries(dynamodb, table)) == ["1", "2", "3", "4", "5", "6"]
